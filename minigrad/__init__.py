@@ -1,0 +1,29 @@
+"""minigrad: a reverse-mode autograd engine on NumPy, small enough to read in an afternoon."""
+
+from minigrad.tensor import Tensor, ones, randn, tensor, zeros  # noqa: I001  (binds the ops)
+from minigrad.autograd import (
+    AnomalyError,
+    Function,
+    GraphFreedError,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    name_scope,
+    no_grad,
+    set_grad_enabled,
+)
+from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from minigrad.ops.elementwise import exp, log, maximum, minimum, relu, sigmoid, sqrt, tanh, where
+from minigrad.ops.linalg import matmul
+from minigrad.ops.nn import log_softmax, softmax
+from minigrad.ops.shape import concat, split, stack
+from minigrad.random import manual_seed
+
+__all__ = [
+    "AnomalyError", "Function", "GradcheckError", "GraphFreedError", "Tensor", "concat",
+    "detect_anomaly", "enable_grad", "exp", "grad", "gradcheck", "gradgradcheck",
+    "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
+    "name_scope", "no_grad", "ones", "randn", "relu", "set_grad_enabled", "sigmoid", "softmax",
+    "split", "sqrt", "stack", "tanh", "tensor", "where", "zeros",
+]

@@ -1,0 +1,421 @@
+"""Function (the op base class), grad mode, name scopes and the reverse-mode engine."""
+
+from __future__ import annotations
+
+import traceback
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from operator import attrgetter
+
+import numpy as np
+
+from minigrad.tensor import Tensor
+
+
+class _State:
+    """Process-wide switches read on every op: grad mode, anomaly mode, current name scope."""
+
+    __slots__ = ("grad_enabled", "anomaly", "scope")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.anomaly = False
+        self.scope = ""
+
+
+_state = _State()
+_wrap = Tensor._wrap
+_data = attrgetter("data")
+
+
+class AnomalyError(RuntimeError):
+    """Raised under ``detect_anomaly()`` when an op's forward or backward yields NaN or inf."""
+
+
+class GraphFreedError(RuntimeError):
+    """Raised when backward runs a second time through a graph whose saved arrays were freed."""
+
+
+# ----------------------------------------------------------------------------------------------
+# grad mode, anomaly mode, name scopes
+
+
+@contextmanager
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    previous = _state.grad_enabled
+    _state.grad_enabled = enabled
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def no_grad():
+    """Context manager (or decorator) under which ops record no graph."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Context manager (or decorator) that turns graph recording back on inside ``no_grad``."""
+    return _grad_mode(True)
+
+
+def set_grad_enabled(enabled: bool):
+    """Context manager that sets grad mode to ``enabled``."""
+    return _grad_mode(enabled)
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record the graph."""
+    return _state.grad_enabled
+
+
+@contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Record where each op is created and raise as soon as a forward or backward yields NaN/inf."""
+    previous = _state.anomaly
+    _state.anomaly = True
+    try:
+        yield
+    finally:
+        _state.anomaly = previous
+
+
+@contextmanager
+def name_scope(name: str) -> Iterator[None]:
+    """Tag every op created inside with ``name`` (nested scopes join with dots), for drawing."""
+    previous = _state.scope
+    _state.scope = f"{previous}.{name}" if previous else name
+    try:
+        yield
+    finally:
+        _state.scope = previous
+
+
+# ----------------------------------------------------------------------------------------------
+# Function
+
+
+class Function:
+    """Base class of every op.
+
+    Subclasses define ``forward(*arrays)`` on NumPy arrays and ``backward(*grad_outputs)`` with
+    Tensor ops, and are called as ``MyOp.apply(*tensors, **options)``. Keyword options go to
+    ``__init__``. ``forward`` may keep arrays for backward with ``save_for_backward``; the engine
+    frees them after backward unless ``retain_graph=True``. The node holds its inputs strongly
+    and its outputs weakly (``self.output(i)``), so a graph never forms a reference cycle.
+    """
+
+    inputs: tuple[Tensor, ...] = ()
+    saved: tuple = ()
+    freed = False
+    hooked = False
+    scope = ""
+    trace: list | None = None
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **options) -> Tensor | tuple[Tensor, ...]:
+        """Run the op on tensors and, in grad mode, record it in the graph."""
+        fn = cls(**options) if options else cls()
+        raw = fn.forward(*map(_data, inputs))
+        many = type(raw) is tuple
+        outputs = tuple(map(_wrap, raw)) if many else (_wrap(raw),)
+        if _state.grad_enabled:
+            for x in inputs:
+                if x.requires_grad:
+                    fn._record(inputs, outputs)
+                    break
+        if _state.anomaly:
+            fn.trace = traceback.extract_stack()[:-1]
+            for i, y in enumerate(outputs):
+                _check_finite(fn, y.data, f"forward output {i}")
+        return outputs if many else outputs[0]
+
+    def _record(self, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...]) -> None:
+        self.inputs = inputs
+        self.outputs = tuple([weakref.ref(y) for y in outputs])
+        self.scope = _state.scope
+        if len(outputs) > 1:  # to zero-fill the gradients of outputs that received none
+            self.output_meta = tuple([(y.shape, y.dtype) for y in outputs])
+        for i, y in enumerate(outputs):
+            y.requires_grad = True
+            y.grad_fn = self
+            y.index = i
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        """For each input, whether backward must compute its gradient."""
+        return tuple([x.requires_grad for x in self.inputs])
+
+    def forward(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Compute the op's output(s) from input arrays."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, *grad_outputs: Tensor) -> Tensor | tuple[Tensor | None, ...]:
+        """Map output gradients to input gradients, written with Tensor ops."""
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep arrays (beyond the inputs) for backward; freed after backward."""
+        self.saved = arrays
+
+    def output(self, i: int = 0) -> Tensor:
+        """The i-th output tensor (held weakly; alive whenever backward can reach this node)."""
+        return self.outputs[i]()
+
+    @property
+    def name(self) -> str:
+        """The op's label, as drawn in graphs and named in errors."""
+        return type(self).__name__
+
+    def where(self) -> str:
+        """Where this op was created (recorded under ``detect_anomaly``), as text."""
+        if self.trace is None:
+            return "unknown (run under mg.detect_anomaly() to record it)"
+        frames = [f for f in self.trace if "/minigrad/" not in f.filename] or self.trace
+        return "".join(traceback.format_list(frames[-3:])).rstrip()
+
+    def release(self) -> None:
+        """Free what forward saved; a later backward through this node raises."""
+        self.saved = ()
+        self.freed = True
+
+    def __repr__(self) -> str:
+        return f"<{self.name} at scope {self.scope!r}>" if self.scope else f"<{self.name}>"
+
+
+def _check_finite(fn: Function, array: np.ndarray, what: str) -> None:
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        kind = "nan" if np.isnan(array).any() else "inf"
+        raise AnomalyError(
+            f"{fn.name} produced {kind} in its {what} (shape {array.shape}). "
+            f"The op was created at:\n{fn.where()}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine
+
+
+def _topological_order(roots: Sequence[Tensor]) -> list[Function]:
+    """Every node reachable from the roots, each after all nodes that consume it (no recursion)."""
+    order: list[Function] = []
+    seen: set[Function] = set()
+    stack: list[tuple[Function, bool]] = [(r.grad_fn, False) for r in roots if r.grad_fn]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        if fn in seen:
+            continue
+        seen.add(fn)
+        stack.append((fn, True))
+        for x in fn.inputs:
+            if x.grad_fn is not None and x.grad_fn not in seen:
+                stack.append((x.grad_fn, False))
+    order.reverse()
+    return order
+
+
+def _fit(fn: Function, x: Tensor, g: Tensor) -> Tensor:
+    """Reduce a gradient that was broadcast back to its input's shape and dtype."""
+    if not isinstance(g, Tensor):
+        raise TypeError(
+            f"{fn.name}.backward must return Tensors (or None); got {type(g).__name__}. "
+            "Write backward with Tensor ops so that create_graph=True works."
+        )
+    if g.shape != x.shape:
+        from minigrad.ops.shape import sum_to
+
+        try:
+            g = sum_to(g, x.shape)
+        except ValueError:
+            raise ValueError(
+                f"{fn.name}.backward returned a gradient of shape {g.shape} for an input of "
+                f"shape {x.shape}; expected that shape or one that broadcasts to it"
+            ) from None
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
+    return g
+
+
+def _hook(t: Tensor, g: Tensor) -> Tensor:
+    for h in tuple(t.hooks.values()):
+        out = h(g)
+        if out is not None:
+            g = out
+    return g
+
+
+def run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None = None,
+) -> dict[int, Tensor]:
+    """Propagate ``root_grads`` from ``roots`` through the graph.
+
+    With ``inputs=None`` gradients accumulate into the ``.grad`` of every leaf; otherwise they
+    are returned (keyed by ``id``) for exactly those tensors and no ``.grad`` is touched.
+    """
+    wanted = None if inputs is None else {id(x) for x in inputs}
+    captured: dict[int, Tensor] = {}
+    pending: dict[Function, list] = {}
+
+    def deliver(x: Tensor, g: Tensor) -> None:
+        if x.grad_fn is not None:
+            slots = pending.get(x.grad_fn)
+            if slots is None:
+                slots = pending[x.grad_fn] = [None] * len(x.grad_fn.outputs)
+            prev = slots[x.index]
+            slots[x.index] = g if prev is None else prev + g
+            return
+        if x.hooks:
+            g = _hook(x, g)
+        if wanted is None:
+            x.grad = g if x.grad is None else x.grad + g
+        elif id(x) in wanted:
+            prev = captured.get(id(x))
+            captured[id(x)] = g if prev is None else prev + g
+
+    order = _topological_order(roots)
+    with _grad_mode(create_graph):
+        for root, g in zip(roots, root_grads):
+            deliver(root, g)
+        for fn in order:
+            grads = pending.pop(fn, None)
+            if grads is None:
+                continue
+            if fn.freed:
+                raise GraphFreedError(
+                    f"Trying to backward through {fn.name} a second time, but its saved arrays "
+                    "were freed by the first backward. Specify retain_graph=True on the first "
+                    "backward (or mg.grad) if you need to backward through the graph twice."
+                )
+            if fn.hooked or wanted is not None:
+                grads = _outputs_seen(fn, grads, wanted, captured)
+            if None in grads:
+                grads = [Tensor._wrap(np.zeros(*fn.output_meta[i])) if g is None else g
+                         for i, g in enumerate(grads)]
+            in_grads = fn.backward(*grads)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+            if len(in_grads) != len(fn.inputs):
+                raise ValueError(
+                    f"{fn.name}.backward returned {len(in_grads)} gradients for "
+                    f"{len(fn.inputs)} inputs"
+                )
+            if not retain_graph:
+                fn.release()
+            for x, g in zip(fn.inputs, in_grads):
+                if g is None or not x.requires_grad:
+                    continue
+                if type(g) is not Tensor or g.data.shape != x.data.shape \
+                        or g.data.dtype != x.data.dtype:
+                    g = _fit(fn, x, g)
+                if _state.anomaly:
+                    _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
+                deliver(x, g)
+    return captured
+
+
+def _outputs_seen(fn: Function, grads: list, wanted, captured: dict) -> list:
+    """Give non-leaf outputs their hooks, retained ``.grad`` and captured gradients."""
+    for i, ref in enumerate(fn.outputs):
+        y = ref()
+        g = grads[i]
+        if y is None or g is None:
+            continue
+        if y.hooks:
+            g = grads[i] = _hook(y, g)
+        if y.retains_grad and wanted is None:
+            y.grad = g if y.grad is None else y.grad + g
+        if wanted is not None and id(y) in wanted:
+            captured[id(y)] = g
+    return grads
+
+
+def _root_grads(outputs: Sequence[Tensor], grad_outputs) -> list[Tensor]:
+    grads = []
+    for k, y in enumerate(outputs):
+        if not y.requires_grad:
+            raise RuntimeError(
+                f"element {k} of the outputs (shape {y.shape}) does not require grad and has no "
+                "grad_fn: nothing to differentiate"
+            )
+        g = None if grad_outputs is None else grad_outputs[k]
+        if g is None:
+            if y.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; output {k} has "
+                    f"shape {y.shape}. Pass gradient= (or grad_outputs=) of that shape."
+                )
+            g = np.ones(y.shape, y.dtype)
+        g = g if isinstance(g, Tensor) else Tensor._wrap(np.asarray(g, dtype=y.dtype))
+        if g.shape != y.shape:
+            raise ValueError(
+                f"gradient has shape {g.shape} but the output it belongs to has shape {y.shape}"
+            )
+        grads.append(g)
+    return grads
+
+
+def backward(
+    tensor: Tensor, gradient=None, retain_graph: bool = False, create_graph: bool = False
+) -> None:
+    """Accumulate d tensor / d leaf into every leaf's ``.grad`` (see ``Tensor.backward``)."""
+    grads = _root_grads([tensor], None if gradient is None else [gradient])
+    run_backward([tensor], grads, retain_graph or create_graph, create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs=None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Return d outputs / d inputs (weighted by ``grad_outputs``) without touching any ``.grad``.
+
+    Like ``torch.autograd.grad``: ``retain_graph`` defaults to ``create_graph``; an input that
+    the outputs do not depend on raises unless ``allow_unused=True`` (then its entry is None).
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    for k, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"input {k} (shape {x.shape}) does not require grad")
+    retain = create_graph if retain_graph is None else retain_graph
+    captured = run_backward(
+        outputs, _root_grads(outputs, grad_outputs), retain, create_graph, inputs
+    )
+    result = tuple(captured.get(id(x)) for x in inputs)
+    for k, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"input {k} (shape {inputs[k].shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+    return result
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` takes the hook away again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        """Remove the hook (a no-op if it is already gone)."""
+        self.hooks.pop(self.id, None)
+

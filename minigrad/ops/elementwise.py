@@ -1,0 +1,267 @@
+"""Elementwise ops. Broadcast gradients are reduced to each input's shape by the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor, _lift
+
+
+class Add(Function):
+    """add: y = a + b; da = dy, db = dy"""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        return gy, gy
+
+
+class Sub(Function):
+    """sub: y = a - b; da = dy, db = -dy"""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        return gy, (-gy if self.inputs[1].requires_grad else None)
+
+
+class Mul(Function):
+    """mul: y = a * b; da = dy * b, db = dy * a"""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
+
+
+class Div(Function):
+    """div: y = a / b; da = dy / b, db = -dy * a / b**2"""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        ga = gy / b
+        return ga, (-ga * a / b if b.requires_grad else None)
+
+
+class Neg(Function):
+    """neg: y = -x; dx = -dy"""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """pow: y = x ** p for a number p; dx = dy * p * x ** (p - 1)"""
+
+    def __init__(self, exponent: float) -> None:
+        self.exponent = exponent
+
+    def forward(self, x):
+        return x ** np.asarray(self.exponent, dtype=x.dtype)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        p = self.exponent
+        return gy * p * x ** (p - 1)
+
+
+class Exp(Function):
+    """exp: y = e ** x; dx = dy * y"""
+
+    def forward(self, x):
+        return np.exp(x)
+
+    def backward(self, gy):
+        return gy * self.output()
+
+
+class Log(Function):
+    """log: y = ln x; dx = dy / x"""
+
+    def forward(self, x):
+        return np.log(x)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Tanh(Function):
+    """tanh: y = tanh(x); dx = dy * (1 - y ** 2)"""
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y)"""
+
+    def forward(self, x):
+        e = np.exp(-np.abs(x))  # never overflows: the exponent is <= 0
+        return np.where(x >= 0, 1, e) / (1 + e)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1 - y)
+
+
+class Relu(Function):
+    """relu: y = max(x, 0); dx = dy * [x > 0]"""
+
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+    def backward(self, gy):
+        return gy * (self.inputs[0] > 0)
+
+
+class Sqrt(Function):
+    """sqrt: y = x ** 0.5; dx = dy / (2 y)"""
+
+    def forward(self, x):
+        return np.sqrt(x)
+
+    def backward(self, gy):
+        return gy / (2 * self.output())
+
+
+class Abs(Function):
+    """abs: y = |x|; dx = dy * sign(x)"""
+
+    def forward(self, x):
+        return np.abs(x)
+
+    def backward(self, gy):
+        return gy * Tensor._wrap(np.sign(self.inputs[0].data))
+
+
+class Clip(Function):
+    """clip: y = min(max(x, lo), hi); dx = dy * [lo <= x <= hi]"""
+
+    def __init__(self, lo: float | None, hi: float | None) -> None:
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"Clip: lo ({lo}) must not exceed hi ({hi})")
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        return np.clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        inside = np.ones(x.shape, bool)
+        if self.lo is not None:
+            inside &= x >= self.lo
+        if self.hi is not None:
+            inside &= x <= self.hi
+        return gy * Tensor._wrap(inside)
+
+
+class Where(Function):
+    """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)"""
+
+    def __init__(self, cond: np.ndarray) -> None:
+        self.cond = cond
+
+    def forward(self, a, b):
+        return np.where(self.cond, a, b)
+
+    def backward(self, gy):
+        zero = Tensor._wrap(np.zeros((), gy.dtype))
+        need_a, need_b = self.needs_input_grad
+        return (
+            Where.apply(gy, zero, cond=self.cond) if need_a else None,
+            Where.apply(zero, gy, cond=self.cond) if need_b else None,
+        )
+
+
+class Cast(Function):
+    """cast: y = x as dtype; dx = dy as x's dtype"""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+
+    def forward(self, x):
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.inputs[0].dtype)
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def where(cond, a, b) -> Tensor:
+    """Pick ``a`` where ``cond`` is true and ``b`` elsewhere, broadcasting all three."""
+    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    if isinstance(a, Tensor):
+        b = _lift(b, a)
+    elif isinstance(b, Tensor):
+        a = _lift(a, b)
+    else:
+        a, b = Tensor(a), Tensor(b)
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"where: cond {cond.shape}, a {a.shape} and b {b.shape} do not broadcast together"
+        ) from None
+    return Where.apply(a, b, cond=cond)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; at ties the gradient goes to ``a``."""
+    a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
+    b = _lift(b, a)
+    return Where.apply(a, b, cond=a.data >= b.data)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum; at ties the gradient goes to ``a``."""
+    a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
+    b = _lift(b, a)
+    return Where.apply(a, b, cond=a.data <= b.data)
+
+
+def exp(x) -> Tensor:
+    """e ** x."""
+    return Exp.apply(_as_tensor(x))
+
+
+def log(x) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(_as_tensor(x))
+
+
+def tanh(x) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(_as_tensor(x))
+
+
+def sigmoid(x) -> Tensor:
+    """Logistic sigmoid, without overflow."""
+    return Sigmoid.apply(_as_tensor(x))
+
+
+def relu(x) -> Tensor:
+    """max(x, 0)."""
+    return Relu.apply(_as_tensor(x))
+
+
+def sqrt(x) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(_as_tensor(x))

@@ -1,0 +1,57 @@
+"""Matrix multiplication: 1-D, 2-D and batched, with NumPy's broadcasting of batch axes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor
+
+
+class MatMul(Function):
+    """matmul: y = a @ b; da = dy @ b^T, db = a^T @ dy  (batch axes summed by the engine)"""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: needs tensors of 1 or more axes; got {a.shape} @ {b.shape}")
+        inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner_b:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} do not fit: the last axis of a "
+                f"({a.shape[-1]}) must equal the {'only' if b.ndim == 1 else 'second-to-last'} "
+                f"axis of b ({inner_b})"
+            )
+        try:
+            return np.matmul(a, b)
+        except ValueError:
+            raise ValueError(
+                f"matmul: the batch axes of {a.shape} and {b.shape} do not broadcast"
+            ) from None
+
+    def backward(self, gy):
+        a, b = self.inputs
+        # A vector operand acts as a matrix with one row (a) or one column (b), as in forward.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g = gy.reshape(gy.shape + (1,)) if b.ndim == 1 else gy
+        g = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:]) if a.ndim == 1 else g
+        need_a, need_b = self.needs_input_grad
+        ga = gb = None
+        if need_a:
+            ga = g @ _mT(b2)
+            ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:]) if a.ndim == 1 else ga
+        if need_b:
+            gb = _mT(a2) @ g
+            gb = gb.reshape(gb.shape[:-1]) if b.ndim == 1 else gb
+        return ga, gb
+
+
+def _mT(x: Tensor) -> Tensor:
+    """Swap the last two axes."""
+    return x.swapaxes(-1, -2)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with NumPy's rules for 1-D operands and batch broadcasting."""
+    return MatMul.apply(a if isinstance(a, Tensor) else Tensor(a),
+                        b if isinstance(b, Tensor) else Tensor(b))

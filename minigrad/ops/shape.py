@@ -1,0 +1,217 @@
+"""Shape ops: reshape, transpose, broadcast_to, sum_to, getitem, concat, stack, split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.tensor import Tensor
+
+Shape = tuple[int, ...]
+
+
+class Reshape(Function):
+    """reshape: y = x viewed with a new shape; dx = dy reshaped back"""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+    def forward(self, x):
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot view a tensor of shape {x.shape} ({x.size} elements) as "
+                f"shape {self.shape}"
+            ) from None
+
+    def backward(self, gy):
+        return gy.reshape(self.inputs[0].shape)
+
+
+class Transpose(Function):
+    """transpose: y = x with axes permuted; dx = dy with the inverse permutation"""
+
+    def __init__(self, axes: Sequence[int] | None) -> None:
+        self.axes = axes
+
+    def forward(self, x):
+        try:
+            return np.transpose(x, self.axes)
+        except ValueError:
+            raise ValueError(
+                f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of a "
+                f"tensor of shape {x.shape}"
+            ) from None
+
+    def backward(self, gy):
+        if self.axes is None:
+            return gy.transpose()
+        return gy.transpose(tuple(np.argsort([a % gy.ndim for a in self.axes])))
+
+
+class BroadcastTo(Function):
+    """broadcast_to: y = x repeated to shape; dx = sum of dy over the repeated axes"""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+    def forward(self, x):
+        try:
+            return np.broadcast_to(x, self.shape)
+        except ValueError:
+            raise ValueError(
+                f"broadcast_to: a tensor of shape {x.shape} cannot broadcast to {self.shape}"
+            ) from None
+
+    def backward(self, gy):
+        return sum_to(gy, self.inputs[0].shape)
+
+
+class SumTo(Function):
+    """sum_to: y = x summed over the axes broadcasting added or stretched; dx = broadcast(dy)"""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+    def forward(self, x):
+        lead = x.ndim - len(self.shape)
+        stretched = tuple(lead + i for i, n in enumerate(self.shape)
+                          if n == 1 and x.shape[lead + i] != 1)
+        y = x.sum(axis=tuple(range(lead)) + stretched, keepdims=True)
+        return y.reshape(self.shape)
+
+    def backward(self, gy):
+        return gy.broadcast_to(self.inputs[0].shape)
+
+
+def sum_to(x: Tensor, shape: Shape) -> Tensor:
+    """Sum ``x`` down to ``shape``: the inverse of broadcasting ``shape`` up to ``x.shape``."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if np.broadcast_shapes(shape, x.shape) != x.shape:
+        raise ValueError(f"sum_to: shape {x.shape} cannot be summed to {shape}")
+    return SumTo.apply(x, shape=shape)
+
+
+def _is_advanced(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+
+
+class GetItem(Function):
+    """getitem: y = x[index]; dx = zeros with dy added at index (repeats accumulate)"""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    def forward(self, x):
+        try:
+            return x[self.index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor of shape {x.shape}, index {self.index!r})") \
+                from None
+
+    def backward(self, gy):
+        return IndexAdd.apply(gy, index=self.index, shape=self.inputs[0].shape)
+
+
+class IndexAdd(Function):
+    """index_add: y = zeros(shape) with x added at index; dx = dy[index]"""
+
+    def __init__(self, index, shape: Shape) -> None:
+        self.index, self.shape = index, shape
+
+    def forward(self, x):
+        y = np.zeros(self.shape, x.dtype)
+        if _is_advanced(self.index):
+            np.add.at(y, self.index, x)
+        else:
+            y[self.index] = x
+        return y
+
+    def backward(self, gy):
+        return gy[self.index]
+
+
+class Concat(Function):
+    """concat: y = [x1, x2, ...] joined along axis; dxi = the slice of dy that xi filled"""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        try:
+            y = np.concatenate(xs, axis=self.axis)
+        except (ValueError, np.exceptions.AxisError):
+            shapes = ", ".join(str(x.shape) for x in xs)
+            raise ValueError(
+                f"concat: shapes {shapes} must match on every axis except axis {self.axis}"
+            ) from None
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return y
+
+    def backward(self, gy):
+        return Split.apply(gy, sizes=self.sizes, axis=self.axis)
+
+
+class Split(Function):
+    """split: (y1, y2, ...) = pieces of x along axis; dx = concat(dy1, dy2, ...)"""
+
+    def __init__(self, sizes: Sequence[int], axis: int) -> None:
+        self.sizes, self.axis = list(sizes), axis
+
+    def forward(self, x):
+        return tuple(np.split(x, np.cumsum(self.sizes)[:-1], axis=self.axis))
+
+    def backward(self, *gys):
+        return Concat.apply(*gys, axis=self.axis)
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    if len(tensors) == 0:
+        raise ValueError("concat: needs at least one tensor")
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    if len(tensors) == 0:
+        raise ValueError("stack: needs at least one tensor")
+    shape = tensors[0].shape
+    for t in tensors:
+        if t.shape != shape:
+            shapes = ", ".join(str(t.shape) for t in tensors)
+            raise ValueError(f"stack: all tensors must have the same shape; got {shapes}")
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {shape}")
+    axis = axis % (len(shape) + 1)
+    new = shape[:axis] + (1,) + shape[axis:]
+    return Concat.apply(*[t.reshape(new) for t in tensors], axis=axis)
+
+
+def split(x: Tensor, sizes_or_n: int | Sequence[int], axis: int = -1) -> tuple[Tensor, ...]:
+    """Cut ``x`` along ``axis`` into ``n`` equal pieces, or into pieces of the given sizes."""
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"split: axis {axis} is out of range for a tensor of shape {x.shape}")
+    length = x.shape[axis]
+    if isinstance(sizes_or_n, (int, np.integer)):
+        n = int(sizes_or_n)
+        if n <= 0 or length % n:
+            raise ValueError(
+                f"split: axis {axis} of a tensor of shape {x.shape} has length {length}, "
+                f"which cannot be cut into {n} equal pieces"
+            )
+        sizes = [length // n] * n
+    else:
+        sizes = [int(s) for s in sizes_or_n]
+        if sum(sizes) != length or min(sizes, default=-1) < 0:
+            raise ValueError(
+                f"split: sizes {sizes} must be non-negative and add up to {length}, the length of "
+                f"axis {axis} of a tensor of shape {x.shape}"
+            )
+    return Split.apply(x, sizes=sizes, axis=axis)

@@ -1,0 +1,1 @@
+"""Recurrent models built only from minigrad's public ops."""
