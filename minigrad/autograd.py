@@ -108,8 +108,7 @@ class Function:
     """
 
     inputs: tuple[Tensor, ...] = ()
-    saved: tuple = ()
-    freed = False
+    saved: tuple | None = ()  # None once backward has freed it
     hooked = False
     scope = ""
     trace: list | None = None
@@ -176,10 +175,10 @@ class Function:
         frames = [f for f in self.trace if "/minigrad/" not in f.filename] or self.trace
         return "".join(traceback.format_list(frames[-3:])).rstrip()
 
-    def release(self) -> None:
-        """Free what forward saved; a later backward through this node raises."""
-        self.saved = ()
-        self.freed = True
+    @property
+    def freed(self) -> bool:
+        """True once a backward without ``retain_graph`` has freed what forward saved."""
+        return self.saved is None
 
     def __repr__(self) -> str:
         return f"<{self.name} at scope {self.scope!r}>" if self.scope else f"<{self.name}>"
@@ -263,13 +262,14 @@ def run_backward(
     """
     wanted = None if inputs is None else {id(x) for x in inputs}
     captured: dict[int, Tensor] = {}
-    pending: dict[Function, list] = {}
+    pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
 
     def deliver(x: Tensor, g: Tensor) -> None:
-        if x.grad_fn is not None:
-            slots = pending.get(x.grad_fn)
+        producer = x.grad_fn
+        if producer is not None:
+            slots = pending.get(producer)
             if slots is None:
-                slots = pending[x.grad_fn] = [None] * len(x.grad_fn.outputs)
+                slots = pending[producer] = [None] * len(producer.outputs)
             prev = slots[x.index]
             slots[x.index] = g if prev is None else prev + g
             return
@@ -282,6 +282,7 @@ def run_backward(
             captured[id(x)] = g if prev is None else prev + g
 
     order = _topological_order(roots)
+    anomaly = _state.anomaly
     with _grad_mode(create_graph):
         for root, g in zip(roots, root_grads):
             deliver(root, g)
@@ -289,7 +290,7 @@ def run_backward(
             grads = pending.pop(fn, None)
             if grads is None:
                 continue
-            if fn.freed:
+            if fn.saved is None:
                 raise GraphFreedError(
                     f"Trying to backward through {fn.name} a second time, but its saved arrays "
                     "were freed by the first backward. Specify retain_graph=True on the first "
@@ -309,14 +310,14 @@ def run_backward(
                     f"{len(fn.inputs)} inputs"
                 )
             if not retain_graph:
-                fn.release()
+                fn.saved = None  # free what forward kept; a second backward here raises
             for x, g in zip(fn.inputs, in_grads):
                 if g is None or not x.requires_grad:
                     continue
                 if type(g) is not Tensor or g.data.shape != x.data.shape \
                         or g.data.dtype != x.data.dtype:
                     g = _fit(fn, x, g)
-                if _state.anomaly:
+                if anomaly:
                     _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
                 deliver(x, g)
     return captured
