@@ -19,11 +19,27 @@ from minigrad.ops.linalg import matmul
 from minigrad.ops.nn import log_softmax, softmax
 from minigrad.ops.shape import concat, split, stack
 from minigrad.random import manual_seed
+from minigrad import nn, optim
+from minigrad.checkpoint import load, save
 
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "GraphFreedError", "Tensor", "concat",
-    "detect_anomaly", "enable_grad", "exp", "grad", "gradcheck", "gradgradcheck",
+    "detect_anomaly", "draw_graph", "enable_grad", "exp", "grad", "gradcheck", "gradgradcheck",
     "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
-    "name_scope", "no_grad", "ones", "randn", "relu", "set_grad_enabled", "sigmoid", "softmax",
-    "split", "sqrt", "stack", "tanh", "tensor", "where", "zeros",
+    "name_scope", "no_grad", "ones", "print_graph", "randn", "relu", "set_grad_enabled",
+    "sigmoid", "softmax", "split", "sqrt", "stack", "tanh", "tensor", "trace_backward", "where",
+    "zeros",
+    "load", "nn", "optim", "save",
 ]
+
+_VIZ = ("draw_graph", "print_graph", "trace_backward")
+
+
+def __getattr__(name: str):
+    """Load the graph tools of minigrad.viz on first use (so `python -m minigrad.viz` runs the
+    module once, without runpy's warning about a module imported before it is run)."""
+    if name in _VIZ:
+        from minigrad import viz
+
+        return getattr(viz, name)
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 import weakref
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ class _State:
 _state = _State()
 _wrap = Tensor._wrap
 _data = attrgetter("data")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class AnomalyError(RuntimeError):
@@ -116,15 +118,20 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **options) -> Tensor | tuple[Tensor, ...]:
         """Run the op on tensors and, in grad mode, record it in the graph."""
+        record = False
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                raise TypeError(
+                    f"{cls.__name__}.apply takes Tensors; got a {type(x).__name__} "
+                    "(wrap it with mg.tensor)"
+                )
+            record = record or x.requires_grad
         fn = cls(**options) if options else cls()
         raw = fn.forward(*map(_data, inputs))
         many = type(raw) is tuple
         outputs = tuple(map(_wrap, raw)) if many else (_wrap(raw),)
-        if _state.grad_enabled:
-            for x in inputs:
-                if x.requires_grad:
-                    fn._record(inputs, outputs)
-                    break
+        if record and _state.grad_enabled:
+            fn._record(inputs, outputs)
         if _state.anomaly:
             fn.trace = traceback.extract_stack()[:-1]
             for i, y in enumerate(outputs):
@@ -172,7 +179,7 @@ class Function:
         """Where this op was created (recorded under ``detect_anomaly``), as text."""
         if self.trace is None:
             return "unknown (run under mg.detect_anomaly() to record it)"
-        frames = [f for f in self.trace if "/minigrad/" not in f.filename] or self.trace
+        frames = [f for f in self.trace if not f.filename.startswith(_PACKAGE_DIR)] or self.trace
         return "".join(traceback.format_list(frames[-3:])).rstrip()
 
     @property
@@ -265,11 +272,9 @@ def run_backward(
     pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
 
     def deliver(x: Tensor, g: Tensor) -> None:
-        producer = x.grad_fn
-        if producer is not None:
-            slots = pending.get(producer)
-            if slots is None:
-                slots = pending[producer] = [None] * len(producer.outputs)
+        """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
+        if x.grad_fn is not None:
+            slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
             prev = slots[x.index]
             slots[x.index] = g if prev is None else prev + g
             return
@@ -319,7 +324,17 @@ def run_backward(
                     g = _fit(fn, x, g)
                 if anomaly:
                     _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
-                deliver(x, g)
+                producer = x.grad_fn
+                if producer is None:
+                    deliver(x, g)
+                    continue
+                slots = pending.get(producer)
+                if slots is None:  # first gradient to reach this node
+                    slots = pending[producer] = [None] * len(producer.outputs)
+                    slots[x.index] = g
+                else:
+                    prev = slots[x.index]
+                    slots[x.index] = g if prev is None else prev + g
     return captured
 
 

@@ -125,6 +125,9 @@ class Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
         return Tensor._wrap(self.data)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared, not copied)."""
         return self.data

@@ -8,11 +8,18 @@ from minigrad.autograd import Function
 from minigrad.tensor import Tensor, _lift
 
 
+def _broadcast_error(op: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+    return ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast together")
+
+
 class Add(Function):
     """add: y = a + b; da = dy, db = dy"""
 
     def forward(self, a, b):
-        return a + b
+        try:
+            return a + b
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
 
     def backward(self, gy):
         return gy, gy
@@ -22,7 +29,10 @@ class Sub(Function):
     """sub: y = a - b; da = dy, db = -dy"""
 
     def forward(self, a, b):
-        return a - b
+        try:
+            return a - b
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
 
     def backward(self, gy):
         return gy, (-gy if self.inputs[1].requires_grad else None)
@@ -32,7 +42,10 @@ class Mul(Function):
     """mul: y = a * b; da = dy * b, db = dy * a"""
 
     def forward(self, a, b):
-        return a * b
+        try:
+            return a * b
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
 
     def backward(self, gy):
         a, b = self.inputs
@@ -43,7 +56,10 @@ class Div(Function):
     """div: y = a / b; da = dy / b, db = -dy * a / b**2"""
 
     def forward(self, a, b):
-        return a / b
+        try:
+            return a / b
+        except ValueError:
+            raise _broadcast_error("div", a, b) from None
 
     def backward(self, gy):
         a, b = self.inputs
@@ -227,14 +243,22 @@ def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties the gradient goes to ``a``."""
     a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
     b = _lift(b, a)
-    return Where.apply(a, b, cond=a.data >= b.data)
+    try:
+        cond = a.data >= b.data
+    except ValueError:
+        raise _broadcast_error("maximum", a.data, b.data) from None
+    return Where.apply(a, b, cond=cond)
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum; at ties the gradient goes to ``a``."""
     a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
     b = _lift(b, a)
-    return Where.apply(a, b, cond=a.data <= b.data)
+    try:
+        cond = a.data <= b.data
+    except ValueError:
+        raise _broadcast_error("minimum", a.data, b.data) from None
+    return Where.apply(a, b, cond=cond)
 
 
 def exp(x) -> Tensor:

@@ -21,6 +21,8 @@ class MatMul(Function):
                 f"({a.shape[-1]}) must equal the {'only' if b.ndim == 1 else 'second-to-last'} "
                 f"axis of b ({inner_b})"
             )
+        if a.ndim > 2 and b.ndim == 2:  # one 2-D product over all rows beats a batched loop
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
         try:
             return np.matmul(a, b)
         except ValueError:
@@ -30,6 +32,10 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
+        if a.ndim > 2 and b.ndim == 2:  # as in forward: fold a's batch axes into rows
+            return (gy @ _mT(b) if a.requires_grad else None,
+                    _mT(a.reshape(-1, a.shape[-1])) @ gy.reshape(-1, gy.shape[-1])
+                    if b.requires_grad else None)
         # A vector operand acts as a matrix with one row (a) or one column (b), as in forward.
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b

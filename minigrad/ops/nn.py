@@ -1,10 +1,10 @@
-"""Neural-network ops: softmax and log_softmax, computed stably."""
+"""Neural-network ops: softmax, log_softmax and cross-entropy (computed stably), dropout."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function
+from minigrad.autograd import Function, is_grad_enabled
 from minigrad.ops.reduce import normalize_axes
 from minigrad.tensor import Tensor
 
@@ -48,3 +48,53 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """Log-softmax along ``axis``."""
     return LogSoftmax.apply(x, axis=axis)
+
+
+class CrossEntropy(Function):
+    """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
+
+    ``target`` (ints) and ``weight`` have the logits' shape with the class axis of size 1;
+    ``weight`` is 0 at ignored targets and 1 / count for the mean.
+    """
+
+    def __init__(self, target: np.ndarray, weight: np.ndarray, axis: int, reduction: str) -> None:
+        self.target, self.weight, self.axis, self.reduction = target, weight, axis, reduction
+
+    def forward(self, x):
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=self.axis, keepdims=True)
+        picked = np.take_along_axis(shifted, self.target, self.axis)
+        loss = (np.log(total) - picked) * self.weight
+        delta = exp / total  # softmax - onehot: the gradient before weighting
+        picked_p = np.take_along_axis(delta, self.target, self.axis)
+        np.put_along_axis(delta, self.target, picked_p - 1, self.axis)
+        self.save_for_backward(delta)
+        if self.reduction == "none":
+            return np.squeeze(loss, self.axis)
+        return np.asarray(loss.sum(), x.dtype)
+
+    def backward(self, gy):
+        if is_grad_enabled():  # create_graph: softmax must be an op of x for second derivatives
+            (x,) = self.inputs
+            onehot = np.zeros(x.shape, x.dtype)
+            np.put_along_axis(onehot, self.target, 1, self.axis)
+            delta = x.softmax(self.axis) - Tensor._wrap(onehot)
+        else:
+            delta = Tensor._wrap(self.saved[0])
+        if self.reduction == "none":
+            gy = gy.reshape(self.weight.shape)
+        return delta * (Tensor._wrap(self.weight) * gy)
+
+
+class Dropout(Function):
+    """dropout: y = x * mask; dx = dy * mask  (mask: kept / (1 - p), drawn by the caller)"""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+
+    def forward(self, x):
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * Tensor._wrap(self.mask)

@@ -20,7 +20,10 @@ def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+    normalized = tuple(sorted(a % ndim for a in axes)) if ndim else ()
+    if len(set(normalized)) < len(normalized):
+        raise ValueError(f"{op}: axis {axis} repeats an axis of a tensor with {ndim} dimensions")
+    return normalized
 
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:

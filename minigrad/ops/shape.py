@@ -146,7 +146,11 @@ class Concat(Function):
     def forward(self, *xs):
         try:
             y = np.concatenate(xs, axis=self.axis)
-        except (ValueError, np.exceptions.AxisError):
+        except np.exceptions.AxisError:
+            raise ValueError(
+                f"concat: axis {self.axis} is out of range for tensors of shape {xs[0].shape}"
+            ) from None
+        except ValueError:
             shapes = ", ".join(str(x.shape) for x in xs)
             raise ValueError(
                 f"concat: shapes {shapes} must match on every axis except axis {self.axis}"

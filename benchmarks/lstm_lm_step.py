@@ -1,0 +1,143 @@
+"""Time one training step of an LSTM language model: forward, backward and an SGD update.
+
+    python benchmarks/lstm_lm_step.py [--repeats 20]
+
+Model: Embedding(V -> E) -> LSTM(E -> H) -> Linear(H -> V), cross-entropy over every step,
+float32. Two configurations: "big" (V=1000, E=128, H=256, batch 20, 35 steps) and "tiny"
+(V=50, E=16, H=32, batch 1, 35 steps). Prints the best and median milliseconds per step and
+the peak memory that tracemalloc sees during one step (NumPy reports its allocations to it).
+If PyTorch is importable, the same steps run side by side in it: once with the LSTM cell
+written from the same ops as ours, once with its fused ``nn.LSTM``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import functional as F
+from models import LSTM
+
+CONFIGS = {
+    "big": dict(vocab=1000, embed=128, hidden=256, batch=20, steps=35),
+    "tiny": dict(vocab=50, embed=16, hidden=32, batch=1, steps=35),
+}
+
+
+class LanguageModel(mg.nn.Module):
+    """Embedding -> LSTM -> Linear over every step."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = mg.nn.Embedding(vocab, embed)
+        self.lstm = LSTM(embed, hidden)
+        self.out = mg.nn.Linear(hidden, vocab)
+
+    def forward(self, ids: np.ndarray) -> mg.Tensor:
+        h, _ = self.lstm(self.embed(ids))
+        return self.out(h)
+
+
+def minigrad_step(cfg: dict) -> Callable[[], None]:
+    """One training step of minigrad's model on fixed random data."""
+    mg.manual_seed(0)
+    model = LanguageModel(cfg["vocab"], cfg["embed"], cfg["hidden"])
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, cfg["vocab"], (cfg["steps"], cfg["batch"]))
+    y = rng.integers(0, cfg["vocab"], (cfg["steps"], cfg["batch"]))
+
+    def step() -> None:
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab"]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def torch_steps(cfg: dict) -> dict[str, Callable[[], None]]:
+    """The same step in PyTorch: the LSTM cell from ops, and the fused nn.LSTM."""
+    import torch
+
+    torch.manual_seed(0)
+    V, E, H = cfg["vocab"], cfg["embed"], cfg["hidden"]
+    x = torch.randint(0, V, (cfg["steps"], cfg["batch"]))
+    y = torch.randint(0, V, (cfg["steps"], cfg["batch"]))
+
+    def ops_lstm(emb: torch.Tensor, cell: torch.nn.LSTMCell) -> torch.Tensor:
+        h = c = torch.zeros(emb.shape[1], H)
+        xp = emb @ cell.weight_ih.T + cell.bias_ih
+        outs = []
+        for t in range(emb.shape[0]):
+            i, f, g, o = (xp[t] + h @ cell.weight_hh.T + cell.bias_hh).chunk(4, dim=-1)
+            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            h = o.sigmoid() * c.tanh()
+            outs.append(h)
+        return torch.stack(outs)
+
+    def make(fused: bool) -> Callable[[], None]:
+        embed, out = torch.nn.Embedding(V, E), torch.nn.Linear(H, V)
+        rnn = torch.nn.LSTM(E, H) if fused else torch.nn.LSTMCell(E, H)
+        params = [*embed.parameters(), *rnn.parameters(), *out.parameters()]
+        opt = torch.optim.SGD(params, lr=0.1)
+
+        def step() -> None:
+            emb = embed(x)
+            h = rnn(emb)[0] if fused else ops_lstm(emb, rnn)
+            loss = torch.nn.functional.cross_entropy(out(h).reshape(-1, V), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    return {"torch, LSTM from ops": make(False), "torch, fused nn.LSTM": make(True)}
+
+
+def measure(step: Callable[[], None], repeats: int) -> tuple[float, float, float]:
+    """Best and median ms per step over ``repeats`` runs, and peak MiB of one step."""
+    step()  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) * 1e3)
+    tracemalloc.start()
+    step()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return min(times), statistics.median(times), peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+    except ImportError:
+        torch = None
+        print("(PyTorch not installed: showing minigrad only)")
+    print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9}")
+    for name, cfg in CONFIGS.items():
+        runs = {"minigrad": minigrad_step(cfg)}
+        if torch is not None:
+            runs.update(torch_steps(cfg))
+        for label, step in runs.items():
+            best, median, peak = measure(step, args.repeats)
+            peak_text = f"{peak:9.1f}" if label == "minigrad" else f"{'-':>9}"
+            print(f"{name:<6} {label:<24} {best:8.2f} {median:10.2f} {peak_text}")
+
+
+if __name__ == "__main__":
+    main()

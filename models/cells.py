@@ -1,0 +1,175 @@
+"""Recurrent cells, each written as its textbook equations with minigrad ops.
+
+A cell is a Module whose ``forward(x, state)`` returns ``(h, new_state)``. The cells here split
+that step in two so that a layer can project a whole sequence at once:
+``project_input(x)`` computes the input side ``W_ih x + b_ih`` (one matmul for all time steps)
+and ``step(xp, state)`` does the rest. Parameter names, shapes, gate order and initialization
+follow PyTorch's ``RNNCell``, ``LSTMCell`` and ``GRUCell``, so their weights load as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import Module, Parameter, init
+
+State = mg.Tensor | tuple[mg.Tensor, ...]
+
+
+class Cell(Module):
+    """Base class: fused weights ``weight_ih (gates*H, I)``, ``weight_hh (gates*H, H)`` and
+    biases, initialized uniform in ±1/√H, an input projection and a zero initial state.
+
+    Subclasses define ``step(xp, state) -> (h, new_state)``; a cell whose state is not a single
+    ``(B, H)`` tensor also overrides ``init_state``.
+    """
+
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: input_size and hidden_size must be positive; got "
+                f"{input_size} and {hidden_size}"
+            )
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        rows = self.gates * hidden_size
+        self.weight_ih = Parameter(np.empty((rows, input_size), np.float32))
+        self.weight_hh = Parameter(np.empty((rows, hidden_size), np.float32))
+        self.bias_ih = Parameter(np.empty(rows, np.float32)) if bias else None
+        self.bias_hh = Parameter(np.empty(rows, np.float32)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw every parameter from U(-1/√H, 1/√H), as PyTorch does."""
+        bound = 1 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def init_state(self, batch: int, dtype=np.float32) -> State:
+        """The zero state for a batch."""
+        return mg.zeros(batch, self.hidden_size, dtype=dtype)
+
+    def project_input(self, x: mg.Tensor) -> mg.Tensor:
+        """W_ih x + b_ih, for any leading shape (a whole sequence at once)."""
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: expected input with last axis {self.input_size}; "
+                f"got shape {x.shape}"
+            )
+        return _affine(x, self.weight_ih, self.bias_ih)
+
+    def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
+        """One step from the projected input ``xp``."""
+        raise NotImplementedError
+
+    def forward(self, x: mg.Tensor, state: State | None = None) -> tuple[mg.Tensor, State]:
+        """One step: ``(h, new_state)`` from input ``x (B, I)`` and ``state`` (zeros if None)."""
+        if x.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: expected input of shape (batch, {self.input_size}); "
+                f"got {x.shape}"
+            )
+        if state is None:
+            state = self.init_state(x.shape[0], x.dtype)
+        return self.step(self.project_input(x), state)
+
+    def extra_repr(self) -> str:
+        """Sizes, as PyTorch prints them."""
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _affine(x: mg.Tensor, weight: mg.Tensor, bias: mg.Tensor | None) -> mg.Tensor:
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+class RNNCell(Cell):
+    """Elman cell: h' = f(W_ih x + b_ih + W_hh h + b_hh), f = tanh or relu."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias)
+        self.nonlinearity = nonlinearity
+
+    def step(self, xp, h):
+        pre = xp + _affine(h, self.weight_hh, self.bias_hh)
+        h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
+        return h, h
+
+
+class LSTMCell(Cell):
+    """LSTM: i, f, g, o = σ, σ, tanh, σ of (W_ih x + b_ih + W_hh h + b_hh);
+    c' = f⊙c + i⊙g; h' = o⊙tanh(c'). State is (h, c)."""
+
+    gates = 4
+
+    def init_state(self, batch: int, dtype=np.float32) -> State:
+        """Zero hidden and cell states."""
+        return super().init_state(batch, dtype), super().init_state(batch, dtype)
+
+    def step(self, xp, state):
+        h, c = state
+        i, f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(4)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        return h, (h, c)
+
+
+class GRUCell(Cell):
+    """GRU: r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z});
+    n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)); h' = (1 − z)⊙n + z⊙h."""
+
+    gates = 3
+
+    def step(self, xp, h):
+        x_r, x_z, x_n = xp.chunk(3)
+        h_r, h_z, h_n = _affine(h, self.weight_hh, self.bias_hh).chunk(3)
+        r = (x_r + h_r).sigmoid()
+        z = (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
+        h = (1 - z) * n + z * h
+        return h, h
+
+
+class PeepholeLSTMCell(LSTMCell):
+    """LSTM whose gates also see the cell state (Gers & Schmidhuber, 2000):
+    i = σ(… + p_i⊙c), f = σ(… + p_f⊙c), c' = f⊙c + i⊙g, o = σ(… + p_o⊙c'), h' = o⊙tanh(c').
+    The peephole weights are vectors (diagonal matrices)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__(input_size, hidden_size, bias)
+        self.peephole_i = Parameter(np.empty(hidden_size, np.float32))
+        self.peephole_f = Parameter(np.empty(hidden_size, np.float32))
+        self.peephole_o = Parameter(np.empty(hidden_size, np.float32))
+        self.reset_parameters()  # again, now that the peepholes exist
+
+    def step(self, xp, state):
+        h, c = state
+        i, f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(4)
+        i = (i + self.peephole_i * c).sigmoid()
+        f = (f + self.peephole_f * c).sigmoid()
+        c = f * c + i * g.tanh()
+        h = (o + self.peephole_o * c).sigmoid() * c.tanh()
+        return h, (h, c)
+
+
+class CoupledLSTMCell(LSTMCell):
+    """LSTM with coupled input and forget gates (no input gate): f, g, o from the weights,
+    i = 1 − f; c' = f⊙c + (1 − f)⊙g; h' = o⊙tanh(c')."""
+
+    gates = 3
+
+    def step(self, xp, state):
+        h, c = state
+        f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(3)
+        f = f.sigmoid()
+        c = f * c + (1 - f) * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        return h, (h, c)

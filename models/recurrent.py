@@ -1,0 +1,169 @@
+"""Recurrent layers: any cell run over a sequence, stacked, optionally bidirectional.
+
+``Recurrent`` keeps PyTorch's layout: input ``(T, B, I)`` (``(B, T, I)`` with
+``batch_first=True``), output ``(T, B, D*H)`` with the two directions concatenated as
+``[h→; h←]``, final states ``(L*D, B, H)``, and parameters named ``weight_ih_l{k}[_reverse]``
+and so on, so a ``torch.nn.LSTM`` state_dict converted to NumPy loads as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import minigrad as mg
+from minigrad.nn import Module
+from minigrad.nn import functional as F
+from models.cells import GRUCell, LSTMCell, RNNCell, State
+
+
+def _unstack(x: mg.Tensor) -> list[mg.Tensor]:
+    """Split a tensor along its first axis into views without that axis (one op, not T)."""
+    return [piece.reshape(piece.shape[1:]) for piece in x.split(x.shape[0], axis=0)]
+
+
+def _stack_states(states: Sequence[State]) -> State:
+    if isinstance(states[0], tuple):
+        return tuple(mg.stack(parts) for parts in zip(*states))
+    return mg.stack(states)
+
+
+def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False
+         ) -> tuple[mg.Tensor, State]:
+    """Run ``cell`` over ``xs (T, B, I)`` from ``state``; return outputs ``(T, B, H)`` and the
+    final state. A cell with ``project_input``/``step`` gets its input side for all T steps in
+    one matmul; any other cell is called as ``cell(x_t, state)``. Each step runs in name scope
+    ``t{t}``."""
+    if hasattr(cell, "project_input") and hasattr(cell, "step"):
+        xs, step = cell.project_input(xs), cell.step
+    else:
+        step = cell
+    inputs = _unstack(xs)
+    outputs: list[mg.Tensor | None] = [None] * len(inputs)
+    for t in reversed(range(len(inputs))) if reverse else range(len(inputs)):
+        with mg.name_scope(f"t{t}"):
+            outputs[t], state = step(inputs[t], state)
+    return mg.stack(outputs), state
+
+
+class Recurrent(Module):
+    """Turn any cell into a multi-layer, optionally bidirectional recurrent layer.
+
+    ``cell_type(input_size, hidden_size, **cell_kwargs)`` builds each cell. Layer k > 0 reads
+    layer k-1's output, through dropout in training mode; with ``residual=True`` it also adds
+    its input to its output when the widths match. ``forward(x, hx=None)`` returns
+    ``(output, h_n)``, where ``hx``/``h_n`` hold one ``(L*D, B, H)`` tensor per state tensor
+    of the cell (a tuple for LSTM-like cells).
+    """
+
+    def __init__(self, cell_type: Callable[..., Module], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 batch_first: bool = False, residual: bool = False, **cell_kwargs) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if num_layers < 1:
+            raise ValueError(f"{name}: num_layers must be at least 1; got {num_layers}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"{name}: dropout must be in [0, 1); got {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bidirectional, self.dropout = bidirectional, dropout
+        self.batch_first, self.residual = batch_first, residual
+        self.num_directions = 2 if bidirectional else 1
+        # The cells are kept in a plain list; their parameters are registered here under
+        # PyTorch's names (weight_ih_l0, weight_hh_l0_reverse, ...).
+        self.cells: list[Module] = []
+        for k in range(num_layers):
+            width = input_size if k == 0 else hidden_size * self.num_directions
+            for suffix in ("", "_reverse")[: self.num_directions]:
+                cell = cell_type(width, hidden_size, **cell_kwargs)
+                for pname, p in cell.named_parameters():
+                    setattr(self, f"{pname.replace('.', '_')}_l{k}{suffix}", p)
+                self.cells.append(cell)
+
+    def _initial_states(self, hx: State | None, batch: int, dtype) -> list[State]:
+        name = type(self).__name__
+        zero = [cell.init_state(batch, dtype) if hasattr(cell, "init_state")
+                else mg.zeros(batch, self.hidden_size, dtype=dtype) for cell in self.cells]
+        if hx is None:
+            return zero
+        parts = hx if isinstance(hx, tuple) else (hx,)
+        expected_parts = len(zero[0]) if isinstance(zero[0], tuple) else 1
+        want = (len(self.cells), batch, self.hidden_size)
+        if len(parts) != expected_parts or any(p.shape != want for p in parts):
+            shapes = ", ".join(str(p.shape) for p in parts)
+            raise ValueError(
+                f"{name}: expected hx as {expected_parts} tensor(s) of shape {want} "
+                f"(layers*directions, batch, hidden); got {shapes}"
+            )
+        per_cell = list(zip(*(_unstack(p) for p in parts)))
+        return [s if isinstance(hx, tuple) else s[0] for s in per_cell]
+
+    def forward(self, x: mg.Tensor, hx: State | None = None) -> tuple[mg.Tensor, State]:
+        """Run the stack over ``x``; return ``(output, h_n)``."""
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if x.ndim != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: expected input of shape {layout} with "
+                f"I = {self.input_size}; got {x.shape}"
+            )
+        if self.batch_first:
+            x = x.swapaxes(0, 1)
+        states = self._initial_states(hx, x.shape[1], x.dtype)
+        finals: list[State] = []
+        layer_input = x
+        for k in range(self.num_layers):
+            with mg.name_scope(f"l{k}"):
+                if k > 0:
+                    layer_input = F.dropout(layer_input, self.dropout, self.training)
+                outputs = []
+                for d in range(self.num_directions):
+                    i = k * self.num_directions + d
+                    with mg.name_scope("bwd" if d else "fwd"):
+                        out, final = scan(self.cells[i], layer_input, states[i], reverse=d == 1)
+                    outputs.append(out)
+                    finals.append(final)
+                out = outputs[0] if len(outputs) == 1 else mg.concat(outputs, axis=-1)
+                if self.residual and k > 0 and out.shape == layer_input.shape:
+                    out = out + layer_input
+            layer_input = out
+        output = layer_input.swapaxes(0, 1) if self.batch_first else layer_input
+        return output, _stack_states(finals)
+
+    def extra_repr(self) -> str:
+        """Sizes and options, as PyTorch prints them."""
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        for option in ("batch_first", "bidirectional", "residual"):
+            if getattr(self, option):
+                text += f", {option}=True"
+        return text + (f", dropout={self.dropout}" if self.dropout else "")
+
+
+class RNN(Recurrent):
+    """Elman RNN with PyTorch's signature; ``forward(x, hx=None) -> (output, h_n)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False) -> None:
+        super().__init__(RNNCell, input_size, hidden_size, num_layers, bidirectional, dropout,
+                         batch_first, nonlinearity=nonlinearity, bias=bias)
+
+
+class LSTM(Recurrent):
+    """LSTM with PyTorch's signature; ``forward(x, hx=None) -> (output, (h_n, c_n))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
+        super().__init__(LSTMCell, input_size, hidden_size, num_layers, bidirectional, dropout,
+                         batch_first, bias=bias)
+
+
+class GRU(Recurrent):
+    """GRU with PyTorch's signature; ``forward(x, hx=None) -> (output, h_n)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
+        super().__init__(GRUCell, input_size, hidden_size, num_layers, bidirectional, dropout,
+                         batch_first, bias=bias)

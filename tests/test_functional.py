@@ -1,0 +1,176 @@
+"""minigrad.nn.functional: cross_entropy, mse_loss, linear, dropout, log_softmax."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad as mg
+from minigrad.nn import functional as F
+from tests.strategies import arrays, leaf, shapes
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+@st.composite
+def ce_cases(draw):
+    """(logits, target, ignore_index, reduction, axis): classes on axis 1 (N, C, d...) or last
+    (..., C), some targets ignored, at least one not."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    extra = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    axis = draw(st.sampled_from([1, -1]))
+    shape = (n, c) + extra if axis == 1 else (n,) + extra + (c,)
+    logits = draw(arrays(shape, -3.0, 3.0))
+    target = draw(hnp.arrays(np.int64, (n,) + extra, elements=st.integers(0, c - 1)))
+    ignore_index = draw(st.sampled_from([None, -100, 0]))
+    if ignore_index is not None:
+        dropped = draw(hnp.arrays(bool, target.shape))
+        target = np.where(dropped, ignore_index, target)
+        target.flat[0] = c - 1
+    return logits, target, ignore_index, draw(st.sampled_from(REDUCTIONS)), axis
+
+
+def reference_cross_entropy(logits, target, ignore_index, reduction, axis):
+    """-log(exp(x[t]) / sum(exp(x))) entry by entry, in float64."""
+    x = np.moveaxis(np.asarray(logits, np.float64), axis, -1)
+    losses = np.zeros(target.shape)
+    for idx in np.ndindex(target.shape):
+        if target[idx] != ignore_index:
+            row = x[idx]
+            losses[idx] = -np.log(np.exp(row[target[idx]]) / np.exp(row).sum())
+    if reduction == "none":
+        return losses
+    return losses.sum() / ((target != ignore_index).sum() if reduction == "mean" else 1)
+
+
+@given(ce_cases())
+def test_cross_entropy_matches_numpy_reference(case):
+    logits, target, ignore_index, reduction, axis = case
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        loss = F.cross_entropy(mg.tensor(logits, dtype=dtype), target, ignore_index, reduction,
+                               axis=axis)
+        assert loss.dtype == dtype
+        assert loss.shape == (target.shape if reduction == "none" else ())
+        expected = reference_cross_entropy(logits, target, ignore_index, reduction, axis)
+        np.testing.assert_allclose(loss.data, expected, rtol=rtol, atol=rtol)
+
+
+@given(ce_cases())
+def test_cross_entropy_gradcheck(case):
+    logits, target, ignore_index, reduction, axis = case
+    x = leaf(logits)
+    assert mg.gradcheck(lambda x: F.cross_entropy(x, target, ignore_index, reduction, axis=axis),
+                        [x])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_second_derivatives(reduction):
+    rng = np.random.default_rng(0)
+    x = leaf(rng.standard_normal((2, 3, 2)))
+    target = np.array([[0, -100], [2, 1]])
+    assert mg.gradgradcheck(lambda x: F.cross_entropy(x, target, -100, reduction), [x])
+
+
+def test_cross_entropy_equals_log_softmax_then_pick():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((5, 4))
+    x1, x2 = leaf(logits), leaf(logits)
+    target = np.array([3, 0, 1, 1, 2])
+    fused = F.cross_entropy(x1, target, reduction="sum")
+    composed = -F.log_softmax(x2, axis=1)[np.arange(5), target].sum()
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-12)
+    fused.backward()
+    composed.backward()
+    np.testing.assert_allclose(x1.grad.data, x2.grad.data, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    x = mg.tensor([[1000.0, 0.0, -1000.0]] * 3, requires_grad=True)
+    loss = F.cross_entropy(x, [0, 1, 2], reduction="none")
+    np.testing.assert_allclose(loss.data, [0.0, 1000.0, 2000.0])
+    loss.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [[0, 0, 0], [1, -1, 0], [1, 0, -1]], atol=1e-6)
+    shifted = F.cross_entropy(mg.tensor([[1001.0, 1000.0]]), [1])
+    np.testing.assert_allclose(shifted.data, np.log1p(np.e), rtol=1e-6)
+
+
+def test_cross_entropy_mean_averages_over_kept_targets_only():
+    logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    target = np.array([0, 0, 1])
+    per_entry = F.cross_entropy(mg.tensor(logits), target, reduction="none").data
+    mean = F.cross_entropy(mg.tensor(logits), np.array([0, 7, 1]), ignore_index=7)
+    np.testing.assert_allclose(mean.data, (per_entry[0] + per_entry[2]) / 2, rtol=1e-12)
+    kept = F.cross_entropy(mg.tensor(logits), np.array([0, 7, 1]), ignore_index=7,
+                           reduction="none")
+    np.testing.assert_allclose(kept.data, [per_entry[0], 0.0, per_entry[2]], rtol=1e-12)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(F.cross_entropy(mg.tensor(logits), np.full(3, 7), ignore_index=7).item())
+
+
+def test_cross_entropy_unbatched_logits():
+    loss = F.cross_entropy(mg.tensor([1.0, 2.0, 3.0], dtype=np.float64), np.int64(2))
+    np.testing.assert_allclose(loss.data, reference_cross_entropy(
+        np.array([[1.0, 2.0, 3.0]]), np.array([2]), None, "mean", -1))
+
+
+def test_cross_entropy_errors():
+    x = mg.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\).*target of shape \(2, 4\).*axis=-1"):
+        F.cross_entropy(x, np.zeros((2, 3), np.int64))
+    with pytest.raises(TypeError, match="integer class ids; got dtype float64"):
+        F.cross_entropy(x, np.zeros((2, 4)))
+    with pytest.raises(IndexError, match="target 3 is out of range for 3 classes"):
+        F.cross_entropy(x, np.array([[0, 1, 2, 3], [0, 0, 0, 0]]))
+    with pytest.raises(IndexError, match="target -1 is out of range"):
+        F.cross_entropy(mg.randn(2, 3), [-1, 0])
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.cross_entropy(mg.randn(2, 3), [0, 1], reduction="avg")
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        F.cross_entropy(x, np.zeros((2, 3), np.int64), axis=3)
+    with pytest.raises(TypeError, match="logits must be a Tensor"):
+        F.cross_entropy(np.zeros((2, 3)), [0, 1])
+    assert F.cross_entropy(mg.randn(2, 3), [-100, 1], ignore_index=-100).shape == ()
+
+
+@given(st.data())
+def test_mse_loss_values_and_gradients(data):
+    shape = data.draw(shapes())
+    a, b = data.draw(arrays(shape)), data.draw(arrays(shape))
+    for reduction in REDUCTIONS:
+        loss = F.mse_loss(mg.tensor(a), b, reduction)
+        expected = {"none": (a - b) ** 2, "sum": ((a - b) ** 2).sum(),
+                    "mean": ((a - b) ** 2).mean()}[reduction]
+        np.testing.assert_allclose(loss.data, expected, rtol=1e-12, atol=1e-15)
+        x, y = leaf(a), leaf(b)
+        assert mg.gradcheck(lambda x, y, r=reduction: F.mse_loss(x, y, r), [x, y])
+
+
+def test_mse_loss_errors():
+    with pytest.raises(ValueError, match=r"input of shape \(2, 3\) and target of shape \(3,\)"):
+        F.mse_loss(mg.randn(2, 3), np.zeros(3))
+    with pytest.raises(ValueError, match="reduction"):
+        F.mse_loss(mg.randn(2), np.zeros(2), reduction="mine")
+
+
+def test_linear_function():
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((4, 2, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    y = F.linear(mg.tensor(x), mg.tensor(w), mg.tensor(b))
+    np.testing.assert_allclose(y.data, x @ w.T + b, rtol=1e-12)
+    np.testing.assert_allclose(F.linear(mg.tensor(x[0, 0]), mg.tensor(w)).data, w @ x[0, 0])
+    with pytest.raises(ValueError, match=r"input of shape \(4, 2\) does not fit weight of shape"):
+        F.linear(mg.randn(4, 2), mg.randn(5, 3))
+    with pytest.raises(ValueError, match=r"bias of shape \(4,\) must be \(5,\)"):
+        F.linear(mg.randn(4, 3), mg.randn(5, 3), mg.randn(4))
+
+
+def test_dropout_function_errors_and_identity():
+    x = mg.randn(3, 4)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
+    for p in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
+            F.dropout(x, p)
+    with pytest.raises(TypeError, match="dropout: input must be a Tensor"):
+        F.dropout(np.ones(3), 0.5)

@@ -1,0 +1,130 @@
+"""softmax and log_softmax: forward values against NumPy, gradients and second derivatives,
+stability at large magnitudes, dtypes and errors. (cross_entropy, dropout and embedding are
+tested with the layers that use them.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad as mg
+from tests.strategies import arrays, axis, leaf, shapes
+
+
+def naive_softmax(a: np.ndarray, ax: int) -> np.ndarray:
+    e = np.exp(a)
+    return e / e.sum(axis=ax, keepdims=True)
+
+
+def naive_log_softmax(a: np.ndarray, ax: int) -> np.ndarray:
+    return a - np.log(np.exp(a).sum(axis=ax, keepdims=True))
+
+
+OPS = {
+    "softmax": (mg.Tensor.softmax, mg.softmax, naive_softmax),
+    "log_softmax": (mg.Tensor.log_softmax, mg.log_softmax, naive_log_softmax),
+}
+
+
+@st.composite
+def inputs(draw, lo: float = -3.0, hi: float = 3.0) -> tuple[np.ndarray, int]:
+    """An array of one or more axes with values in ``[lo, hi]``, and one of its axes."""
+    a = draw(arrays(draw(shapes(min_dims=1)), lo, hi))
+    return a, draw(axis(a.ndim))
+
+
+@pytest.mark.parametrize("name", OPS)
+@given(inputs())
+def test_forward_matches_numpy(name: str, case) -> None:
+    method, free, reference = OPS[name]
+    a, ax = case
+    expected = reference(a, ax)
+    np.testing.assert_allclose(method(mg.tensor(a), ax).data, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(free(mg.tensor(a), ax).data, expected, rtol=1e-12, atol=1e-15)
+
+
+@given(inputs())
+def test_softmax_is_a_distribution_and_log_softmax_its_log(case) -> None:
+    a, ax = case
+    p = mg.tensor(a).softmax(ax).data
+    assert (p > 0).all()
+    np.testing.assert_allclose(p.sum(axis=ax), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(mg.tensor(a).log_softmax(ax).data, np.log(p), rtol=1e-12,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("name", OPS)
+@given(inputs())
+def test_gradients(name: str, case) -> None:
+    method, free, _ = OPS[name]
+    a, ax = case
+    x = leaf(a)
+    assert mg.gradcheck(lambda t: method(t, ax), [x])
+    assert mg.gradgradcheck(lambda t: free(t, ax), [x])
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_default_axis_is_the_last(name: str) -> None:
+    method, free, reference = OPS[name]
+    a = np.arange(6.0).reshape(2, 3) / 4
+    np.testing.assert_allclose(method(mg.tensor(a)).data, reference(a, -1), rtol=1e-12)
+    np.testing.assert_allclose(free(mg.tensor(a)).data, reference(a, -1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [1000.0, -1000.0])
+@pytest.mark.parametrize("name", OPS)
+@given(case=inputs())
+def test_stable_at_large_magnitudes(name: str, shift: float, case) -> None:
+    """softmax(x + c) = softmax(x) and log_softmax(x + c) = log_softmax(x), even for huge c."""
+    method, _, reference = OPS[name]
+    a, ax = case
+    x = leaf(a + shift)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = method(x, ax)
+        y.sum().backward()
+    np.testing.assert_allclose(y.data, reference(a, ax), rtol=1e-9, atol=1e-12)
+    assert np.isfinite(x.grad.data).all()
+    assert mg.gradcheck(lambda t: method(t, ax), [leaf(a + shift)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_far_apart_logits(dtype) -> None:
+    """Logits 1000 apart: one class takes all the mass; gradients stay finite."""
+    x = leaf(np.array([[-1000.0, 0.0, 1000.0], [1000.0, 1000.0, -1000.0]]), dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = x.softmax(axis=1)
+        logp = x.log_softmax(axis=1)
+        (p.sum() + logp.sum()).backward()
+    assert p.dtype == logp.dtype == x.grad.dtype == dtype
+    np.testing.assert_allclose(p.data, [[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], atol=1e-30)
+    log2 = np.log(2.0)
+    np.testing.assert_allclose(logp.data, [[-2000.0, -1000.0, 0.0],
+                                           [-log2, -log2, -2000.0 - log2]], rtol=1e-6)
+    assert np.isfinite(x.grad.data).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", OPS)
+def test_keeps_dtype(name: str, dtype) -> None:
+    x = leaf(np.arange(6.0).reshape(2, 3), dtype=dtype)
+    y = OPS[name][0](x, 0)
+    assert y.dtype == dtype
+    (y * mg.tensor(np.arange(6.0).reshape(2, 3), dtype=dtype)).sum().backward()
+    assert x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("ax", [2, -3])
+@pytest.mark.parametrize("name", OPS)
+def test_out_of_range_axis_is_a_clear_error(name: str, ax: int) -> None:
+    method, free, _ = OPS[name]
+    x = leaf(np.ones((2, 3)))
+    for fn in (method, free):
+        with pytest.raises(ValueError, match=rf"^{name}: axis {ax} is out of range.* 2 dim"):
+            fn(x, ax)
+    assert x.grad is None and x.grad_fn is None
