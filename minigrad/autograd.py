@@ -74,14 +74,18 @@ def is_grad_enabled() -> bool:
 
 
 @contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Record where each op is created and raise as soon as a forward or backward yields NaN/inf."""
+def _anomaly_mode(enabled: bool) -> Iterator[None]:
     previous = _state.anomaly
-    _state.anomaly = True
+    _state.anomaly = enabled
     try:
         yield
     finally:
         _state.anomaly = previous
+
+
+def detect_anomaly():
+    """Record where each op is created and raise as soon as a forward or backward yields NaN/inf."""
+    return _anomaly_mode(True)
 
 
 @contextmanager
@@ -270,6 +274,7 @@ def run_backward(
     wanted = None if inputs is None else {id(x) for x in inputs}
     captured: dict[int, Tensor] = {}
     pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
+    leaves: dict[int, list] = {}  # id -> [leaf, its gradient summed so far]
 
     def deliver(x: Tensor, g: Tensor) -> None:
         """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
@@ -277,18 +282,18 @@ def run_backward(
             slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
             prev = slots[x.index]
             slots[x.index] = g if prev is None else prev + g
-            return
-        if x.hooks:
-            g = _hook(x, g)
-        if wanted is None:
-            x.grad = g if x.grad is None else x.grad + g
-        elif id(x) in wanted:
-            prev = captured.get(id(x))
-            captured[id(x)] = g if prev is None else prev + g
+        elif wanted is None or id(x) in wanted:
+            entry = leaves.get(id(x))
+            if entry is None:
+                leaves[id(x)] = [x, g]
+            else:
+                entry[1] = entry[1] + g
 
     order = _topological_order(roots)
     anomaly = _state.anomaly
-    with _grad_mode(create_graph):
+    # Ops that backward is made of are not checked one by one under anomaly mode: the
+    # gradients each node returns are, so a NaN is blamed on the op whose backward made it.
+    with _grad_mode(create_graph), _anomaly_mode(False):
         for root, g in zip(roots, root_grads):
             deliver(root, g)
         for fn in order:
@@ -335,6 +340,13 @@ def run_backward(
                 else:
                     prev = slots[x.index]
                     slots[x.index] = g if prev is None else prev + g
+        for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
+            if x.hooks:
+                g = _hook(x, g)
+            if wanted is None:
+                x.grad = g if x.grad is None else x.grad + g
+            else:
+                captured[id(x)] = g
     return captured
 
 

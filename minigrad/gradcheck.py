@@ -44,12 +44,12 @@ def _central_difference(fn, inputs, x: Tensor, direction: np.ndarray, eps: float
     """(f(x + eps d) - f(x - eps d)) / 2 eps, restoring x afterwards."""
     original = x.data.copy()
     try:
-        x.data = original + eps * direction
+        np.copyto(x.data, original + eps * direction)
         plus = _flat_outputs(fn, inputs)
-        x.data = original - eps * direction
+        np.copyto(x.data, original - eps * direction)
         minus = _flat_outputs(fn, inputs)
     finally:
-        x.data = original
+        np.copyto(x.data, original)
     return (plus - minus) / (2 * eps)
 
 
@@ -123,7 +123,8 @@ def gradcheck(
         excess[np.isnan(excess)] = np.inf
         if (excess > 0).any():
             k, j = np.unravel_index(np.argmax(excess), excess.shape)
-            where = f"element {np.unravel_index(j, x.shape)} (output element {k})"
+            element = tuple(int(n) for n in np.unravel_index(j, x.shape))
+            where = f"element {element} (output element {k})"
             _fail(i, where, analytic[k, j], numeric[k, j])
     return True
 
@@ -154,6 +155,6 @@ def gradgradcheck(
         xs, vs = args[:n], args[n:]
         ys = _outputs(fn, xs)
         gs = grad(ys, [xs[i] for i in chosen], vs, create_graph=True, allow_unused=True)
-        return [g for g in gs if g is not None and g.requires_grad]
+        return [g for g in gs if g is not None]
 
     return gradcheck(first_derivatives, inputs + grad_outputs, eps, atol, rtol, fast_mode)

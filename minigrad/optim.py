@@ -110,11 +110,11 @@ class Optimizer:
         parameter's shape and are cast to its dtype.
         """
         name = type(self).__name__
-        saved_groups = state_dict.get("param_groups", None) if isinstance(state_dict, dict) \
-            else None
-        if saved_groups is None or "state" not in state_dict:
-            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
-                             "'param_groups'")
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'"
+            )
+        saved_groups = state_dict["param_groups"]
         sizes = [len(g["params"]) for g in self.param_groups]
         saved_sizes = [len(g["params"]) for g in saved_groups]
         if sizes != saved_sizes:

@@ -318,6 +318,11 @@ class Tensor:
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes (PyTorch's ``transpose(dim0, dim1)``)."""
+        if not (-self.ndim <= axis1 < self.ndim and -self.ndim <= axis2 < self.ndim):
+            raise ValueError(
+                f"swapaxes: axes {axis1} and {axis2} must lie in [-{self.ndim}, {self.ndim}) for "
+                f"a tensor of shape {self.shape}"
+            )
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return self.transpose(axes)

@@ -74,13 +74,26 @@ class Cell(Module):
                 f"{type(self).__name__}: expected input of shape (batch, {self.input_size}); "
                 f"got {x.shape}"
             )
+        zero = self.init_state(x.shape[0], x.dtype)
         if state is None:
-            state = self.init_state(x.shape[0], x.dtype)
+            state = zero
+        elif _shapes(state) != _shapes(zero):
+            raise ValueError(
+                f"{type(self).__name__}: expected a state of shape {_shapes(zero)} for a batch "
+                f"of {x.shape[0]}; got {_shapes(state)}"
+            )
         return self.step(self.project_input(x), state)
 
     def extra_repr(self) -> str:
         """Sizes, as PyTorch prints them."""
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _shapes(state: State) -> tuple:
+    """The shape of a state, or the tuple of its parts' shapes."""
+    if isinstance(state, tuple):
+        return tuple(getattr(part, "shape", None) for part in state)
+    return getattr(state, "shape", None)
 
 
 def _affine(x: mg.Tensor, weight: mg.Tensor, bias: mg.Tensor | None) -> mg.Tensor:
@@ -94,7 +107,9 @@ class RNNCell(Cell):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh") -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}"
+            )
         super().__init__(input_size, hidden_size, bias)
         self.nonlinearity = nonlinearity
 

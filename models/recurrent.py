@@ -88,11 +88,13 @@ class Recurrent(Module):
         parts = hx if isinstance(hx, tuple) else (hx,)
         expected_parts = len(zero[0]) if isinstance(zero[0], tuple) else 1
         want = (len(self.cells), batch, self.hidden_size)
-        if len(parts) != expected_parts or any(p.shape != want for p in parts):
-            shapes = ", ".join(str(p.shape) for p in parts)
+        if (isinstance(hx, tuple) != isinstance(zero[0], tuple) or len(parts) != expected_parts
+                or any(p.shape != want for p in parts)):
+            what = f"{expected_parts} tensors" if isinstance(zero[0], tuple) else "a tensor"
+            got = tuple(p.shape for p in parts) if isinstance(hx, tuple) else hx.shape
             raise ValueError(
-                f"{name}: expected hx as {expected_parts} tensor(s) of shape {want} "
-                f"(layers*directions, batch, hidden); got {shapes}"
+                f"{name}: expected hx as {what} of shape {want} "
+                f"(layers*directions, batch, hidden); got {got}"
             )
         per_cell = list(zip(*(_unstack(p) for p in parts)))
         return [s if isinstance(hx, tuple) else s[0] for s in per_cell]

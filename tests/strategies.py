@@ -51,8 +51,11 @@ def shapes_broadcasting_to(draw, shape: Shape) -> Shape:
     return tuple(1 if draw(st.booleans()) else n for n in suffix)
 
 
-def matmul_shapes(max_dims: int = 2, max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple]:
-    """Pairs of shapes that ``a @ b`` accepts: 1-D and 2-D operands and broadcast batch axes."""
+def matmul_shapes(
+    max_dims: int = 2, max_side: int = MAX_SIDE
+) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    """Pairs of shapes that ``a @ b`` accepts: 1-D and 2-D operands, and up to ``max_dims``
+    batch axes that broadcast against each other."""
     return hnp.mutually_broadcastable_shapes(
         signature=np.matmul.signature, max_dims=max_dims, max_side=max_side
     ).map(lambda b: b.input_shapes)
@@ -101,6 +104,8 @@ def axes(ndim: int) -> st.SearchStrategy[Axis]:
 @st.composite
 def same_size_shapes(draw, size: int, max_dims: int = MAX_DIMS + 1) -> Shape:
     """Shapes with ``size`` elements in all (the targets of a reshape), size-1 axes included."""
+    if size == 1 and draw(st.booleans()):
+        return ()
     dims, left = [], size
     for _ in range(draw(st.integers(0, max_dims - 1))):
         divisors = [d for d in range(1, left + 1) if left % d == 0]

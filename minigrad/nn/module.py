@@ -107,19 +107,20 @@ class Module:
     # -- traversal ------------------------------------------------------------------------------
 
     def named_modules(
-        self, prefix: str = "", remove_duplicate: bool = True, _seen: set | None = None
+        self, prefix: str = "", remove_duplicate: bool = True, memo: set | None = None
     ) -> Iterator[tuple[str, Module]]:
-        """(dotted name, module) for this module ("" by default) and every module below it."""
-        seen = set() if _seen is None else _seen
+        """(dotted name, module) for this module ("" by default) and every module below it;
+        ``memo`` holds the ids of modules already yielded."""
+        memo = set() if memo is None else memo
         if remove_duplicate:
-            if id(self) in seen:
+            if id(self) in memo:
                 return
-            seen.add(id(self))
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
                 path = f"{prefix}.{name}" if prefix else name
-                yield from child.named_modules(path, remove_duplicate, seen)
+                yield from child.named_modules(path, remove_duplicate, memo)
 
     def modules(self) -> Iterator[Module]:
         """This module and every module below it, each once."""

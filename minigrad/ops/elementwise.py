@@ -89,7 +89,7 @@ class Pow(Function):
     def backward(self, gy):
         (x,) = self.inputs
         p = self.exponent
-        return gy * p * x ** (p - 1)
+        return gy * 0 if p == 0 else gy * p * x ** (p - 1)  # x ** 0 is constant, even at x = 0
 
 
 class Exp(Function):

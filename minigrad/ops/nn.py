@@ -66,7 +66,7 @@ class CrossEntropy(Function):
         total = exp.sum(axis=self.axis, keepdims=True)
         picked = np.take_along_axis(shifted, self.target, self.axis)
         loss = (np.log(total) - picked) * self.weight
-        delta = exp / total  # softmax - onehot: the gradient before weighting
+        delta = exp / total  # softmax, then softmax - onehot: the gradient before weighting
         picked_p = np.take_along_axis(delta, self.target, self.axis)
         np.put_along_axis(delta, self.target, picked_p - 1, self.axis)
         self.save_for_backward(delta)
