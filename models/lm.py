@@ -56,8 +56,10 @@ class RNNLM(Module):
     def forward(self, ids, state: State | None = None) -> tuple[mg.Tensor, State]:
         """Logits for the next token at every step of ``ids (T, B)``, and the final state."""
         ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
-        if ids.ndim != 2:
-            raise ValueError(f"RNNLM: expected token ids of shape (T, B); got {ids.shape}")
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(
+                f"RNNLM: expected token ids of shape (T, B) with T, B >= 1; got {ids.shape}"
+            )
         h, state = self.rnn(self.drop(self.embed(ids)), state)
         return self.out(self.drop(h)), state
 
@@ -100,6 +102,8 @@ class RNNLM(Module):
         prefix = np.asarray(prefix, dtype=np.int64).ravel()
         if prefix.size == 0:
             raise ValueError("RNNLM.generate: prefix must hold at least one token id")
+        if length < 0:
+            raise ValueError(f"RNNLM.generate: length must be >= 0; got {length}")
         if temperature <= 0:
             raise ValueError(f"RNNLM.generate: temperature must be positive; got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.vocab_size:

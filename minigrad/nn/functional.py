@@ -44,10 +44,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias of shape {bias.shape} must be {weight.shape[:1]}")
-    if x.ndim > 2:  # one 2-D product: a batched one would build (..., in, out) in backward
-        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(x.shape[:-1] + weight.shape[:1])
-    else:
-        y = x @ weight.T
+    y = x @ weight.T
     return y if bias is None else y + bias
 
 

@@ -1,0 +1,143 @@
+"""Train a character-level LSTM language model, then let it write.
+
+    python examples/char_lm.py                       # about 2 minutes on 2 cores
+    python examples/char_lm.py --text FILE --minutes 10 --hidden 256 --plot curves.png
+
+The default corpus is Python's own help pages (``pydoc_data.topics``, about 465k characters of
+English and code that ship with CPython). The text is cut into ``--batch`` parallel streams
+read ``--bptt`` characters at a time (truncated backpropagation through time): the LSTM's
+state is carried from one chunk to the next and detached, so gradients flow back at most
+``--bptt`` steps. After every epoch the validation perplexity is printed (a uniform guess over
+the ~100 characters scores ~100; a good model of this text, under 3). Training stops after
+``--epochs`` or ``--minutes``, whichever comes first, and the model then writes samples at a
+low and a higher temperature.
+"""
+
+from __future__ import annotations
+
+import os
+
+# A small LSTM's matrices are too small for BLAS threads to pay off, and on a busy machine the
+# threads spin against each other (8x slower on a shared 2-core box), so use one unless told.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import minigrad as mg
+from models.data import BPTTBatches, Vocab, default_corpus, load_text, split_text
+from models.lm import RNNLM, detach_state
+from models.trainer import Trainer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the defaults are the README's two-minute demo."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--text", type=Path, help="UTF-8 text file to learn (default: pydoc topics)")
+    p.add_argument("--chars", type=int, help="use only the first CHARS characters of the text")
+    p.add_argument("--embed", type=int, default=64, help="embedding size")
+    p.add_argument("--hidden", type=int, default=128, help="LSTM hidden size")
+    p.add_argument("--layers", type=int, default=1, help="number of LSTM layers")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability")
+    p.add_argument("--tie", action="store_true", help="tie the embedding and output weights "
+                   "(needs --embed equal to --hidden)")
+    p.add_argument("--batch", type=int, default=32, help="parallel streams per batch")
+    p.add_argument("--bptt", type=int, default=64, help="characters per truncated-BPTT chunk")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: 3e-3 Adam, 1.0 SGD)")
+    p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (0: none)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training text")
+    p.add_argument("--minutes", type=float, default=2.0, help="training time budget")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
+    p.add_argument("--checkpoint", type=Path, help="save model + optimizer here every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--plot", type=Path, help="save the training curves as a PNG here")
+    p.add_argument("--prefix", default="The ", help="text the samples start from")
+    p.add_argument("--sample-length", type=int, default=300, help="characters per sample")
+    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.8])
+    p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
+    args = p.parse_args(argv)
+    if args.resume and args.checkpoint is None:
+        p.error("--resume needs --checkpoint")
+    if args.tie and args.embed != args.hidden:
+        p.error(f"--tie needs --embed == --hidden; got {args.embed} and {args.hidden}")
+    return args
+
+
+class StatefulStep:
+    """Truncated BPTT over one epoch's chunks: each chunk starts from the previous chunk's
+    final state, detached, so the state carries on while gradients stop at the chunk."""
+
+    def __init__(self, model: RNNLM, chunks: BPTTBatches) -> None:
+        self.model, self.chunks, self.state = model, chunks, None
+
+    def batches(self) -> BPTTBatches:
+        """An epoch's chunks, in stream order; the state starts from zeros."""
+        self.state = None
+        return self.chunks
+
+    def __call__(self, chunk) -> tuple[mg.Tensor, int]:
+        x, y = chunk
+        loss, state = self.model.loss(x, y, detach_state(self.state))
+        self.state = state
+        return loss, y.size
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    text = load_text(args.text) if args.text else default_corpus()
+    text = text[: args.chars]
+    train_text, valid_text, _ = split_text(text, valid_fraction=0.1)
+    vocab = Vocab.from_text(text, "char")
+    train = BPTTBatches(vocab.encode(train_text), args.batch, args.bptt)
+    valid = BPTTBatches(vocab.encode(valid_text), args.batch, args.bptt)
+    print(f"text: {len(train_text):,} training and {len(valid_text):,} validation characters, "
+          f"{len(vocab)} symbols; {len(train)} chunks of ({args.bptt}, {args.batch}) per epoch")
+
+    mg.manual_seed(args.seed)
+    model = RNNLM(len(vocab), args.embed, args.hidden, args.layers, cell="lstm",
+                  dropout=args.dropout, tie_weights=args.tie)
+    if args.optimizer == "adam":
+        optimizer = mg.optim.Adam(model.parameters(), lr=args.lr or 3e-3)
+    else:
+        optimizer = mg.optim.SGD(model.parameters(), lr=args.lr or 1.0)
+    # The classic language-model schedule: divide the lr by 4 when validation stops improving.
+    scheduler = mg.optim.ReduceLROnPlateau(optimizer, factor=0.25, patience=0, threshold=0)
+    n_params = sum(p.size for p in model.parameters())
+    print(f"model: {args.layers}-layer LSTM, embed {args.embed}, hidden {args.hidden}, "
+          f"{n_params:,} parameters; {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}")
+
+    trainer = Trainer(model, optimizer, clip_norm=args.clip or None, scheduler=scheduler,
+                      checkpoint=args.checkpoint, progress=not args.no_progress,
+                      perplexity=True, unit="tok")
+    if args.resume:
+        trainer.resume(args.checkpoint)
+        print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
+    step = StatefulStep(model, train)
+    history = trainer.fit(args.epochs, step.batches, step,
+                          evaluate=lambda: {"valid_ppl": model.perplexity(valid)},
+                          monitor="valid_ppl", time_limit=args.minutes * 60)
+
+    for temperature in args.temperatures:
+        ids = model.generate(vocab.encode(args.prefix), args.sample_length,
+                             temperature=temperature, seed=args.seed)
+        print(f"\n--- sample at temperature {temperature} ---\n{vocab.decode_text(ids)}")
+    if args.plot:
+        history.plot(args.plot)
+        print(f"\ncurves saved to {args.plot}")
+
+    ppl = history.metrics["valid_ppl"]
+    steps = sum(map(len, history.step_loss))
+    print(f"\nsummary: {trainer.epoch} epochs ({steps} steps) | train loss "
+          f"{history.train_loss[0]:.3f} -> {history.train_loss[-1]:.3f} | validation "
+          f"perplexity {ppl[0]:.2f} -> {ppl[-1]:.2f} (best {min(ppl):.2f}, "
+          f"{math.log2(min(ppl)):.2f} bits/char) | {time.perf_counter() - start:.0f}s in all")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Sequence classification (seq2vec, N -> 1) and tagging (seq2seq of equal length, N -> N).
+
+Both models read token ids ``(B, T)``, one sequence per row as ``SentimentData`` stores them,
+padded at the end, with ``lengths (B,)`` the true lengths (all ``T`` when omitted). No sequence
+ever reads its padding: the forward direction is causal, and the backward direction runs over
+each sequence reversed within its length (what PyTorch does with packed sequences), so a
+sequence gets the same outputs alone as in any padded batch, whatever the padding holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+import minigrad as mg
+from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
+from minigrad.nn import functional as F
+from models.data import PAD_ID, TAG_PAD
+from models.recurrent import GRU, LSTM, RNN
+
+_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+POOLINGS = ("last", "mean", "max")
+
+
+def reverse_padded(x: mg.Tensor, lengths: np.ndarray) -> mg.Tensor:
+    """``x (T, B, ...)`` with the first ``lengths[b]`` steps of each column b reversed and the
+    padding after them left in place. Applying it twice gives ``x`` back."""
+    steps = np.arange(x.shape[0])[:, None]
+    return x[np.where(steps < lengths, lengths - 1 - steps, steps), np.arange(x.shape[1])]
+
+
+@contextmanager
+def _inference(model: Module) -> Iterator[None]:
+    """Eval mode without a graph, restoring the model's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with mg.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+class _PaddedRecurrentModel(Module):
+    """Embedding -> recurrent stack over end-padded batches -> Linear, the body of both models.
+
+    Layer k > 0 reads layer k-1's output, ``[h→; h←]`` when bidirectional. Dropout acts on the
+    embeddings, between layers and before the output layer.
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_outputs: int,
+                 cell: str, num_layers: int, bidirectional: bool, dropout: float) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if cell not in _LAYERS:
+            raise ValueError(f"{name}: cell must be one of {sorted(_LAYERS)}; got {cell!r}")
+        if num_layers < 1:
+            raise ValueError(f"{name}: num_layers must be at least 1; got {num_layers}")
+        self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        widths = [embed_size] + [directions * hidden_size] * (num_layers - 1)
+        self.embed = Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
+        self.drop = Dropout(dropout)
+        self.forward_layers = ModuleList([_LAYERS[cell](w, hidden_size) for w in widths])
+        self.backward_layers = ModuleList(
+            [_LAYERS[cell](w, hidden_size) for w in widths] if bidirectional else []
+        )
+        self.out = Linear(directions * hidden_size, num_outputs)
+
+    def _batch(self, ids: ArrayLike, lengths: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+        """Checked ``ids (B, T)`` and ``lengths (B,)`` (all T when None) as integer arrays."""
+        name = type(self).__name__
+        ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"{name}: expected token ids of shape (B, T) with B, T >= 1; "
+                             f"got {ids.shape}")
+        batch, steps = ids.shape
+        if lengths is None:
+            return ids, np.full(batch, steps)
+        lengths = np.asarray(lengths)
+        if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
+            raise ValueError(f"{name}: lengths must be {batch} integers, one per row of ids "
+                             f"{ids.shape}; got shape {lengths.shape} {lengths.dtype}")
+        bad = lengths[(lengths < 1) | (lengths > steps)]
+        if bad.size:
+            raise ValueError(f"{name}: lengths must lie in 1..{steps} (T of ids {ids.shape}); "
+                             f"got {bad[0]}")
+        return ids, lengths.astype(np.int64)
+
+    def _states(self, ids: np.ndarray, lengths: np.ndarray) -> mg.Tensor:
+        """The top layer's outputs ``(T, B, D*H)``; steps past a sequence's length hold values
+        that no valid step depends on."""
+        x = self.drop(self.embed(ids.T))
+        for k, forward in enumerate(self.forward_layers):
+            if k > 0:
+                x = self.drop(x)
+            out, _ = forward(x)
+            if self.bidirectional:
+                back, _ = self.backward_layers[k](reverse_padded(x, np.full_like(lengths, len(ids.T))))
+                out = mg.concat([out, reverse_padded(back, np.full_like(lengths, len(ids.T)))], axis=-1)
+            x = out
+        return x
+
+    def _check_targets(self, what: str, targets: ArrayLike, shape: tuple[int, ...]
+                       ) -> np.ndarray:
+        targets = np.asarray(targets.data if isinstance(targets, mg.Tensor) else targets)
+        if targets.shape != shape:
+            raise ValueError(f"{type(self).__name__}: {what} of shape {targets.shape} do not "
+                             f"match ids: expected {shape}")
+        return targets
+
+
+class SequenceClassifier(_PaddedRecurrentModel):
+    """Seq2vec: one label per sequence from an embedding and a recurrent stack.
+
+    ``pooling`` turns the outputs into one vector per sequence: ``'last'`` takes the forward
+    state at each sequence's true last step (and, when bidirectional, the backward state at
+    its first step, as PyTorch's ``h_n`` of a packed sequence); ``'mean'`` and ``'max'`` pool
+    over the valid steps only. ``forward(ids (B, T), lengths=None)`` returns logits
+    ``(B, num_classes)``.
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_classes: int,
+                 cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
+                 pooling: str = "last", dropout: float = 0.0) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"SequenceClassifier: pooling must be one of {POOLINGS}; "
+                             f"got {pooling!r}")
+        super().__init__(vocab_size, embed_size, hidden_size, num_classes, cell, num_layers,
+                         bidirectional, dropout)
+        self.pooling = pooling
+
+    def forward(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> mg.Tensor:
+        """Logits ``(B, num_classes)`` for each sequence of ``ids (B, T)``."""
+        ids, lengths = self._batch(ids, lengths)
+        states = self._states(ids, lengths)
+        if self.pooling == "last":
+            pooled = states[lengths - 1, np.arange(len(lengths))]
+            if self.bidirectional:
+                h = self.hidden_size
+                pooled = mg.concat([pooled[:, :h], states[0][:, h:]], axis=1)
+        else:
+            valid = (np.arange(states.shape[0])[:, None] < lengths)[..., None]
+            if self.pooling == "mean":
+                weights = valid / lengths[:, None]  # 1 / length at valid steps, 0 at padding
+                pooled = (states * weights.astype(states.dtype)).sum(axis=0)
+            else:
+                # padding repeats step 0, which every sequence has: the max is over valid steps
+                pooled = mg.where(valid, states, states[0]).max(axis=0)
+        return self.out(self.drop(pooled))
+
+    def loss(self, ids: ArrayLike, labels: ArrayLike, lengths: ArrayLike | None = None
+             ) -> mg.Tensor:
+        """Mean cross-entropy of the ``labels (B,)`` given ``ids (B, T)``."""
+        logits = self(ids, lengths)
+        return F.cross_entropy(logits, self._check_targets("labels", labels, logits.shape[:1]))
+
+    def predict(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
+        """The most likely label of each sequence, ``(B,)`` (eval mode, no graph)."""
+        with _inference(self):
+            return self(ids, lengths).data.argmax(axis=-1)
+
+    def accuracy(self, ids: ArrayLike, labels: ArrayLike, lengths: ArrayLike | None = None
+                 ) -> float:
+        """Fraction of sequences whose predicted label is ``labels (B,)``."""
+        predicted = self.predict(ids, lengths)
+        return float((predicted == self._check_targets("labels", labels, predicted.shape)).mean())
+
+
+class SequenceTagger(_PaddedRecurrentModel):
+    """Seq2seq of equal length: one tag per token from an embedding and a recurrent stack.
+
+    ``forward(ids (B, T), lengths=None)`` returns logits ``(B, T, num_tags)``; the loss and the
+    accuracy count only the steps within each length whose tag is not ``TAG_PAD`` (-100).
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_tags: int,
+                 cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0) -> None:
+        super().__init__(vocab_size, embed_size, hidden_size, num_tags, cell, num_layers,
+                         bidirectional, dropout)
+
+    def forward(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> mg.Tensor:
+        """Logits ``(B, T, num_tags)`` for every token of ``ids (B, T)``."""
+        ids, lengths = self._batch(ids, lengths)
+        return self.out(self.drop(self._states(ids, lengths))).swapaxes(0, 1)
+
+    def _tags(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None) -> np.ndarray:
+        """``tags (B, T)`` with every step past its sequence's length set to ``TAG_PAD``."""
+        ids, lengths = self._batch(ids, lengths)
+        tags = self._check_targets("tags", tags, ids.shape)
+        return np.where(np.arange(ids.shape[1]) < lengths[:, None], tags, TAG_PAD)
+
+    def loss(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None = None
+             ) -> mg.Tensor:
+        """Mean cross-entropy over the tagged steps of ``tags (B, T)``."""
+        tags = self._tags(ids, tags, lengths)
+        return F.cross_entropy(self(ids, lengths), tags, ignore_index=TAG_PAD, axis=-1)
+
+    def predict(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
+        """The most likely tag of each token, ``(B, T)``, ``TAG_PAD`` past each length (eval
+        mode, no graph)."""
+        with _inference(self):
+            predicted = self(ids, lengths).data.argmax(axis=-1)
+        return self._tags(ids, predicted, lengths)
+
+    def accuracy(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None = None
+                 ) -> float:
+        """Fraction of the tagged steps of ``tags (B, T)`` whose predicted tag is right."""
+        tags = self._tags(ids, tags, lengths)
+        counted = tags != TAG_PAD
+        if not counted.any():
+            raise ValueError("SequenceTagger.accuracy: no tagged step to count")
+        return float((self.predict(ids, lengths) == tags)[counted].mean())

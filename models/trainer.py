@@ -1,0 +1,287 @@
+"""A small reusable training loop: progress bar, gradient clipping, learning-rate schedules,
+evaluation after every epoch, checkpoints with resume, and a plot of the curves.
+
+    trainer = Trainer(model, optimizer, clip_norm=5.0, checkpoint="run.npz")
+    history = trainer.fit(10, batches=lambda: train_data, step=step, evaluate=evaluate)
+    history.plot("curves.png")
+
+``step(batch) -> (loss, count)`` computes the loss of one batch (``count`` is its number of
+tokens or examples); the trainer does the rest of each step::
+
+    model.train(); loss, count = step(batch); optimizer.zero_grad(); loss.backward()
+    clip_grad_norm_(model.parameters(), clip_norm)   # if clip_norm
+    optimizer.step()
+
+tqdm and matplotlib are optional (the ``examples`` extra): without tqdm the progress is printed
+as plain lines, and only ``History.plot`` needs matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import minigrad as mg
+from minigrad import random as mg_random
+from minigrad.nn import Module
+from minigrad.nn.utils import clip_grad_norm_
+from minigrad.optim import Optimizer, ReduceLROnPlateau
+
+
+@dataclass
+class History:
+    """What ``Trainer.fit`` measured, one entry per epoch (``step_loss``: one list per epoch).
+
+    ``train_loss`` is the count-weighted mean training loss of the epoch, ``metrics`` holds the
+    values ``evaluate()`` returned (``{"valid_ppl": [...]}``), ``lr`` the first param group's
+    learning rate during the epoch and ``epoch_seconds`` its wall time, evaluation included.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    step_loss: list[list[float]] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history as plain lists and dicts (what checkpoints store)."""
+        return {"train_loss": list(self.train_loss), "metrics": dict(self.metrics),
+                "epoch_seconds": list(self.epoch_seconds), "lr": list(self.lr),
+                "step_loss": [list(losses) for losses in self.step_loss]}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> History:
+        """Rebuild a history from ``state_dict()``."""
+        return cls(list(state["train_loss"]), {k: list(v) for k, v in state["metrics"].items()},
+                   list(state["epoch_seconds"]), list(state["lr"]),
+                   [list(losses) for losses in state["step_loss"]])
+
+    def plot(self, path: str | os.PathLike) -> None:
+        """Save a PNG: the training loss (every step, and the epoch means), then each metric,
+        against the epoch. Needs matplotlib."""
+        if not self.train_loss:
+            raise ValueError("History.plot: nothing to plot (no epoch has been recorded)")
+        from matplotlib.figure import Figure  # optional dependency; Figure needs no backend
+
+        panels = 1 + len(self.metrics)
+        fig = Figure(figsize=(4.5 * panels, 3.5), layout="constrained")
+        axes = fig.subplots(1, panels, squeeze=False)[0]
+        epochs = range(1, len(self.train_loss) + 1)
+        for epoch, losses in enumerate(self.step_loss):
+            xs = [epoch + (i + 1) / len(losses) for i in range(len(losses))]
+            axes[0].plot(xs, losses, color="tab:blue", alpha=0.35, linewidth=0.8)
+        axes[0].plot(epochs, self.train_loss, "o-", color="tab:blue", label="epoch mean")
+        axes[0].set(title="training loss", xlabel="epoch", ylabel="loss")
+        axes[0].legend()
+        for ax, (name, values) in zip(axes[1:], self.metrics.items()):
+            ax.plot(epochs[: len(values)], values, "o-", color="tab:orange")
+            ax.set(title=name, xlabel="epoch")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        fig.savefig(path, dpi=100)
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer``: clip gradients to ``clip_norm`` (None: no clipping),
+    step ``scheduler`` once per epoch (a ``ReduceLROnPlateau`` on ``fit``'s ``monitor``
+    metric), save a checkpoint to ``checkpoint`` after every epoch, and show progress: a tqdm
+    bar when ``progress`` and tqdm is installed, otherwise a plain line every ``log_every``
+    steps (default: a tenth of an epoch, or 100 steps when the epoch's length is unknown).
+    ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
+
+    Resuming (``resume``) restores the model, the optimizer, the scheduler, the history, the
+    epoch count and minigrad's random generator (dropout), so training continues exactly as
+    an uninterrupted run would, provided the caller's ``batches()`` yields the same batches in
+    the same order for an epoch (e.g. shuffle with ``np.random.default_rng(seed + epoch)``,
+    where ``epoch`` is ``trainer.epoch``, rather than one generator drawn across epochs).
+    """
+
+    def __init__(self, model: Module, optimizer: Optimizer, clip_norm: float | None = 5.0,
+                 scheduler: Any = None, checkpoint: str | os.PathLike | None = None,
+                 progress: bool = True, perplexity: bool = False, unit: str = "items",
+                 log_every: int | None = None) -> None:
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"Trainer: clip_norm must be positive or None; got {clip_norm}")
+        if log_every is not None and log_every < 1:
+            raise ValueError(f"Trainer: log_every must be >= 1 or None; got {log_every}")
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.clip_norm, self.checkpoint = clip_norm, checkpoint
+        self.progress, self.perplexity, self.unit, self.log_every = (
+            progress, perplexity, unit, log_every)
+        self.epoch = 0
+        self.history = History()
+
+    def fit(self, epochs: int, batches: Callable[[], Iterable], step: Callable[[Any], tuple],
+            evaluate: Callable[[], dict[str, float]] | None = None, monitor: str | None = None,
+            time_limit: float | None = None) -> History:
+        """Train until ``epochs`` epochs are done in all (a resumed trainer continues from
+        ``self.epoch``); return the history.
+
+        Each epoch runs ``step`` on every batch of ``batches()``, then ``evaluate()`` in eval
+        mode under ``no_grad`` (its dict goes into ``history.metrics``), steps the scheduler and
+        saves the checkpoint. With ``time_limit`` (seconds from the call), the epoch running
+        when the limit passes ends after its current step; it is evaluated, recorded and counts
+        as done, and ``fit`` returns.
+        """
+        if isinstance(self.scheduler, ReduceLROnPlateau) and monitor is None:
+            raise ValueError("Trainer.fit: a ReduceLROnPlateau scheduler needs monitor= (the "
+                             "key of evaluate()'s dict it steps on)")
+        if monitor is not None and evaluate is None:
+            raise ValueError(f"Trainer.fit: monitor={monitor!r} needs an evaluate function")
+        deadline = None if time_limit is None else time.perf_counter() + time_limit
+        while self.epoch < epochs:
+            start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
+            losses, loss, rate, cut = self._train_epoch(batches(), step, epochs, deadline)
+            metrics = self._evaluate(evaluate, monitor)
+            self.epoch += 1
+            self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, cut)
+            if self.checkpoint is not None:
+                self.save(self.checkpoint)
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        return self.history
+
+    def _train_epoch(self, batches: Iterable, step: Callable, epochs: int,
+                     deadline: float | None) -> tuple[list[float], float, float, bool]:
+        """One pass of training steps; returns the losses of the steps, their count-weighted
+        mean, the throughput (count per second) and whether the time limit cut it short."""
+        total = len(batches) if hasattr(batches, "__len__") else None
+        bar = self._bar(batches, total, epochs)
+        every = self.log_every or (max(1, total // 10) if total else 100)
+        losses = []
+        loss_sum, count_sum, start, cut = 0.0, 0, time.perf_counter(), False
+        for i, batch in enumerate(bar if bar is not None else batches, 1):
+            self.model.train()
+            loss, count = step(batch)
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.clip_norm is not None:
+                clip_grad_norm_(self.model.parameters(), self.clip_norm)
+            self.optimizer.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"Trainer.fit: the loss is {value} at epoch {self.epoch + 1}, step {i}; "
+                    "try a lower learning rate or a smaller clip_norm"
+                )
+            losses.append(value)
+            loss_sum, count_sum = loss_sum + value * count, count_sum + count
+            rate = count_sum / max(time.perf_counter() - start, 1e-9)
+            status = self._status(loss_sum / count_sum, rate)
+            if bar is not None:
+                bar.set_postfix_str(status, refresh=False)
+            elif i % every == 0:
+                steps = f"{i}/{total}" if total else f"{i}"
+                print(f"epoch {self.epoch + 1}/{epochs} step {steps}: {status}", flush=True)
+            if deadline is not None and time.perf_counter() >= deadline:
+                cut = i != total
+                break
+        if bar is not None:
+            bar.close()
+        if count_sum == 0:
+            raise ValueError(f"Trainer.fit: batches() gave no batch (or only empty ones) in "
+                             f"epoch {self.epoch + 1}")
+        return losses, loss_sum / count_sum, rate, cut
+
+    def _bar(self, batches: Iterable, total: int | None, epochs: int):
+        """A tqdm bar over ``batches``, or None for plain prints."""
+        if not self.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm  # optional dependency
+        except ImportError:
+            return None
+        return tqdm(batches, total=total, desc=f"epoch {self.epoch + 1}/{epochs}",
+                    unit="batch", leave=False, dynamic_ncols=True)
+
+    def _status(self, loss: float, rate: float) -> str:
+        """'loss 1.234 ppl 3.43 valid_ppl 3.9 12.3k tok/s': the running loss, the last
+        evaluation and the throughput."""
+        text = f"loss {loss:.4f}"
+        if self.perplexity:
+            text += f" ppl {math.exp(min(loss, 700)):.2f}"
+        for name, values in self.history.metrics.items():
+            text += f" {name} {values[-1]:.4g}"
+        return text + f" {_si(rate)} {self.unit}/s"
+
+    def _evaluate(self, evaluate: Callable | None, monitor: str | None) -> dict[str, float]:
+        """Run ``evaluate()`` in eval mode without a graph, then step the scheduler."""
+        metrics: dict[str, float] = {}
+        if evaluate is not None:
+            self.model.eval()
+            try:
+                with mg.no_grad():
+                    metrics = {k: float(v) for k, v in evaluate().items()}
+            finally:
+                self.model.train()
+        if monitor is not None and monitor not in metrics:
+            raise KeyError(f"Trainer.fit: monitor={monitor!r} is not among the metrics "
+                           f"evaluate() returned: {sorted(metrics)}")
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(metrics[monitor])
+        elif self.scheduler is not None:
+            self.scheduler.step()
+        return metrics
+
+    def _record(self, losses: list[float], loss: float, metrics: dict[str, float], lr: float,
+                seconds: float, rate: float, cut: bool) -> None:
+        """Append the epoch to the history and print its summary line."""
+        h = self.history
+        h.train_loss.append(loss)
+        h.step_loss.append(losses)
+        h.lr.append(lr)
+        h.epoch_seconds.append(seconds)
+        for name, value in metrics.items():
+            h.metrics.setdefault(name, []).append(value)
+        text = f"epoch {self.epoch}: train loss {loss:.4f}"
+        if self.perplexity:
+            text += f" (ppl {math.exp(min(loss, 700)):.2f})"
+        text += "".join(f" | {name} {value:.4g}" for name, value in metrics.items())
+        text += f" | {seconds:.1f}s, {_si(rate)} {self.unit}/s"
+        if cut:
+            text += f" | stopped by the time limit after {len(losses)} steps"
+        print(text, flush=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``resume`` needs: model, optimizer, epoch, history, scheduler and the
+        state of minigrad's random generator."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epoch": self.epoch, "history": self.history.state_dict(),
+                 "rng": mg_random.generator().bit_generator.state}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``state_dict()`` to ``path`` with ``mg.save`` (atomically)."""
+        mg.save(self.state_dict(), path)
+
+    def resume(self, path: str | os.PathLike) -> Trainer:
+        """Load a checkpoint written by this trainer's ``save`` (model, optimizer, scheduler,
+        history, epoch and random state); ``fit`` then continues where it stopped."""
+        state = mg.load(path)
+        missing = {"model", "optimizer", "epoch", "history", "rng"} - set(state)
+        if missing:
+            raise ValueError(f"Trainer.resume: {os.fspath(path)!r} is not a Trainer checkpoint "
+                             f"(missing {sorted(missing)})")
+        if (self.scheduler is None) != ("scheduler" not in state):
+            raise ValueError("Trainer.resume: the checkpoint was saved "
+                             f"{'with' if 'scheduler' in state else 'without'} a scheduler; "
+                             "this trainer has " + ("one" if self.scheduler else "none"))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.history = History.from_state_dict(state["history"])
+        self.epoch = int(state["epoch"])
+        mg_random.generator().bit_generator.state = state["rng"]
+        return self
+
+
+def _si(x: float) -> str:
+    """12345.6 -> '12.3k'."""
+    return f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}"
