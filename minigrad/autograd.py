@@ -15,14 +15,16 @@ from minigrad.tensor import Tensor
 
 
 class _State:
-    """Process-wide switches read on every op: grad mode, anomaly mode, current name scope."""
+    """Process-wide switches read on every op: grad mode, anomaly mode, current name scope,
+    and what watches backward (``trace_backward``)."""
 
-    __slots__ = ("grad_enabled", "anomaly", "scope")
+    __slots__ = ("grad_enabled", "anomaly", "scope", "observer")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
         self.scope = ""
+        self.observer = None  # called as observer(fn, grad_outputs, grad_inputs) by backward
 
 
 _state = _State()
@@ -314,6 +316,8 @@ def run_backward(
             in_grads = fn.backward(*grads)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
+            if _state.observer is not None:  # mg.trace_backward
+                _state.observer(fn, grads, in_grads)
             if len(in_grads) != len(fn.inputs):
                 raise ValueError(
                     f"{fn.name}.backward returned {len(in_grads)} gradients for "

@@ -12,7 +12,6 @@ Run ``python -m minigrad.viz {lstm_cell,gru_unroll,tanh_neuron} -o graph.svg`` t
 from __future__ import annotations
 
 import argparse
-import functools
 import html
 import math
 import os
@@ -27,7 +26,7 @@ from typing import Any, TextIO
 import graphviz
 import numpy as np
 
-from minigrad.autograd import Function, name_scope, no_grad
+from minigrad.autograd import Function, _state, name_scope, no_grad
 from minigrad.ops.shape import sum_to
 from minigrad.tensor import Tensor, tensor
 
@@ -113,7 +112,8 @@ def draw_graph(
         rankdir: Graphviz layout direction: ``"LR"`` (default), ``"TB"``, ``"RL"`` or ``"BT"``.
 
     Returns a ``graphviz.Digraph``: ``.source`` is the DOT text; ``.render()``, ``.pipe()`` and
-    Jupyter display need Graphviz's ``dot`` program.
+    Jupyter display need Graphviz's ``dot`` program. ``dot`` lays out a few hundred nodes in
+    seconds but thousands in minutes: collapse long unrolls before rendering them.
     """
     roots = _check_roots("draw_graph", roots)
     if rankdir not in ("LR", "TB", "RL", "BT"):
@@ -153,7 +153,8 @@ def draw_graph(
         edges += [(tail, nid, {}) for tail in tails]
         for m in members:
             for y in g.outputs.get(m, ()):
-                pick = {"label": str(y.index)} if m is key and len(m.outputs) > 1 else {}
+                # taillabel, not label: dot lays out labelled edges much more slowly
+                pick = {"taillabel": str(y.index)} if m is key and len(m.outputs) > 1 else {}
                 edges.append((nid, add_tensor(y), pick))
     for r in roots:
         add_tensor(r)
@@ -320,9 +321,10 @@ def _shading(color_by: Any) -> tuple[Callable[[Tensor], float | None] | None, st
     """The function giving each tensor's colour value, and the legend's title."""
     if color_by is None:
         return None, ""
-    if color_by == "grad_norm":
-        return _grad_norm, "grad norm"
-    if callable(color_by):
+    if isinstance(color_by, str):
+        if color_by == "grad_norm":
+            return _grad_norm, "grad norm"
+    elif callable(color_by):
         return color_by, getattr(color_by, "__name__", "value").replace("_", " ")
     raise ValueError(
         f"color_by must be None, 'grad_norm' or a function Tensor -> number; got {color_by!r}"
@@ -388,12 +390,12 @@ def _tensor_attrs(x: Tensor, name: str | None, show_values: bool, show_grads: bo
 def _op_attrs(fn: Function) -> dict:
     attrs = {"label": _html(_esc(fn.name)), "shape": "ellipse", "style": "filled",
              "fillcolor": _OP_FILL, "fontsize": "10", "height": "0.3", "margin": "0.05,0.02"}
-    note = "saved arrays freed by backward" if fn.freed else ""
-    if fn.freed:
+    notes = [fn.scope] if fn.scope else []
+    if fn.freed:  # dashed: backward has run through it and freed what it saved
         attrs["style"] = "filled,dashed"
-    tooltip = "; ".join(s for s in (fn.scope, note) if s)
-    if tooltip:
-        attrs["tooltip"] = graphviz.escape(tooltip)
+        notes.append("saved arrays freed by backward")
+    if notes:
+        attrs["tooltip"] = graphviz.escape("; ".join(notes))
     return attrs
 
 
@@ -486,7 +488,8 @@ def print_graph(root: Tensor, params: Mapping[str, Tensor] | Any = None,
     Each line is a tensor with its shape and dtype: ``%3 = MatMul(w, %4)`` for a tensor an op
     made (indented below it: its inputs), or a leaf (``param`` if ``params`` names it, ``leaf``
     if it requires grad, ``const`` otherwise). A tensor reached a second time is not expanded
-    again but referred to as ``(see above)``. ``params`` is as for ``draw_graph``.
+    again but referred to as ``(see above)``. Past 24 levels the indentation stops growing and
+    a line starts with its depth, ``(25)``. ``params`` is as for ``draw_graph``.
     """
     (root,) = _check_roots("print_graph", (root,))
     names = _names(params)
@@ -566,8 +569,9 @@ class Trace:
 
     def table(self) -> str:
         """The records as a text table, one op per line (``print(trace.table())``)."""
-        def norms(vs: tuple) -> str:
-            return ", ".join("-" if v is None else f"{v:.4g}" for v in vs)
+        def norms(vs: tuple) -> str:  # the first few of a many-output op's norms
+            text = ", ".join("-" if v is None else f"{v:.4g}" for v in vs[:4])
+            return text + f", ... ({len(vs)} in all)" if len(vs) > 4 else text
 
         rows = [("step", "op", "scope", "|grad in|", "|grad out| per input")]
         rows += [(str(r.step), r.op, r.scope, norms(r.grad_in), norms(r.grad_out))
@@ -576,8 +580,7 @@ class Trace:
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4]
                          for row in rows)
 
-    def _record(self, fn: Function, grads: tuple[Tensor, ...], in_grads: Any) -> None:
-        in_grads = in_grads if type(in_grads) is tuple else (in_grads,)
+    def _record(self, fn: Function, grads: tuple[Tensor, ...], in_grads: tuple) -> None:
         grad_in = tuple(_norm(g.data) for g in grads)
         for ref, n in zip(fn.outputs, grad_in):
             if ref() is not None:
@@ -611,45 +614,15 @@ def _delivered(x: Tensor, g: Tensor) -> np.ndarray:
 def trace_backward() -> Iterator[Trace]:
     """Record every op that backward visits inside the block, in order, with gradient norms.
 
-    ``with mg.trace_backward() as tr: loss.backward()`` then ``print(tr.table())``. While the
-    block runs, the ``backward`` method of every ``Function`` subclass defined so far is wrapped
-    (process-wide) and put back on exit; ops whose class is defined inside the block are not seen.
+    ``with mg.trace_backward() as tr: loss.backward()`` then ``print(tr.table())``.
     """
     trace = Trace()
-    patched = []
-    for cls in _op_classes():
-        original = cls.__dict__["backward"]
-        cls.backward = _traced(original, trace)
-        patched.append((cls, original))
+    previous = _state.observer
+    _state.observer = trace._record
     try:
         yield trace
     finally:
-        for cls, original in reversed(patched):
-            cls.backward = original
-
-
-def _op_classes() -> list[type]:
-    """Function and its subclasses, each once, that define their own ``backward``."""
-    found, seen, stack = [], set(), [Function]
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        if "backward" in cls.__dict__:
-            found.append(cls)
-        stack.extend(cls.__subclasses__())
-    return found
-
-
-def _traced(backward: Callable, trace: Trace) -> Callable:
-    @functools.wraps(backward)
-    def traced_backward(fn: Function, *grads: Tensor):
-        in_grads = backward(fn, *grads)
-        trace._record(fn, grads, in_grads)
-        return in_grads
-
-    return traced_backward
+        _state.observer = previous
 
 
 # ----------------------------------------------------------------------------------------------

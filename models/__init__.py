@@ -1,9 +1,12 @@
 """Recurrent models built only from minigrad's public ops."""
 
 from models.cells import Cell, CoupledLSTMCell, GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
+from models.classify import SequenceClassifier, SequenceTagger
 from models.recurrent import GRU, LSTM, RNN, Recurrent, scan
+from models.seq2seq import AttentionDecoder, Decoder, Encoder, FeatureEncoder, PeekyDecoder, Seq2Seq
 
 __all__ = [
     "GRU", "LSTM", "RNN", "Cell", "CoupledLSTMCell", "GRUCell", "LSTMCell", "PeepholeLSTMCell",
-    "RNNCell", "Recurrent", "scan",
+    "RNNCell", "Recurrent", "SequenceClassifier", "SequenceTagger", "scan",
+    "AttentionDecoder", "Decoder", "Encoder", "FeatureEncoder", "PeekyDecoder", "Seq2Seq",
 ]

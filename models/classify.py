@@ -94,14 +94,13 @@ class _PaddedRecurrentModel(Module):
     def _states(self, ids: np.ndarray, lengths: np.ndarray) -> mg.Tensor:
         """The top layer's outputs ``(T, B, D*H)``; steps past a sequence's length hold values
         that no valid step depends on."""
-        x = self.drop(self.embed(ids.T))
+        x = self.embed(ids.T)
         for k, forward in enumerate(self.forward_layers):
-            if k > 0:
-                x = self.drop(x)
+            x = self.drop(x)  # on the embeddings, then between layers
             out, _ = forward(x)
             if self.bidirectional:
-                back, _ = self.backward_layers[k](reverse_padded(x, np.full_like(lengths, len(ids.T))))
-                out = mg.concat([out, reverse_padded(back, np.full_like(lengths, len(ids.T)))], axis=-1)
+                back, _ = self.backward_layers[k](reverse_padded(x, lengths))
+                out = mg.concat([out, reverse_padded(back, lengths)], axis=-1)
             x = out
         return x
 

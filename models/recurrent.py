@@ -37,12 +37,15 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False
         xs, step = cell.project_input(xs), cell.step
     else:
         step = cell
-    inputs = _unstack(xs)
-    outputs: list[mg.Tensor | None] = [None] * len(inputs)
-    for t in reversed(range(len(inputs))) if reverse else range(len(inputs)):
+    # One split before the loop and one concat after it; the per-step reshapes happen inside
+    # each step's scope, so a drawing that collapses the steps swallows them too.
+    pieces = xs.split(xs.shape[0], axis=0)
+    outputs: list[mg.Tensor | None] = [None] * len(pieces)
+    for t in reversed(range(len(pieces))) if reverse else range(len(pieces)):
         with mg.name_scope(f"t{t}"):
-            outputs[t], state = step(inputs[t], state)
-    return mg.stack(outputs), state
+            h, state = step(pieces[t].reshape(pieces[t].shape[1:]), state)
+            outputs[t] = h.reshape((1,) + h.shape)
+    return mg.concat(outputs, axis=0), state
 
 
 class Recurrent(Module):

@@ -262,7 +262,7 @@ class AttentionDecoder(Decoder):
     def decode(self, ids, enc, state):
         hs, state = self.lstm(self.embed(ids), state)
         context, weights = attention(hs, enc.outputs, enc.mask)
-        return self.out(mg.concat([context * 0, hs], axis=-1)), state, weights
+        return self.out(mg.concat([context, hs], axis=-1)), state, weights
 
 
 class Seq2Seq(Module):
@@ -331,3 +331,14 @@ class Seq2Seq(Module):
                          constant_values=PAD_ID)
             hits += int((got == want[i:i + batch_size]).all(axis=1).sum())
         return hits / len(tgt)
+
+
+def minibatches(src: np.ndarray, tgt: np.ndarray, batch_size: int, seed: int
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of ``(src, tgt)`` batches: the rows in an order shuffled by ``seed``, cut
+    into batches of ``batch_size`` (the last one may be smaller)."""
+    if len(src) != len(tgt):
+        raise ValueError(f"minibatches: {len(src)} sources but {len(tgt)} targets")
+    order = np.random.default_rng(seed).permutation(len(src))
+    return [(src[rows], tgt[rows]) for rows in np.split(order, range(batch_size, len(src),
+                                                                      batch_size))]

@@ -154,34 +154,36 @@ class Trainer:
         every = self.log_every or (max(1, total // 10) if total else 100)
         losses = []
         loss_sum, count_sum, start, cut = 0.0, 0, time.perf_counter(), False
-        for i, batch in enumerate(bar if bar is not None else batches, 1):
-            self.model.train()
-            loss, count = step(batch)
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.clip_norm is not None:
-                clip_grad_norm_(self.model.parameters(), self.clip_norm)
-            self.optimizer.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"Trainer.fit: the loss is {value} at epoch {self.epoch + 1}, step {i}; "
-                    "try a lower learning rate or a smaller clip_norm"
-                )
-            losses.append(value)
-            loss_sum, count_sum = loss_sum + value * count, count_sum + count
-            rate = count_sum / max(time.perf_counter() - start, 1e-9)
-            status = self._status(loss_sum / count_sum, rate)
+        try:
+            for i, batch in enumerate(bar if bar is not None else batches, 1):
+                self.model.train()
+                loss, count = step(batch)
+                value = loss.item()
+                if not math.isfinite(value):  # stop before a NaN reaches the parameters
+                    raise FloatingPointError(
+                        f"Trainer.fit: the loss is {value} at epoch {self.epoch + 1}, step {i}; "
+                        "try a lower learning rate or a smaller clip_norm"
+                    )
+                self.optimizer.zero_grad()
+                loss.backward()
+                if self.clip_norm is not None:
+                    clip_grad_norm_(self.model.parameters(), self.clip_norm)
+                self.optimizer.step()
+                losses.append(value)
+                loss_sum, count_sum = loss_sum + value * count, count_sum + count
+                rate = count_sum / max(time.perf_counter() - start, 1e-9)
+                status = self._status(loss_sum / count_sum, rate)
+                if bar is not None:
+                    bar.set_postfix_str(status, refresh=False)
+                elif i % every == 0:
+                    steps = f"{i}/{total}" if total else f"{i}"
+                    print(f"epoch {self.epoch + 1}/{epochs} step {steps}: {status}", flush=True)
+                if deadline is not None and time.perf_counter() >= deadline:
+                    cut = i != total
+                    break
+        finally:
             if bar is not None:
-                bar.set_postfix_str(status, refresh=False)
-            elif i % every == 0:
-                steps = f"{i}/{total}" if total else f"{i}"
-                print(f"epoch {self.epoch + 1}/{epochs} step {steps}: {status}", flush=True)
-            if deadline is not None and time.perf_counter() >= deadline:
-                cut = i != total
-                break
-        if bar is not None:
-            bar.close()
+                bar.close()
         if count_sum == 0:
             raise ValueError(f"Trainer.fit: batches() gave no batch (or only empty ones) in "
                              f"epoch {self.epoch + 1}")
@@ -243,7 +245,8 @@ class Trainer:
         text += "".join(f" | {name} {value:.4g}" for name, value in metrics.items())
         text += f" | {seconds:.1f}s, {_si(rate)} {self.unit}/s"
         if cut:
-            text += f" | stopped by the time limit after {len(losses)} steps"
+            steps = f"{len(losses)} step" + "s" * (len(losses) > 1)
+            text += f" | stopped by the time limit after {steps}"
         print(text, flush=True)
 
     def state_dict(self) -> dict[str, Any]:

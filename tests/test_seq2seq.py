@@ -16,6 +16,7 @@ from models.seq2seq import (
     PeekyDecoder,
     Seq2Seq,
     attention,
+    minibatches,
 )
 from tests.strategies import arrays, leaf
 
@@ -91,25 +92,44 @@ def test_vec2seq_gradcheck(decoder_type, rows, features, tgt_len, seed, data):
                         [x, *model.parameters()], fast_mode=True)
 
 
-def test_peeky_decoder_sees_the_encoder_state_at_every_step_through_input_and_output():
-    """With no recurrence (W_hh = 0) and c = 0, a plain decoder cannot see the encoder's h at
-    all; the peeky decoder sees it at every step, through the output layer and, with that
-    path cut, through the LSTM's input."""
-    steps = 4
-    ids = np.full((2, steps), 5)
-    for decoder_type, sees in ((Decoder, False), (PeekyDecoder, True), ("input only", True)):
-        mg.manual_seed(0)
-        decoder = (PeekyDecoder if decoder_type == "input only" else decoder_type)(VOCAB, 2, 3)
-        decoder.double().lstm.weight_hh_l0.data[...] = 0
-        if decoder_type == "input only":
-            decoder.out.weight.data[:, 3:] = 0  # the output layer's peek at h
-        h = leaf(np.random.default_rng(1).standard_normal((2, 3)))
-        enc = Encoded(h.reshape(2, 1, 3), np.ones((2, 1), bool),
-                      (h, mg.zeros(2, 3, dtype=np.float64)))
-        logits = decoder(ids, enc)
-        for t in range(steps):
-            (grad,) = mg.grad(logits[:, t].sum(), [h], retain_graph=True, allow_unused=True)
-            assert (grad is not None and np.abs(grad.data).sum() > 0) == sees, (decoder_type, t)
+def gradients_per_step(decoder, ids, enc, wrt):
+    """d(sum of the logits at step t) / d ``wrt``, for every step t (zeros if unused)."""
+    logits = decoder(ids, enc)
+    grads = [mg.grad(logits[:, t].sum(), [wrt], retain_graph=True, allow_unused=True)[0]
+             for t in range(ids.shape[1])]
+    return [np.zeros(wrt.shape) if g is None else g.data for g in grads]
+
+
+@pytest.mark.parametrize(("decoder_type", "cut", "sees"), [
+    (Decoder, None, False), (PeekyDecoder, "input", True), (PeekyDecoder, "output", True),
+])
+def test_peeky_decoder_sees_the_encoder_state_at_every_step_through_input_and_output(
+        decoder_type, cut, sees):
+    """Without recurrence (W_hh = 0) and with c = 0, a plain decoder cannot see the encoder's
+    h; the peeky decoder sees it at every step through its input alone (the output layer's
+    peek cut) and through its output layer alone (the input's peek cut)."""
+    mg.manual_seed(0)
+    decoder = decoder_type(VOCAB, 2, 3).double()
+    decoder.lstm.weight_hh_l0.data[...] = 0
+    if cut == "input":
+        decoder.lstm.weight_ih_l0.data[:, 2:] = 0
+    elif cut == "output":
+        decoder.out.weight.data[:, 3:] = 0
+    h = leaf(np.random.default_rng(1).standard_normal((2, 3)))
+    enc = Encoded(h.reshape(2, 1, 3), np.ones((2, 1), bool), (h, mg.zeros(2, 3, dtype=np.float64)))
+    for grad in gradients_per_step(decoder, np.full((2, 4), 5), enc, h):
+        assert (np.abs(grad).sum() > 0) == sees
+
+
+def test_attention_decoder_reads_every_encoder_state_but_padding_at_every_step():
+    model = seeded(0, AttentionDecoder)
+    src, tgt = batch(2, 4, 5, 5)
+    enc = model.encoder(src)
+    outputs = leaf(enc.outputs.data)
+    for grad in gradients_per_step(model.decoder, tgt[:, :-1], enc._replace(outputs=outputs),
+                                   outputs):
+        assert (grad[~enc.mask] == 0).all()
+        assert (np.abs(grad).sum(axis=-1)[enc.mask] > 0).all()
 
 
 # -- padding and reversal -----------------------------------------------------------------------
@@ -221,6 +241,17 @@ def test_accuracy_is_the_fraction_of_exact_answers_ending_with_eos():
     assert rigged(Decoder, 4).accuracy(src, np.array([one] * 4)) == 0.0  # 4 4, no </s>
 
 
+def test_minibatches_cover_every_row_once_in_a_seeded_order():
+    src, tgt = np.arange(10)[:, None], np.arange(10)[:, None] + 100
+    epoch = minibatches(src, tgt, 4, seed=0)
+    assert [len(s) for s, _ in epoch] == [4, 4, 2]
+    rows = np.concatenate([s for s, _ in epoch])[:, 0]
+    assert sorted(rows) == list(range(10)) and list(rows) != list(range(10))
+    assert all((t == s + 100).all() for s, t in epoch)
+    assert all((a[0] == b[0]).all() for a, b in zip(epoch, minibatches(src, tgt, 4, seed=0)))
+    assert any((a[0] != b[0]).any() for a, b in zip(epoch, minibatches(src, tgt, 4, seed=1)))
+
+
 # -- short training runs ------------------------------------------------------------------------
 
 
@@ -293,6 +324,7 @@ def test_bad_input_raises_clear_errors_and_leaves_the_model_intact():
         (lambda: Seq2Seq(Encoder(VOCAB, 2, 3), Decoder(VOCAB, 2, 4)),
          "encoder's hidden_size (3) must equal the decoder's (4)"),
         (lambda: FeatureEncoder(3, 2)(np.zeros((2, 4))), "features must have shape (batch, 3)"),
+        (lambda: minibatches(src, tgt[:2], 2, seed=0), "3 sources but 2 targets"),
     ]
     for call, message in cases:
         with pytest.raises(ValueError) as err:

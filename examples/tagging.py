@@ -1,0 +1,241 @@
+"""Tag, classify and write sentences: the N -> N, N -> 1 and 1 -> N shapes of sequence models.
+
+    python examples/tagging.py                     # about 3 minutes on 2 cores
+    python examples/tagging.py --tag-epochs 5 --plot curves/
+
+The data is ``models.data.sentiment``: generated sentences of 1-3 phrases such as "the plot
+was honestly terribly exciting , and the acting felt not very good", where a phrase's
+sentiment is decided by its last word (flipped by a negation). Every token is tagged with its
+phrase's sentiment and the sentence is labelled with its last phrase's.
+
+- N -> N, tagging (``SequenceTagger``): before a phrase's deciding word a left-to-right LSTM
+  can only guess, so it cannot beat about 0.562 per-token accuracy (``CAUSAL_TAG_ACCURACY``);
+  a bidirectional LSTM reads the deciding word from the right. With one layer it stops near
+  0.94 (the intensifiers of negated phrases need an XOR of its two directions, see the
+  table); with two layers it reaches 1.
+- N -> 1, classification (``SequenceClassifier``): the sentence label, from the last state or
+  the mean of the states, left-to-right or bidirectional.
+- 1 -> N, generation (vec2seq): a ``Decoder`` started from a feature vector by a
+  ``FeatureEncoder``, as image captioning does. The feature is a bag of words (how often
+  each word occurs, no order) and the decoder writes a sentence with those words.
+- N -> M, seq2seq, is ``examples/addition.py`` ("16+75" -> "91") and ``examples/dates.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# A small LSTM's matrices are too small for BLAS threads to pay off, and on a busy machine the
+# threads spin against each other, so use one unless told.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import minigrad as mg
+from minigrad.nn import Module
+from models.classify import SequenceClassifier, SequenceTagger
+from models.data import (
+    BOS_ID,
+    CAUSAL_TAG_ACCURACY,
+    EOS_ID,
+    INTENSIFIERS,
+    SPECIALS,
+    TAG_PAD,
+    sentiment,
+)
+from models.seq2seq import Decoder, FeatureEncoder, Seq2Seq
+from models.trainer import History, Trainer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the defaults run in about 3 minutes."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--sentences", type=int, default=10_000, help="sentences (20%% held out)")
+    p.add_argument("--embed", type=int, default=32, help="embedding size")
+    p.add_argument("--hidden", type=int, default=64, help="LSTM hidden size per direction")
+    p.add_argument("--batch", type=int, default=64, help="sentences per batch")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    p.add_argument("--tag-epochs", type=int, default=2, help="epochs of each tagger")
+    p.add_argument("--cls-epochs", type=int, default=2, help="epochs of each classifier")
+    p.add_argument("--gen-epochs", type=int, default=4, help="epochs of the vec2seq decoder")
+    p.add_argument("--gen-hidden", type=int, default=128, help="hidden size of the decoder")
+    p.add_argument("--gen-lr", type=float, default=5e-3, help="Adam learning rate of the decoder")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and batches")
+    p.add_argument("--plot", type=Path, help="save each model's training curves in this folder")
+    p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
+    return p.parse_args(argv)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Index batches of sentences of about the same length (little padding), in random
+    order; the same ``seed`` gives the same batches."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(lengths + rng.random(len(lengths)), kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def fit(name: str, model: Module, args: argparse.Namespace, epochs: int, lengths: np.ndarray,
+        step: Callable, evaluate: Callable[[], dict[str, float]], lr: float, unit: str
+        ) -> History:
+    """Train ``model`` with Adam and gradient clipping; print a header and save the curves."""
+    params = sum(p.size for p in model.parameters())
+    print(f"\n== {name}: {params:,} parameters, {epochs} epochs")
+    mg.manual_seed(args.seed)
+    trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=lr), clip_norm=5.0,
+                      progress=not args.no_progress, unit=unit)
+    history = trainer.fit(
+        epochs, lambda: length_batches(lengths, args.batch, args.seed + trainer.epoch), step,
+        evaluate)
+    if args.plot:
+        args.plot.mkdir(parents=True, exist_ok=True)
+        history.plot(args.plot / (re.sub(r"\W+", "_", name).strip("_") + ".png"))
+    return history
+
+
+def bag_of_words(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Rows of ids ``(B, T)`` -> word counts ``(B, V)``, specials not counted."""
+    bags = np.zeros((len(ids), vocab_size), np.float32)
+    np.add.at(bags, (np.arange(len(ids))[:, None], ids), 1)
+    bags[:, : len(SPECIALS)] = 0
+    return bags
+
+
+def with_bos_eos(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Padded sentences ``(B, T)`` -> decoder targets ``<s> w1 .. wn </s>`` then padding."""
+    targets = np.zeros((len(tokens), tokens.shape[1] + 2), np.int64)
+    targets[:, 0] = BOS_ID
+    targets[:, 1:-1] = tokens
+    targets[np.arange(len(tokens)), lengths + 1] = EOS_ID
+    return targets
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    data = sentiment(args.sentences)
+    vocab_size = len(data.vocab)
+    tokens, lengths = data.train_tokens, data.train_lengths
+    bound = data.causal_bound("test")
+    print(f"data: {len(tokens):,} training and {len(data.test_tokens):,} test sentences, "
+          f"{vocab_size} words, {lengths.mean():.1f} tokens on average (longest "
+          f"{lengths.max()})\nexample: {data.vocab.decode_text(tokens[0])!r}\n"
+          f"  tags  : {' '.join(str(t) for t in data.train_tags[0, :lengths[0]])}\n"
+          f"best accuracy of a left-to-right tagger: {CAUSAL_TAG_ACCURACY:.3f} expected "
+          f"(CAUSAL_TAG_ACCURACY), {bound:.3f} on this test split")
+
+    # -- N -> N: tagging, left-to-right vs bidirectional, one or two layers
+    tagging = {}
+    intensifiers = np.isin(data.test_tokens, data.vocab.encode(INTENSIFIERS))
+    for bidirectional, layers in ((False, 1), (True, 1), (True, 2)):
+        name = f"tagger {'bi' if bidirectional else 'uni'}LSTM x{layers}"
+        mg.manual_seed(args.seed)
+        tagger = SequenceTagger(vocab_size, args.embed, args.hidden, 2, num_layers=layers,
+                                bidirectional=bidirectional)
+
+        def tag_step(idx, model=tagger):
+            width = lengths[idx].max()
+            loss = model.loss(tokens[idx, :width], data.train_tags[idx, :width], lengths[idx])
+            return loss, int(lengths[idx].sum())
+
+        t0 = time.perf_counter()
+        history = fit(name, tagger, args, args.tag_epochs, lengths, tag_step,
+                      lambda model=tagger: {"test_acc": model.accuracy(
+                          data.test_tokens, data.test_tags, data.test_lengths)},
+                      args.lr, "tok")
+        wrong = tagger.predict(data.test_tokens, data.test_lengths) != data.test_tags
+        wrong &= data.test_tags != TAG_PAD
+        errors = f"{(wrong & intensifiers).sum()} of {wrong.sum()} on intensifiers"
+        tagging[name] = (history.metrics["test_acc"], errors, time.perf_counter() - t0)
+
+    # -- N -> 1: classification of the sentence label, direction x pooling
+    classification = {}
+    for bidirectional in (False, True):
+        for pooling in ("last", "mean"):
+            name = f"classifier {'bi' if bidirectional else 'uni'}LSTM, {pooling}"
+            mg.manual_seed(args.seed)
+            classifier = SequenceClassifier(vocab_size, args.embed, args.hidden, 2,
+                                            bidirectional=bidirectional, pooling=pooling)
+
+            def cls_step(idx, model=classifier):
+                width = lengths[idx].max()
+                loss = model.loss(tokens[idx, :width], data.train_labels[idx], lengths[idx])
+                return loss, len(idx)
+
+            t0 = time.perf_counter()
+            history = fit(name, classifier, args, args.cls_epochs, lengths, cls_step,
+                          lambda model=classifier: {"test_acc": model.accuracy(
+                              data.test_tokens, data.test_labels, data.test_lengths)},
+                          args.lr, "sent")
+            classification[name] = (history.metrics["test_acc"], time.perf_counter() - t0)
+
+    # -- 1 -> N: vec2seq, a bag of words -> a sentence with those words
+    bags, test_bags = bag_of_words(tokens, vocab_size), bag_of_words(data.test_tokens, vocab_size)
+    targets = with_bos_eos(tokens, lengths)
+    max_len = int(max(lengths.max(), data.test_lengths.max())) + 1
+    mg.manual_seed(args.seed)
+    writer = Seq2Seq(FeatureEncoder(vocab_size, args.gen_hidden),
+                     Decoder(vocab_size, args.embed, args.gen_hidden))
+
+    def gen_step(idx):
+        return writer.loss(bags[idx], targets[idx, :lengths[idx].max() + 2]), int(
+            lengths[idx].sum() + len(idx))
+
+    def gen_evaluate():
+        written = writer.generate(test_bags, max_len)
+        same_bag = (bag_of_words(written, vocab_size) == test_bags).all(axis=1)
+        return {"same_bag": float(same_bag.mean())}
+
+    t0 = time.perf_counter()
+    history = fit("vec2seq bag of words -> sentence", writer, args, args.gen_epochs, lengths,
+                  gen_step, gen_evaluate, args.gen_lr, "tok")
+    generation = (history.metrics["same_bag"], time.perf_counter() - t0)
+    written = writer.generate(test_bags[:4], max_len)
+    print("\nsamples (test sentences; the decoder saw only their bag of words):")
+    for i, row in enumerate(written):
+        print(f"  bag    : {' '.join(sorted(data.vocab.decode(data.test_tokens[i])))}\n"
+              f"  wrote  : {data.vocab.decode_text(row)}\n"
+              f"  source : {data.vocab.decode_text(data.test_tokens[i])}")
+
+    print(f"\nN -> N tagging, per-token test accuracy (left-to-right bound {bound:.3f} on "
+          f"this split, {CAUSAL_TAG_ACCURACY:.3f} expected):")
+    print(f"  {'model':<20} {'per epoch':<18} {'final':>6} {'time':>6}   test errors")
+    for name, (acc, errors, seconds) in tagging.items():
+        print(f"  {name:<20} {' '.join(f'{a:.3f}' for a in acc):<18} {acc[-1]:>6.3f} "
+              f"{seconds:>5.0f}s   {errors}")
+    print("  (in 'not very good' the tag of 'very' is negation XOR polar word: one biLSTM layer\n"
+          "   has the negation in its forward half and the polar word in its backward half, and\n"
+          "   a linear output layer cannot take their XOR; a second layer can)")
+    print("\nN -> 1 classification, sentence-label test accuracy:")
+    print(f"  {'model':<32} {'per epoch':<20} {'final':>6} {'time':>6}")
+    for name, (acc, seconds) in classification.items():
+        print(f"  {name:<32} {' '.join(f'{a:.3f}' for a in acc):<20} {acc[-1]:>6.3f} "
+              f"{seconds:>5.0f}s")
+    best_tagger = max(tagging, key=lambda k: tagging[k][0][-1])
+    best_classifier = max(classification, key=lambda k: classification[k][0][-1])
+    shapes = [
+        ("1 -> N", "bag of words -> sentence", "FeatureEncoder + Decoder",
+         f"same bag {generation[0][-1]:.3f}"),
+        ("N -> 1", "sentence -> its label", best_classifier,
+         f"accuracy {classification[best_classifier][0][-1]:.3f}"),
+        ("N -> M", "'16+75' -> '91'", "Seq2Seq (examples/addition.py)", "run that example"),
+        ("N -> N", "sentence -> per-token tags", best_tagger,
+         f"accuracy {tagging[best_tagger][0][-1]:.3f}"),
+    ]
+    print("\nthe four shapes:")
+    for row in shapes:
+        print(f"  {row[0]:<7} {row[1]:<27} {row[2]:<32} {row[3]}")
+    print(f"\n{time.perf_counter() - start:.0f}s in all")
+
+
+if __name__ == "__main__":
+    main()
