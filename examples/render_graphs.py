@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from models import GRUCell, LSTMCell, RNN
+from models import RNN, GRUCell, LSTMCell
 from models.lm import RNNLM
 
 
