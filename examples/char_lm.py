@@ -7,10 +7,10 @@ The default corpus is Python's own help pages (``pydoc_data.topics``, about 465k
 English and code that ship with CPython). The text is cut into ``--batch`` parallel streams
 read ``--bptt`` characters at a time (truncated backpropagation through time): the LSTM's
 state is carried from one chunk to the next and detached, so gradients flow back at most
-``--bptt`` steps. After every epoch the validation perplexity is printed (a uniform guess over
-the ~100 characters scores ~100; a good model of this text, under 3). Training stops after
-``--epochs`` or ``--minutes``, whichever comes first, and the model then writes samples at a
-low and a higher temperature.
+``--bptt`` steps. After every epoch the validation perplexity is printed: a uniform guess over
+the 107 symbols scores 107, the default two-minute run gets to about 3.7, and more minutes go
+lower. Training stops after ``--epochs`` or ``--minutes``, whichever comes first; then the
+model writes samples at a low and a higher temperature.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32, help="parallel streams per batch")
     p.add_argument("--bptt", type=int, default=64, help="characters per truncated-BPTT chunk")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: 3e-3 Adam, 1.0 SGD)")
+    p.add_argument("--lr", type=float, help="learning rate (default: 1e-2 Adam, 4.0 SGD)")
     p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (0: none)")
     p.add_argument("--epochs", type=int, default=20, help="passes over the training text")
     p.add_argument("--minutes", type=float, default=2.0, help="training time budget")
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     model = RNNLM(len(vocab), args.embed, args.hidden, args.layers, cell="lstm",
                   dropout=args.dropout, tie_weights=args.tie)
     if args.optimizer == "adam":
-        optimizer = mg.optim.Adam(model.parameters(), lr=args.lr or 3e-3)
+        optimizer = mg.optim.Adam(model.parameters(), lr=args.lr or 1e-2)
     else:
-        optimizer = mg.optim.SGD(model.parameters(), lr=args.lr or 1.0)
+        optimizer = mg.optim.SGD(model.parameters(), lr=args.lr or 4.0)
     # The classic language-model schedule: divide the lr by 4 when validation stops improving.
     scheduler = mg.optim.ReduceLROnPlateau(optimizer, factor=0.25, patience=0, threshold=0)
     n_params = sum(p.size for p in model.parameters())

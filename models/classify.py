@@ -19,9 +19,8 @@ import minigrad as mg
 from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
 from minigrad.nn import functional as F
 from models.data import PAD_ID, TAG_PAD
-from models.recurrent import GRU, LSTM, RNN
+from models.recurrent import layer_class
 
-_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLINGS = ("last", "mean", "max")
 
 
@@ -55,8 +54,7 @@ class _PaddedRecurrentModel(Module):
                  cell: str, num_layers: int, bidirectional: bool, dropout: float) -> None:
         super().__init__()
         name = type(self).__name__
-        if cell not in _LAYERS:
-            raise ValueError(f"{name}: cell must be one of {sorted(_LAYERS)}; got {cell!r}")
+        layer = layer_class(cell, name)
         if num_layers < 1:
             raise ValueError(f"{name}: num_layers must be at least 1; got {num_layers}")
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
@@ -65,9 +63,9 @@ class _PaddedRecurrentModel(Module):
         widths = [embed_size] + [directions * hidden_size] * (num_layers - 1)
         self.embed = Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.drop = Dropout(dropout)
-        self.forward_layers = ModuleList([_LAYERS[cell](w, hidden_size) for w in widths])
+        self.forward_layers = ModuleList([layer(w, hidden_size) for w in widths])
         self.backward_layers = ModuleList(
-            [_LAYERS[cell](w, hidden_size) for w in widths] if bidirectional else []
+            [layer(w, hidden_size) for w in widths] if bidirectional else []
         )
         self.out = Linear(directions * hidden_size, num_outputs)
 

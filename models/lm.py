@@ -11,9 +11,7 @@ import minigrad as mg
 from minigrad.nn import Dropout, Embedding, Linear, Module
 from minigrad.nn import functional as F
 from models.cells import State
-from models.recurrent import GRU, LSTM, RNN
-
-_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+from models.recurrent import layer_class
 
 
 def detach_state(state: State | None) -> State | None:
@@ -38,8 +36,7 @@ class RNNLM(Module):
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_layers: int = 1,
                  cell: str = "lstm", dropout: float = 0.0, tie_weights: bool = False) -> None:
         super().__init__()
-        if cell not in _LAYERS:
-            raise ValueError(f"RNNLM: cell must be one of {sorted(_LAYERS)}; got {cell!r}")
+        layer = layer_class(cell, "RNNLM")
         if tie_weights and hidden_size != embed_size:
             raise ValueError(
                 f"RNNLM: tie_weights needs hidden_size == embed_size; got {hidden_size} and "
@@ -48,7 +45,7 @@ class RNNLM(Module):
         self.vocab_size, self.cell = vocab_size, cell
         self.embed = Embedding(vocab_size, embed_size)
         self.drop = Dropout(dropout)
-        self.rnn = _LAYERS[cell](embed_size, hidden_size, num_layers, dropout=dropout)
+        self.rnn = layer(embed_size, hidden_size, num_layers, dropout=dropout)
         self.out = Linear(hidden_size, vocab_size)
         if tie_weights:
             self.out.weight = self.embed.weight

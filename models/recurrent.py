@@ -172,3 +172,14 @@ class GRU(Recurrent):
                  bidirectional: bool = False) -> None:
         super().__init__(GRUCell, input_size, hidden_size, num_layers, bidirectional, dropout,
                          batch_first, bias=bias)
+
+
+LAYERS: dict[str, type[Recurrent]] = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+def layer_class(cell: str, owner: str) -> type[Recurrent]:
+    """The layer class for ``cell`` ('lstm', 'gru' or 'rnn'); ``owner`` names the caller in
+    the error for any other name."""
+    if cell not in LAYERS:
+        raise ValueError(f"{owner}: cell must be one of {sorted(LAYERS)}; got {cell!r}")
+    return LAYERS[cell]

@@ -57,9 +57,10 @@ def run_alone(model, row):
 
 
 def pool(model, output, h_n):
-    """What each pooling means for one sequence run alone; 'last' is PyTorch's h_n idiom."""
+    """What each pooling means for one sequence run alone; 'last' is PyTorch's idiom, the top
+    layer's final states ``h_n[-1]`` or ``cat(h_n[-2], h_n[-1])`` when bidirectional."""
     if model.pooling == "last":
-        return mg.concat(list(h_n[-2 if model.bidirectional else -1:]))
+        return mg.concat([h_n[-2], h_n[-1]]) if model.bidirectional else h_n[-1]
     return output.mean(axis=0) if model.pooling == "mean" else output.max(axis=0)
 
 
@@ -200,6 +201,15 @@ def test_predict_and_accuracy_count_only_tagged_steps_in_eval_mode():
     assert labels.shape == (2,)
     assert classifier.accuracy(ids, labels, lengths) == 1.0
     assert classifier.accuracy(ids, (labels + 1) % CLASSES, lengths) == 0.0
+
+
+def test_dropout_acts_only_in_training():
+    model = make(SequenceTagger, 0, bidirectional=True, num_layers=2, dropout=0.5)
+    plain = make(SequenceTagger, 0, bidirectional=True, num_layers=2)
+    ids, lengths = np.array([[1, 2, 3, 4], [5, 6, 1, PAD_ID]]), [4, 3]
+    assert not np.allclose(model(ids, lengths).data, model(ids, lengths).data)
+    model.eval()
+    np.testing.assert_array_equal(model(ids, lengths).data, plain(ids, lengths).data)
 
 
 # -- short training runs ----------------------------------------------------------------------

@@ -220,6 +220,9 @@ def test_a_user_cell_with_only_forward_runs_bidirectional_and_stacked():
     expected_output, expected_h_n = run_by_hand(model, x)
     np.testing.assert_allclose(output.data, expected_output.data, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(h_n.data, expected_h_n.data, rtol=1e-13, atol=1e-15)
+    x, hx = leaf(x.data[:3]), leaf(np.random.default_rng(0).uniform(-1, 1, (4, 2, 4)))
+    assert mg.gradcheck(lambda x, hx, *_: model(x, hx), [x, hx, *model.parameters()],
+                        fast_mode=True)
 
 
 @pytest.mark.parametrize("cell_type", [LSTMCell, MinimalGatedUnit])
