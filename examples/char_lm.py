@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 # A small LSTM's matrices are too small for BLAS threads to pay off, and on a busy machine the
-# threads spin against each other (8x slower on a shared 2-core box), so use one unless told.
+# threads spin against each other (5-8x slower on a shared 2-core box), so use one unless told.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, help="learning rate (default: 1e-2 Adam, 4.0 SGD)")
     p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (0: none)")
     p.add_argument("--epochs", type=int, default=20, help="passes over the training text")
-    p.add_argument("--minutes", type=float, default=2.0, help="training time budget")
+    p.add_argument("--minutes", type=float, default=2.0,
+                   help="training time budget (it may cut the last epoch short)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
     p.add_argument("--checkpoint", type=Path, help="save model + optimizer here every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -90,12 +91,15 @@ class StatefulStep:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     start = time.perf_counter()
-    text = load_text(args.text) if args.text else default_corpus()
-    text = text[: args.chars]
-    train_text, valid_text, _ = split_text(text, valid_fraction=0.1)
-    vocab = Vocab.from_text(text, "char")
-    train = BPTTBatches(vocab.encode(train_text), args.batch, args.bptt)
-    valid = BPTTBatches(vocab.encode(valid_text), args.batch, args.bptt)
+    try:  # a missing, empty or too short text ends the run with its message, not a traceback
+        text = load_text(args.text) if args.text else default_corpus()
+        text = text[: args.chars]
+        train_text, valid_text, _ = split_text(text, valid_fraction=0.1)
+        vocab = Vocab.from_text(text, "char")
+        train = BPTTBatches(vocab.encode(train_text), args.batch, args.bptt)
+        valid = BPTTBatches(vocab.encode(valid_text), args.batch, args.bptt)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"char_lm: {err}") from None
     print(f"text: {len(train_text):,} training and {len(valid_text):,} validation characters, "
           f"{len(vocab)} symbols; {len(train)} chunks of ({args.bptt}, {args.batch}) per epoch")
 

@@ -125,7 +125,8 @@ class Trainer:
         mode under ``no_grad`` (its dict goes into ``history.metrics``), steps the scheduler and
         saves the checkpoint. With ``time_limit`` (seconds from the call), the epoch running
         when the limit passes ends after its current step; it is evaluated, recorded and counts
-        as done, and ``fit`` returns.
+        as done, and ``fit`` returns. No epoch starts with less than a tenth of the previous
+        epoch's time left.
         """
         if isinstance(self.scheduler, ReduceLROnPlateau) and monitor is None:
             raise ValueError("Trainer.fit: a ReduceLROnPlateau scheduler needs monitor= (the "
@@ -134,15 +135,16 @@ class Trainer:
             raise ValueError(f"Trainer.fit: monitor={monitor!r} needs an evaluate function")
         deadline = None if time_limit is None else time.perf_counter() + time_limit
         while self.epoch < epochs:
+            if deadline is not None and self.history.epoch_seconds and (
+                    deadline - time.perf_counter() < 0.1 * self.history.epoch_seconds[-1]):
+                break
             start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
             losses, loss, rate, cut = self._train_epoch(batches(), step, epochs, deadline)
-            metrics = self._evaluate(evaluate, monitor)
+            metrics = self._evaluate_and_schedule(evaluate, monitor)
             self.epoch += 1
             self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, cut)
             if self.checkpoint is not None:
                 self.save(self.checkpoint)
-            if deadline is not None and time.perf_counter() >= deadline:
-                break
         return self.history
 
     def _train_epoch(self, batches: Iterable, step: Callable, epochs: int,
@@ -210,7 +212,8 @@ class Trainer:
             text += f" {name} {values[-1]:.4g}"
         return text + f" {_si(rate)} {self.unit}/s"
 
-    def _evaluate(self, evaluate: Callable | None, monitor: str | None) -> dict[str, float]:
+    def _evaluate_and_schedule(self, evaluate: Callable | None,
+                               monitor: str | None) -> dict[str, float]:
         """Run ``evaluate()`` in eval mode without a graph, then step the scheduler."""
         metrics: dict[str, float] = {}
         if evaluate is not None:
@@ -274,7 +277,7 @@ class Trainer:
         if (self.scheduler is None) != ("scheduler" not in state):
             raise ValueError("Trainer.resume: the checkpoint was saved "
                              f"{'with' if 'scheduler' in state else 'without'} a scheduler; "
-                             "this trainer has " + ("one" if self.scheduler else "none"))
+                             "this trainer has " + ("none" if self.scheduler is None else "one"))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:

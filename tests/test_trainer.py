@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+import models.trainer as trainer_module
 from minigrad.nn import Dropout, Linear, Module
 from minigrad.nn import functional as F
 from models.trainer import History, Trainer
@@ -256,14 +257,27 @@ def test_progress_bar_replaces_the_step_lines(capsys):
     assert "epoch 1/1" in err  # the bar (tqdm writes to stderr)
 
 
-def test_time_limit_cuts_the_epoch_short(capsys):
+@pytest.mark.parametrize("limit, steps", [(0, [1]), (8.3, [4, 4]), (8.5, [4, 4, 1])])
+def test_time_limit(limit, steps, capsys, monkeypatch):
+    # A fake clock: every step takes one second, so an epoch of 4 batches takes 4 seconds.
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock[0])
     model = Net()
     batches, step, evaluate = task(model)
+
+    def timed_step(idx):
+        clock[0] += 1.0
+        return step(idx)
+
     trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
-    history = trainer.fit(5, batches, step, evaluate, time_limit=0)
-    assert trainer.epoch == 1 and [len(s) for s in history.step_loss] == [1]
-    assert len(history.metrics["accuracy"]) == 1  # the cut epoch is still evaluated
-    assert "stopped by the time limit after 1 step" in capsys.readouterr().out
+    history = trainer.fit(5, batches, timed_step, evaluate, time_limit=limit)
+    # the limit cuts the running epoch after its step; no epoch starts with less than a tenth
+    # of the last epoch's time (0.4 s) left
+    assert [len(s) for s in history.step_loss] == steps and trainer.epoch == len(steps)
+    assert len(history.metrics["accuracy"]) == len(steps)  # a cut epoch is still evaluated
+    cut = steps[-1] < 4
+    note = f"stopped by the time limit after {steps[-1]} step"
+    assert (note in capsys.readouterr().out) == cut
 
 
 def test_bad_losses_and_arguments():
