@@ -1,6 +1,6 @@
 """Normalise written dates with an attention seq2seq model, and draw where it looks.
 
-    python examples/dates.py                                # a few minutes on 2 cores
+    python examples/dates.py                                # about 3 minutes on 2 cores
     python examples/dates.py --epochs 8 --plot attention.png --examples 6
 
 The data is ``models.data.dates()``: 20,000 distinct dates from 1900..2099, each written in one

@@ -15,6 +15,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad.nn import Module, Parameter, init
+from minigrad.nn import functional as F
 
 State = mg.Tensor | tuple[mg.Tensor, ...]
 
@@ -61,7 +62,11 @@ class Cell(Module):
                 f"{type(self).__name__}: expected input with last axis {self.input_size}; "
                 f"got shape {x.shape}"
             )
-        return _affine(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
+        """W_hh h + b_hh."""
+        return F.linear(h, self.weight_hh, self.bias_hh)
 
     def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
         """One step from the projected input ``xp``."""
@@ -96,11 +101,6 @@ def _shapes(state: State) -> tuple:
     return getattr(state, "shape", None)
 
 
-def _affine(x: mg.Tensor, weight: mg.Tensor, bias: mg.Tensor | None) -> mg.Tensor:
-    y = x @ weight.T
-    return y if bias is None else y + bias
-
-
 class RNNCell(Cell):
     """Elman cell: h' = f(W_ih x + b_ih + W_hh h + b_hh), f = tanh or relu."""
 
@@ -114,7 +114,7 @@ class RNNCell(Cell):
         self.nonlinearity = nonlinearity
 
     def step(self, xp, h):
-        pre = xp + _affine(h, self.weight_hh, self.bias_hh)
+        pre = xp + self.project_hidden(h)
         h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
         return h, h
 
@@ -131,7 +131,7 @@ class LSTMCell(Cell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(4)
+        i, f, g, o = (xp + self.project_hidden(h)).chunk(4)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         h = o.sigmoid() * c.tanh()
         return h, (h, c)
@@ -145,7 +145,7 @@ class GRUCell(Cell):
 
     def step(self, xp, h):
         x_r, x_z, x_n = xp.chunk(3)
-        h_r, h_z, h_n = _affine(h, self.weight_hh, self.bias_hh).chunk(3)
+        h_r, h_z, h_n = self.project_hidden(h).chunk(3)
         r = (x_r + h_r).sigmoid()
         z = (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
@@ -167,7 +167,7 @@ class PeepholeLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(4)
+        i, f, g, o = (xp + self.project_hidden(h)).chunk(4)
         i = (i + self.peephole_i * c).sigmoid()
         f = (f + self.peephole_f * c).sigmoid()
         c = f * c + i * g.tanh()
@@ -183,7 +183,7 @@ class CoupledLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        f, g, o = (xp + _affine(h, self.weight_hh, self.bias_hh)).chunk(3)
+        f, g, o = (xp + self.project_hidden(h)).chunk(3)
         f = f.sigmoid()
         c = f * c + (1 - f) * g.tanh()
         h = o.sigmoid() * c.tanh()
