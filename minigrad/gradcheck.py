@@ -29,6 +29,11 @@ def _differentiable(inputs: Sequence[Tensor]) -> list[int]:
         if not isinstance(x, Tensor):
             raise TypeError(f"gradcheck: input {i} is a {type(x).__name__}, expected a Tensor")
         if x.requires_grad:
+            if x.grad_fn is not None:
+                raise ValueError(
+                    f"gradcheck: input {i} (shape {x.shape}) was made by {x.grad_fn.name}; "
+                    "inputs must be leaves (create them with mg.tensor(..., requires_grad=True))"
+                )
             if x.dtype != np.float64:
                 raise TypeError(
                     f"gradcheck: input {i} (shape {x.shape}) is {x.dtype}; finite differences "

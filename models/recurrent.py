@@ -82,6 +82,13 @@ class Recurrent(Module):
                     setattr(self, f"{pname.replace('.', '_')}_l{k}{suffix}", p)
                 self.cells.append(cell)
 
+    def train(self, mode: bool = True) -> Recurrent:
+        """Set training mode here and in the cells (kept outside the module tree)."""
+        super().train(mode)
+        for cell in self.cells:
+            cell.train(mode)
+        return self
+
     def _initial_states(self, hx: State | None, batch: int, dtype) -> list[State]:
         name = type(self).__name__
         zero = [cell.init_state(batch, dtype) if hasattr(cell, "init_state")
