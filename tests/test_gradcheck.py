@@ -163,3 +163,9 @@ def test_gradgradcheck_rejects_a_backward_that_is_not_differentiable(op, fast_mo
     assert mg.gradcheck(lambda x: op.apply(x), [x])  # the first derivative is right
     with pytest.raises(mg.GradcheckError, match=r"input 0"):
         mg.gradgradcheck(lambda x: op.apply(x), [x], fast_mode=fast_mode)
+
+
+def test_gradcheck_rejects_an_input_made_by_an_op():
+    x = mg.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"input 0 \(shape \(3,\)\) was made by GetItem.*leaves"):
+        mg.gradcheck(lambda row: row.tanh(), [x[0]])

@@ -451,3 +451,11 @@ def test_bad_options_give_clear_errors():
         GRU(3, 4, dropout=1.0)
     with pytest.raises(ValueError, match="RNNCell: nonlinearity must be 'tanh' or 'relu'"):
         RNN(3, 4, nonlinearity="gelu")
+
+
+def test_train_and_eval_reach_the_cells():
+    layer = LSTM(3, 4, num_layers=2, bidirectional=True)
+    layer.eval()
+    assert not layer.training and not any(cell.training for cell in layer.cells)
+    layer.train()
+    assert layer.training and all(cell.training for cell in layer.cells)
