@@ -134,22 +134,25 @@ class Function:
             record = record or x.requires_grad
         fn = cls(**options) if options else cls()
         raw = fn.forward(*map(_data, inputs))
-        many = type(raw) is tuple
-        outputs = tuple(map(_wrap, raw)) if many else (_wrap(raw),)
+        outputs = tuple(map(_wrap, raw)) if type(raw) is tuple else _wrap(raw)
         if record and _state.grad_enabled:
-            fn._record(inputs, outputs)
+            fn.inputs = inputs
+            fn.scope = _state.scope
+            if type(outputs) is tuple:
+                fn._record_outputs(outputs)
+            else:  # the common case, kept short: one output, whose index is 0
+                fn.outputs = (weakref.ref(outputs),)
+                outputs.requires_grad = True
+                outputs.grad_fn = fn
         if _state.anomaly:
             fn.trace = traceback.extract_stack()[:-1]
-            for i, y in enumerate(outputs):
+            for i, y in enumerate(outputs if type(outputs) is tuple else (outputs,)):
                 _check_finite(fn, y.data, f"forward output {i}")
-        return outputs if many else outputs[0]
+        return outputs
 
-    def _record(self, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...]) -> None:
-        self.inputs = inputs
+    def _record_outputs(self, outputs: tuple[Tensor, ...]) -> None:
         self.outputs = tuple([weakref.ref(y) for y in outputs])
-        self.scope = _state.scope
-        if len(outputs) > 1:  # to zero-fill the gradients of outputs that received none
-            self.output_meta = tuple([(y.shape, y.dtype) for y in outputs])
+        self.output_meta = tuple([(y.shape, y.dtype) for y in outputs])  # to zero-fill grads
         for i, y in enumerate(outputs):
             y.requires_grad = True
             y.grad_fn = self
@@ -292,7 +295,7 @@ def run_backward(
                 entry[1] = entry[1] + g
 
     order = _topological_order(roots)
-    anomaly = _state.anomaly
+    anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
     # Ops that backward is made of are not checked one by one under anomaly mode: the
     # gradients each node returns are, so a NaN is blamed on the op whose backward made it.
     with _grad_mode(create_graph), _anomaly_mode(False):
@@ -308,7 +311,7 @@ def run_backward(
                     "were freed by the first backward. Specify retain_graph=True on the first "
                     "backward (or mg.grad) if you need to backward through the graph twice."
                 )
-            if fn.hooked or wanted is not None:
+            if fn.hooked or watching:
                 grads = _outputs_seen(fn, grads, wanted, captured)
             if None in grads:
                 grads = [Tensor._wrap(np.zeros(*fn.output_meta[i])) if g is None else g
@@ -316,8 +319,8 @@ def run_backward(
             in_grads = fn.backward(*grads)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            if _state.observer is not None:  # mg.trace_backward
-                _state.observer(fn, grads, in_grads)
+            if observer is not None:  # mg.trace_backward
+                observer(fn, grads, in_grads)
             if len(in_grads) != len(fn.inputs):
                 raise ValueError(
                     f"{fn.name}.backward returned {len(in_grads)} gradients for "
