@@ -8,11 +8,16 @@ float32. Two configurations: "big" (V=1000, E=128, H=256, batch 20, 35 steps) an
 the peak memory that tracemalloc sees during one step (NumPy reports its allocations to it).
 If PyTorch is importable, the same steps run side by side in it: once with the LSTM cell
 written from the same ops as ours, once with its fused ``nn.LSTM``.
+
+Threads come from the environment: compare like with like, e.g.
+``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/lstm_lm_step.py`` (NumPy's BLAS
+and PyTorch each on one thread). On a busy machine, multithreaded BLAS mostly spins.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import tracemalloc
@@ -123,11 +128,11 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import torch
-
-        torch.set_num_threads(2)
     except ImportError:
         torch = None
         print("(PyTorch not installed: showing minigrad only)")
+    print(f"threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"torch {torch.get_num_threads() if torch else '-'}")
     print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9}")
     for name, cfg in CONFIGS.items():
         runs = {"minigrad": minigrad_step(cfg)}

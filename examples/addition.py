@@ -18,6 +18,13 @@ After every epoch the held-out exact-match accuracy (the whole answer right, the
 measured; at the end the accuracies are printed as a table, one column per variant. The book
 reports about 10% (baseline), 50% (reversed) and 99% (reversed + peeky) after 25 epochs at
 lr 1e-3.
+
+Measured on 2 shared cores: the defaults (lr 3e-3 decayed x0.8 per epoch, 8 epochs) take about
+7 minutes and end at 37% / 96% / 99%, reversed + peeky passing 95% at epoch 5; the book's
+settings take about 14 minutes and end at 92% / 98% / 98% (peeky passes 95% at epoch 12 and
+then wobbles without a decay). The ordering is the book's; the baseline is much stronger here,
+perhaps because this encoder skips padding and hands the decoder both h and c (the book's
+reads the padding and passes h alone) and the embeddings start at N(0, 1) instead of N(0, 0.01).
 """
 
 from __future__ import annotations

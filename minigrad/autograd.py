@@ -280,19 +280,30 @@ def run_backward(
     captured: dict[int, Tensor] = {}
     pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
     leaves: dict[int, list] = {}  # id -> [leaf, its gradient summed so far]
+    owned: set[int] = set()  # sums made here and not handed out yet: safe to add to in place
+
+    def add(prev: Tensor, g: Tensor) -> Tensor:
+        """prev + g, in place when prev is a sum this backward made (and records no graph)."""
+        if id(prev) in owned:
+            np.add(prev.data, g.data, out=prev.data)
+            return prev
+        total = prev + g
+        if not create_graph:
+            owned.add(id(total))
+        return total
 
     def deliver(x: Tensor, g: Tensor) -> None:
         """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
         if x.grad_fn is not None:
             slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
             prev = slots[x.index]
-            slots[x.index] = g if prev is None else prev + g
+            slots[x.index] = g if prev is None else add(prev, g)
         elif wanted is None or id(x) in wanted:
             entry = leaves.get(id(x))
             if entry is None:
                 leaves[id(x)] = [x, g]
             else:
-                entry[1] = entry[1] + g
+                entry[1] = add(entry[1], g)
 
     order = _topological_order(roots)
     anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
@@ -305,6 +316,8 @@ def run_backward(
             grads = pending.pop(fn, None)
             if grads is None:
                 continue
+            if owned:  # these sums are complete and about to be handed out
+                owned.difference_update(map(id, grads))
             if fn.saved is None:
                 raise GraphFreedError(
                     f"Trying to backward through {fn.name} a second time, but its saved arrays "
@@ -346,7 +359,7 @@ def run_backward(
                     slots[x.index] = g
                 else:
                     prev = slots[x.index]
-                    slots[x.index] = g if prev is None else prev + g
+                    slots[x.index] = g if prev is None else add(prev, g)
         for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
             if x.hooks:
                 g = _hook(x, g)

@@ -605,3 +605,16 @@ def test_malformed_user_backward_is_reported_by_name(op, error, pattern):
 def test_apply_rejects_non_tensor_inputs():
     with pytest.raises(TypeError, match=r"LogCosh.apply takes Tensors; got a ndarray"):
         LogCosh.apply(np.ones(3))
+
+
+def test_gradients_summed_in_place_are_never_shared_between_inputs():
+    # s's total gradient (a sum the engine made) is handed by Add to both p and q, which then
+    # receive more gradient: adding to it in place would leak p's share into q's.
+    x1 = mg.tensor([1.0, 2.0], requires_grad=True)
+    x2 = mg.tensor([3.0, 4.0], requires_grad=True)
+    p, q = x1 * 1.0, x2 * 1.0
+    s = p + q
+    t = s + s + s
+    (t + p * 2.0 + q * 5.0).sum().backward()
+    np.testing.assert_array_equal(x1.grad.data, [5.0, 5.0])
+    np.testing.assert_array_equal(x2.grad.data, [8.0, 8.0])

@@ -174,3 +174,12 @@ def test_dropout_function_errors_and_identity():
             F.dropout(x, p)
     with pytest.raises(TypeError, match="dropout: input must be a Tensor"):
         F.dropout(np.ones(3), 0.5)
+
+
+@given(st.data())
+def test_linear_second_derivatives(data):
+    lead = data.draw(st.sampled_from([(), (3,), (2, 3)]))
+    x = leaf(data.draw(arrays(lead + (4,))))
+    w = leaf(data.draw(arrays((2, 4))))
+    b = leaf(data.draw(arrays((2,))))
+    assert mg.gradgradcheck(lambda x, w, b: F.linear(x, w, b).tanh(), [x, w, b])

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import random
+from minigrad.ops import linalg as _la
 from minigrad.ops import nn as _nn
 from minigrad.ops.elementwise import where
 from minigrad.ops.nn import log_softmax, softmax
@@ -37,15 +38,9 @@ def _check_reduction(reduction: str, op: str) -> None:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x @ weight.T + bias for ``x`` of shape ``(..., in)`` and ``weight`` ``(out, in)``."""
     _check_tensor(x, "linear", "input")
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape}: "
-            f"expected input (..., {weight.shape[-1]}) and a 2-D weight (out, in)"
-        )
-    if bias is not None and bias.shape != weight.shape[:1]:
-        raise ValueError(f"linear: bias of shape {bias.shape} must be {weight.shape[:1]}")
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    if bias is None:
+        return _la.Linear.apply(x, weight)
+    return _la.Linear.apply(x, weight, bias)
 
 
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:

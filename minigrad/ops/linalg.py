@@ -52,6 +52,32 @@ class MatMul(Function):
         return ga, gb
 
 
+class Linear(Function):
+    """linear: y = x @ W^T + b; dx = dy @ W, dW = dy^T @ x and db = sum(dy), over all rows"""
+
+    def forward(self, x, w, b=None):
+        if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}: "
+                f"expected input (..., {w.shape[-1]}) and a 2-D weight (out, in)"
+            )
+        if b is not None and b.shape != w.shape[:1]:
+            raise ValueError(f"linear: bias of shape {b.shape} must be {w.shape[:1]}")
+        y = x.reshape(-1, x.shape[-1]) @ w.T
+        if b is not None:
+            y += b
+        return y.reshape(x.shape[:-1] + w.shape[:1])
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        rows = gy.reshape(-1, gy.shape[-1])  # the weight's gradient is one product, not a sum
+        grads = (gy @ w if x.requires_grad else None,
+                 _mT(rows) @ x.reshape(-1, x.shape[-1]) if w.requires_grad else None)
+        if len(self.inputs) == 3:
+            grads += (rows.sum(0) if self.inputs[2].requires_grad else None,)
+        return grads
+
+
 def _mT(x: Tensor) -> Tensor:
     """Swap the last two axes."""
     return x.swapaxes(-1, -2)
