@@ -17,19 +17,18 @@ from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad.ops.elementwise import exp, log, maximum, minimum, relu, sigmoid, sqrt, tanh, where
 from minigrad.ops.linalg import matmul
 from minigrad.ops.nn import log_softmax, softmax
-from minigrad.ops.shape import concat, split, stack
+from minigrad.ops.shape import concat, split, stack, unbind
 from minigrad.random import manual_seed
 from minigrad import nn, optim
 from minigrad.checkpoint import load, save
 
 __all__ = [
-    "AnomalyError", "Function", "GradcheckError", "GraphFreedError", "Tensor", "concat",
-    "detect_anomaly", "draw_graph", "enable_grad", "exp", "grad", "gradcheck", "gradgradcheck",
-    "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
-    "name_scope", "no_grad", "ones", "print_graph", "randn", "relu", "set_grad_enabled",
-    "sigmoid", "softmax", "split", "sqrt", "stack", "tanh", "tensor", "trace_backward", "where",
-    "zeros",
-    "load", "nn", "optim", "save",
+    "AnomalyError", "concat", "detect_anomaly", "draw_graph", "enable_grad", "exp", "Function",
+    "grad", "gradcheck", "GradcheckError", "gradgradcheck", "GraphFreedError", "is_grad_enabled",
+    "load", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum", "name_scope",
+    "nn", "no_grad", "ones", "optim", "print_graph", "randn", "relu", "save", "set_grad_enabled",
+    "sigmoid", "softmax", "split", "sqrt", "stack", "tanh", "Tensor", "tensor", "trace_backward",
+    "unbind", "where", "zeros",
 ]
 
 _VIZ = ("draw_graph", "print_graph", "trace_backward")

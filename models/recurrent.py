@@ -16,11 +16,6 @@ from minigrad.nn import functional as F
 from models.cells import GRUCell, LSTMCell, RNNCell, State
 
 
-def _unstack(x: mg.Tensor) -> list[mg.Tensor]:
-    """Split a tensor along its first axis into views without that axis (one op, not T)."""
-    return [piece.reshape(piece.shape[1:]) for piece in x.split(x.shape[0], axis=0)]
-
-
 def _stack_states(states: Sequence[State]) -> State:
     if isinstance(states[0], tuple):
         return tuple(mg.stack(parts) for parts in zip(*states))
@@ -37,15 +32,12 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False
         xs, step = cell.project_input(xs), cell.step
     else:
         step = cell
-    # One split before the loop and one concat after it; the per-step reshapes happen inside
-    # each step's scope, so a drawing that collapses the steps swallows them too.
-    pieces = xs.split(xs.shape[0], axis=0)
-    outputs: list[mg.Tensor | None] = [None] * len(pieces)
-    for t in reversed(range(len(pieces))) if reverse else range(len(pieces)):
+    inputs = mg.unbind(xs)  # one op for all steps, and one stack after them
+    outputs: list[mg.Tensor | None] = [None] * len(inputs)
+    for t in reversed(range(len(inputs))) if reverse else range(len(inputs)):
         with mg.name_scope(f"t{t}"):
-            h, state = step(pieces[t].reshape(pieces[t].shape[1:]), state)
-            outputs[t] = h.reshape((1,) + h.shape)
-    return mg.concat(outputs, axis=0), state
+            outputs[t], state = step(inputs[t], state)
+    return mg.stack(outputs), state
 
 
 class Recurrent(Module):
@@ -106,7 +98,7 @@ class Recurrent(Module):
                 f"{name}: expected hx as {what} of shape {want} "
                 f"(layers*directions, batch, hidden); got {got}"
             )
-        per_cell = list(zip(*(_unstack(p) for p in parts)))
+        per_cell = list(zip(*(mg.unbind(p) for p in parts)))
         return [s if isinstance(hx, tuple) else s[0] for s in per_cell]
 
     def forward(self, x: mg.Tensor, hx: State | None = None) -> tuple[mg.Tensor, State]:

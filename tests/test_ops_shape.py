@@ -194,6 +194,23 @@ def test_stack(data) -> None:
     check(lambda *ts: mg.stack(ts, axis=ax), [leaf(p) for p in pieces], np.stack(pieces, axis=ax))
 
 
+@given(st.data())
+def test_unbind(data) -> None:
+    shape = data.draw(shapes(min_dims=1))
+    x = data.draw(arrays(shape))
+    ax = data.draw(st.integers(-len(shape), len(shape) - 1))
+    check(lambda t: mg.unbind(t, axis=ax), [leaf(x)], list(np.moveaxis(x, ax, 0)))
+
+
+def test_unbind_with_only_some_slices_used_and_its_errors() -> None:
+    x = leaf(np.arange(6.0).reshape(3, 2))
+    first, _, last = mg.unbind(x)
+    (first * 2 + last).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[2, 2], [0, 0], [1, 1]])
+    with pytest.raises(ValueError, match=r"unbind: axis 2 is out of range .*\(3, 2\)"):
+        mg.unbind(x, axis=2)
+
+
 def test_concat_and_stack_default_to_axis_0() -> None:
     a, b = np.ones((2, 3)), np.zeros((2, 3))
     assert mg.concat([mg.tensor(a), mg.tensor(b)]).shape == (4, 3)

@@ -341,7 +341,7 @@ def test_backward_graph_made_with_create_graph_is_drawn_as_ops():
     dot = Dot(mg.draw_graph(p["w1"].grad, params=p).source)
     back = dot.clusters["backward"]["nodes"]
     assert sorted(dot.lines(n)[0] for n in back if n.startswith("op")) == [
-        "Mul", "Mul", "Mul", "Sub"]  # dy * (1 - y*y), then times x1
+        "Mul", "TanhGrad"]  # dy * (1 - y*y) as one op, then times x1
     assert dot.with_label("x1") not in back and "Tanh" in dot.labels("op")
 
 
@@ -400,7 +400,7 @@ def test_awkward_names_are_escaped_for_dot_and_html():
 @pytest.mark.parametrize("demo, labels", [
     ("lstm_cell", ["lstm_cell", "weight_ih", "(2, 16) float32", "Split", "Sigmoid", "h'", "c'"]),
     ("gru_unroll", ["gru", "t2", "weight_hh", "(2, 12) float32", "x2", "Split"]),
-    ("tanh_neuron", ["forward", "backward", "do/dw1", "0.7071", "Tanh", "Sub"]),
+    ("tanh_neuron", ["forward", "backward", "do/dw1", "0.7071", "Tanh", "TanhGrad"]),
 ])
 def test_rendered_demos_parse_as_svg_and_show_their_labels(demo, labels):
     text = _svg_text(demo_graph(demo))

@@ -119,8 +119,18 @@ class Tanh(Function):
         return np.tanh(x)
 
     def backward(self, gy):
-        y = self.output()
-        return gy * (1 - y * y)
+        return TanhGrad.apply(gy, self.output())
+
+
+class TanhGrad(Function):
+    """tanh's backward as one op: z = g * (1 - y ** 2); dg = dz * (1 - y ** 2), dy = -2 dz g y"""
+
+    def forward(self, g, y):
+        return g * (1 - y * y)
+
+    def backward(self, gz):
+        g, y = self.inputs
+        return gz * (1 - y * y), -2 * gz * g * y
 
 
 class Sigmoid(Function):
@@ -131,8 +141,19 @@ class Sigmoid(Function):
         return np.where(x >= 0, 1, e) / (1 + e)
 
     def backward(self, gy):
-        y = self.output()
-        return gy * y * (1 - y)
+        return SigmoidGrad.apply(gy, self.output())
+
+
+class SigmoidGrad(Function):
+    """sigmoid's backward as one op: z = g * y * (1 - y); dg = dz * y * (1 - y),
+    dy = dz * g * (1 - 2 y)"""
+
+    def forward(self, g, y):
+        return g * y * (1 - y)
+
+    def backward(self, gz):
+        g, y = self.inputs
+        return gz * y * (1 - y), gz * g * (1 - 2 * y)
 
 
 class Relu(Function):

@@ -70,12 +70,17 @@ class Linear(Function):
 
     def backward(self, gy):
         x, w = self.inputs[:2]
-        rows = gy.reshape(-1, gy.shape[-1])  # the weight's gradient is one product, not a sum
+        rows, x_rows = _rows(gy), _rows(x)  # the weight's gradient is one product, not a sum
         grads = (gy @ w if x.requires_grad else None,
-                 _mT(rows) @ x.reshape(-1, x.shape[-1]) if w.requires_grad else None)
+                 _mT(rows) @ x_rows if w.requires_grad else None)
         if len(self.inputs) == 3:
             grads += (rows.sum(0) if self.inputs[2].requires_grad else None,)
         return grads
+
+
+def _rows(x: Tensor) -> Tensor:
+    """``x`` as a matrix: its last axis stays, all others become rows."""
+    return x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
 
 
 def _mT(x: Tensor) -> Tensor:

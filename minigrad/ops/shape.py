@@ -175,6 +175,32 @@ class Split(Function):
         return Concat.apply(*gys, axis=self.axis)
 
 
+class Stack(Function):
+    """stack: y = [x1, x2, ...] along a new axis; dxi = dy's slice i along that axis"""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        return np.stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        return Unbind.apply(gy, axis=self.axis)
+
+
+class Unbind(Function):
+    """unbind: (y1, y2, ...) = slices of x along axis, which they drop; dx = stack(dy1, dy2, ...)"""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        return tuple(np.moveaxis(x, self.axis, 0))
+
+    def backward(self, *gys):
+        return Stack.apply(*gys, axis=self.axis)
+
+
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     if len(tensors) == 0:
@@ -193,9 +219,14 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
             raise ValueError(f"stack: all tensors must have the same shape; got {shapes}")
     if not -len(shape) - 1 <= axis <= len(shape):
         raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {shape}")
-    axis = axis % (len(shape) + 1)
-    new = shape[:axis] + (1,) + shape[axis:]
-    return Concat.apply(*[t.reshape(new) for t in tensors], axis=axis)
+    return Stack.apply(*tensors, axis=axis % (len(shape) + 1))
+
+
+def unbind(x: Tensor, axis: int = 0) -> tuple[Tensor, ...]:
+    """The slices of ``x`` along ``axis``, each without that axis (one op: the inverse of stack)."""
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"unbind: axis {axis} is out of range for a tensor of shape {x.shape}")
+    return Unbind.apply(x, axis=axis % x.ndim)
 
 
 def split(x: Tensor, sizes_or_n: int | Sequence[int], axis: int = -1) -> tuple[Tensor, ...]:
