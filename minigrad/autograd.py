@@ -213,11 +213,12 @@ def _check_finite(fn: Function, array: np.ndarray, what: str) -> None:
 # the engine
 
 
-def _topological_order(roots: Sequence[Tensor]) -> list[Function]:
-    """Every node reachable from the roots, each after all nodes that consume it (no recursion)."""
+def forward_order(roots: Sequence[Tensor]) -> list[Function]:
+    """Every op the roots depend on, each after the ops that made its inputs, found without
+    recursion; deterministic (inputs are visited left to right). Backward walks it reversed."""
     order: list[Function] = []
     seen: set[Function] = set()
-    stack: list[tuple[Function, bool]] = [(r.grad_fn, False) for r in roots if r.grad_fn]
+    stack = [(r.grad_fn, False) for r in reversed(roots) if r.grad_fn is not None]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
@@ -227,10 +228,9 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Function]:
             continue
         seen.add(fn)
         stack.append((fn, True))
-        for x in fn.inputs:
+        for x in reversed(fn.inputs):
             if x.grad_fn is not None and x.grad_fn not in seen:
                 stack.append((x.grad_fn, False))
-    order.reverse()
     return order
 
 
@@ -305,14 +305,14 @@ def run_backward(
             else:
                 entry[1] = add(entry[1], g)
 
-    order = _topological_order(roots)
+    order = forward_order(roots)
     anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
     # Ops that backward is made of are not checked one by one under anomaly mode: the
     # gradients each node returns are, so a NaN is blamed on the op whose backward made it.
     with _grad_mode(create_graph), _anomaly_mode(False):
         for root, g in zip(roots, root_grads):
             deliver(root, g)
-        for fn in order:
+        for fn in reversed(order):
             grads = pending.pop(fn, None)
             if grads is None:
                 continue

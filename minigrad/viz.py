@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import graphviz
 import numpy as np
 
-from minigrad.autograd import Function, _state, name_scope, no_grad
+from minigrad.autograd import Function, _state, forward_order, name_scope, no_grad
 from minigrad.ops.shape import sum_to
 from minigrad.tensor import Tensor, tensor
 
@@ -181,7 +181,7 @@ class _Graph:
 
     def __init__(self, roots: list[Tensor], collapsed: Callable[[str], bool]) -> None:
         self.root_ids = {id(r) for r in roots}
-        self.ops = _forward_order(roots)
+        self.ops = forward_order(roots)
         self.consumers: dict[int, list[Function]] = {}
         tensors: dict[int, Tensor] = {}
         for fn in self.ops:
@@ -262,25 +262,6 @@ def _names(params: Any) -> dict[int, str]:
             raise TypeError(f"params: {name!r} must name a Tensor; got {type(t).__name__}")
         names.setdefault(id(t), str(name))
     return names
-
-
-def _forward_order(roots: Sequence[Tensor]) -> list[Function]:
-    """Every op the roots depend on, each after the ops that made its inputs (no recursion)."""
-    order: list[Function] = []
-    seen: set[Function] = set()
-    stack = [(r.grad_fn, False) for r in reversed(roots) if r.grad_fn is not None]
-    while stack:
-        fn, done = stack.pop()
-        if done:
-            order.append(fn)
-            continue
-        if fn in seen:
-            continue
-        seen.add(fn)
-        stack.append((fn, True))
-        stack.extend((x.grad_fn, False) for x in reversed(fn.inputs)
-                     if x.grad_fn is not None and x.grad_fn not in seen)
-    return order
 
 
 def _prefixes(scope: str) -> list[str]:
