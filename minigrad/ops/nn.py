@@ -61,12 +61,12 @@ class CrossEntropy(Function):
         self.target, self.weight, self.axis, self.reduction = target, weight, axis, reduction
 
     def forward(self, x):
-        shifted = x - x.max(axis=self.axis, keepdims=True)
-        exp = np.exp(shifted)
-        total = exp.sum(axis=self.axis, keepdims=True)
-        picked = np.take_along_axis(shifted, self.target, self.axis)
+        delta = x - x.max(axis=self.axis, keepdims=True)  # worked on in place: logits are big
+        picked = np.take_along_axis(delta, self.target, self.axis)
+        np.exp(delta, out=delta)
+        total = delta.sum(axis=self.axis, keepdims=True)
         loss = (np.log(total) - picked) * self.weight
-        delta = exp / total  # softmax, then softmax - onehot: the gradient before weighting
+        delta /= total  # softmax, then softmax - onehot: the gradient before weighting
         picked_p = np.take_along_axis(delta, self.target, self.axis)
         np.put_along_axis(delta, self.target, picked_p - 1, self.axis)
         self.save_for_backward(delta)
