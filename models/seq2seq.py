@@ -103,7 +103,7 @@ class Encoder(Module):
             )
         batch, length = src.shape
         xs = self.cell.project_input(self.embed(src))  # (B, S, 4H): one matmul for all steps
-        steps = [x.reshape(batch, -1) for x in xs.split(length, axis=1)]
+        steps = mg.unbind(xs, axis=1)
         state = self.cell.init_state(batch, xs.dtype)
         outputs: list[mg.Tensor | None] = [None] * length
         for t in reversed(range(length)) if self.reverse else range(length):
