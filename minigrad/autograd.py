@@ -91,6 +91,18 @@ def detect_anomaly():
 
 
 @contextmanager
+def observe_backward(observer) -> Iterator[None]:
+    """Call ``observer(fn, grad_outputs, grad_inputs)`` for every node backward visits inside
+    the block (what ``mg.trace_backward`` is built on)."""
+    previous = _state.observer
+    _state.observer = observer
+    try:
+        yield
+    finally:
+        _state.observer = previous
+
+
+@contextmanager
 def name_scope(name: str) -> Iterator[None]:
     """Tag every op created inside with ``name`` (nested scopes join with dots), for drawing."""
     previous = _state.scope

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import graphviz
 import numpy as np
 
-from minigrad.autograd import Function, _state, forward_order, name_scope, no_grad
+from minigrad.autograd import Function, forward_order, name_scope, no_grad, observe_backward
 from minigrad.ops.shape import sum_to
 from minigrad.tensor import Tensor, tensor
 
@@ -598,12 +598,8 @@ def trace_backward() -> Iterator[Trace]:
     ``with mg.trace_backward() as tr: loss.backward()`` then ``print(tr.table())``.
     """
     trace = Trace()
-    previous = _state.observer
-    _state.observer = trace._record
-    try:
+    with observe_backward(trace._record):
         yield trace
-    finally:
-        _state.observer = previous
 
 
 # ----------------------------------------------------------------------------------------------
