@@ -260,26 +260,25 @@ def where(cond, a, b) -> Tensor:
     return Where.apply(a, b, cond=cond)
 
 
-def maximum(a, b) -> Tensor:
-    """Elementwise maximum; at ties the gradient goes to ``a``."""
+def _select(a, b, keep_a, op: str) -> Tensor:
+    """``a`` where ``keep_a(a, b)`` holds, else ``b``; a Python number takes the other's dtype."""
     a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
     b = _lift(b, a)
     try:
-        cond = a.data >= b.data
+        cond = keep_a(a.data, b.data)
     except ValueError:
-        raise _broadcast_error("maximum", a.data, b.data) from None
+        raise _broadcast_error(op, a.data, b.data) from None
     return Where.apply(a, b, cond=cond)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; at ties the gradient goes to ``a``."""
+    return _select(a, b, np.greater_equal, "maximum")
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum; at ties the gradient goes to ``a``."""
-    a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
-    b = _lift(b, a)
-    try:
-        cond = a.data <= b.data
-    except ValueError:
-        raise _broadcast_error("minimum", a.data, b.data) from None
-    return Where.apply(a, b, cond=cond)
+    return _select(a, b, np.less_equal, "minimum")
 
 
 def exp(x) -> Tensor:
