@@ -137,8 +137,9 @@ class Sigmoid(Function):
     """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y)"""
 
     def forward(self, x):
-        e = np.exp(-np.abs(x))  # never overflows: the exponent is <= 0
-        return np.where(x >= 0, 1, e) / (1 + e)
+        with np.errstate(over="ignore"):  # e ** -x = inf for x << 0 gives y = 0, as it should
+            e = np.exp(np.negative(x))
+        return 1 / (1 + e)
 
     def backward(self, gy):
         return SigmoidGrad.apply(gy, self.output())

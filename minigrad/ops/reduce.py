@@ -38,7 +38,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.axes = normalize_axes(self.axis, x.ndim, "sum")
-        return np.sum(x, axis=self.axes, keepdims=self.keepdims)
+        return np.add.reduce(x, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
         shape = self.inputs[0].shape
