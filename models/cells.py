@@ -2,9 +2,10 @@
 
 A cell is a Module whose ``forward(x, state)`` returns ``(h, new_state)``. The cells here split
 that step in two so that a layer can project a whole sequence at once:
-``project_input(x)`` computes the input side ``W_ih x + b_ih`` (one matmul for all time steps)
-and ``step(xp, state)`` does the rest. Parameter names, shapes, gate order and initialization
-follow PyTorch's ``RNNCell``, ``LSTMCell`` and ``GRUCell``, so their weights load as they are.
+``project_input(x)`` computes the input side ``W_ih x + b_ih`` (one matmul for all time steps;
+it also adds ``b_hh`` when every gate adds both biases) and ``step(xp, state)`` does the rest.
+Parameter names, shapes, gate order and initialization follow PyTorch's ``RNNCell``,
+``LSTMCell`` and ``GRUCell``, so their weights load as they are.
 """
 
 from __future__ import annotations
@@ -56,17 +57,22 @@ class Cell(Module):
         return mg.zeros(batch, self.hidden_size, dtype=dtype)
 
     def project_input(self, x: mg.Tensor) -> mg.Tensor:
-        """W_ih x + b_ih, for any leading shape (a whole sequence at once)."""
+        """W_ih x + b_ih + b_hh, for any leading shape (a whole sequence at once)."""
         if x.shape[-1] != self.input_size:
             raise ValueError(
                 f"{type(self).__name__}: expected input with last axis {self.input_size}; "
                 f"got shape {x.shape}"
             )
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return F.linear(x, self.weight_ih, self.input_bias())
+
+    def input_bias(self) -> mg.Tensor | None:
+        """The bias added with the input side: b_ih + b_hh, since each gate adds both, so a step
+        adds no bias at all (a cell that uses b_hh apart, like GRU, returns b_ih)."""
+        return self.bias_ih + self.bias_hh if self.bias else None
 
     def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
-        """W_hh h + b_hh."""
-        return F.linear(h, self.weight_hh, self.bias_hh)
+        """W_hh h (b_hh came with the input side)."""
+        return F.linear(h, self.weight_hh)
 
     def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
         """One step from the projected input ``xp``."""
@@ -142,6 +148,14 @@ class GRUCell(Cell):
     n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)); h' = (1 − z)⊙n + z⊙h."""
 
     gates = 3
+
+    def input_bias(self) -> mg.Tensor | None:
+        """b_ih alone: b_hn sits inside r⊙(…), so b_hh stays with the hidden side."""
+        return self.bias_ih
+
+    def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
+        """W_hh h + b_hh."""
+        return F.linear(h, self.weight_hh, self.bias_hh)
 
     def step(self, xp, h):
         x_r, x_z, x_n = xp.chunk(3)

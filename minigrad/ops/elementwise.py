@@ -136,10 +136,9 @@ class TanhGrad(Function):
 class Sigmoid(Function):
     """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y)"""
 
+    @np.errstate(over="ignore")  # e ** -x = inf for x << 0 gives y = 0, as it should
     def forward(self, x):
-        with np.errstate(over="ignore"):  # e ** -x = inf for x << 0 gives y = 0, as it should
-            e = np.exp(np.negative(x))
-        return 1 / (1 + e)
+        return 1 / (1 + np.exp(np.negative(x)))
 
     def backward(self, gy):
         return SigmoidGrad.apply(gy, self.output())
