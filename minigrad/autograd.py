@@ -7,7 +7,6 @@ import traceback
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from operator import attrgetter
 
 import numpy as np
 
@@ -29,7 +28,7 @@ class _State:
 
 _state = _State()
 _wrap = Tensor._wrap
-_data = attrgetter("data")
+_ref = weakref.ref
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -137,15 +136,18 @@ class Function:
     def apply(cls, *inputs: Tensor, **options) -> Tensor | tuple[Tensor, ...]:
         """Run the op on tensors and, in grad mode, record it in the graph."""
         record = False
+        arrays = []
         for x in inputs:
             if not isinstance(x, Tensor):
                 raise TypeError(
                     f"{cls.__name__}.apply takes Tensors; got a {type(x).__name__} "
                     "(wrap it with mg.tensor)"
                 )
-            record = record or x.requires_grad
+            arrays.append(x.data)
+            if x.requires_grad:
+                record = True
         fn = cls(**options) if options else cls()
-        raw = fn.forward(*map(_data, inputs))
+        raw = fn.forward(*arrays)
         outputs = tuple(map(_wrap, raw)) if type(raw) is tuple else _wrap(raw)
         if record and _state.grad_enabled:
             fn.inputs = inputs
@@ -153,7 +155,7 @@ class Function:
             if type(outputs) is tuple:
                 fn._record_outputs(outputs)
             else:  # the common case, kept short: one output, whose index is 0
-                fn.outputs = (weakref.ref(outputs),)
+                fn.outputs = (_ref(outputs),)
                 outputs.requires_grad = True
                 outputs.grad_fn = fn
         if _state.anomaly:
@@ -163,8 +165,8 @@ class Function:
         return outputs
 
     def _record_outputs(self, outputs: tuple[Tensor, ...]) -> None:
-        self.outputs = tuple([weakref.ref(y) for y in outputs])
-        self.output_meta = tuple([(y.shape, y.dtype) for y in outputs])  # to zero-fill grads
+        self.outputs = tuple([_ref(y) for y in outputs])
+        self.output_meta = [(y.data.shape, y.data.dtype) for y in outputs]  # to zero-fill grads
         for i, y in enumerate(outputs):
             y.requires_grad = True
             y.grad_fn = self
@@ -292,30 +294,34 @@ def run_backward(
     captured: dict[int, Tensor] = {}
     pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
     leaves: dict[int, list] = {}  # id -> [leaf, its gradient summed so far]
-    owned: set[int] = set()  # sums made here and not handed out yet: safe to add to in place
+    # Slots ((node, output index), or a leaf's id) whose sum this backward made: nothing else
+    # holds that sum until its node runs, after which no gradient reaches the slot again, so
+    # it is safe to add to in place. A gradient that came in as it is (which backward may have
+    # handed to several inputs) is never written to.
+    owned: set = set()
 
-    def add(prev: Tensor, g: Tensor) -> Tensor:
-        """prev + g, in place when prev is a sum this backward made (and records no graph)."""
-        if id(prev) in owned:
+    def add(slot, prev: Tensor, g: Tensor) -> Tensor:
+        """prev + g, in place when ``slot`` holds a sum made here."""
+        if slot in owned:
             np.add(prev.data, g.data, out=prev.data)
             return prev
-        total = prev + g
-        if not create_graph:
-            owned.add(id(total))
-        return total
+        if create_graph:
+            return prev + g
+        owned.add(slot)
+        return _wrap(prev.data + g.data)
 
     def deliver(x: Tensor, g: Tensor) -> None:
         """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
         if x.grad_fn is not None:
             slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
             prev = slots[x.index]
-            slots[x.index] = g if prev is None else add(prev, g)
+            slots[x.index] = g if prev is None else add((x.grad_fn, x.index), prev, g)
         elif wanted is None or id(x) in wanted:
             entry = leaves.get(id(x))
             if entry is None:
                 leaves[id(x)] = [x, g]
             else:
-                entry[1] = add(entry[1], g)
+                entry[1] = add(id(x), entry[1], g)
 
     order = forward_order(roots)
     anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
@@ -328,8 +334,6 @@ def run_backward(
             grads = pending.pop(fn, None)
             if grads is None:
                 continue
-            if owned:  # these sums are complete and about to be handed out
-                owned.difference_update(map(id, grads))
             if fn.saved is None:
                 raise GraphFreedError(
                     f"Trying to backward through {fn.name} a second time, but its saved arrays "
@@ -371,7 +375,7 @@ def run_backward(
                     slots[x.index] = g
                 else:
                     prev = slots[x.index]
-                    slots[x.index] = g if prev is None else add(prev, g)
+                    slots[x.index] = g if prev is None else add((producer, x.index), prev, g)
         for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
             if x.hooks:
                 g = _hook(x, g)
