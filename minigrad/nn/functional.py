@@ -132,14 +132,9 @@ def cross_entropy(
     if reduction == "mean":
         with np.errstate(divide="ignore", invalid="ignore"):  # no valid target: nan, as PyTorch
             weight /= weight.sum()
-    safe = np.where(valid, target, 0)
-    return _nn.CrossEntropy.apply(
-        logits,
-        target=np.expand_dims(safe, axis),
-        weight=np.expand_dims(weight, axis),
-        axis=axis,
-        reduction=reduction,
-    )
+    grids = np.indices(target.shape, sparse=True)  # the target's own positions, per axis
+    hits = (*grids[:axis], np.where(valid, target, 0), *grids[axis:])
+    return _nn.CrossEntropy.apply(logits, hits=hits, weight=weight, axis=axis, reduction=reduction)
 
 
 def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:

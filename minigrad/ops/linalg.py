@@ -65,10 +65,13 @@ class Linear(Function):
             )
         if b is not None and b.shape != w.shape[:1]:
             raise ValueError(f"linear: bias of shape {b.shape} must be {w.shape[:1]}")
-        y = x.reshape(-1, x.shape[-1]) @ w.T
+        if x.ndim <= 2:
+            y = x @ w.T
+        else:  # one 2-D product over all rows
+            y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
         if b is not None:
             y += b
-        return y.reshape(x.shape[:-1] + w.shape[:1])
+        return y
 
     def backward(self, gy):
         x, w = self.inputs[:2]

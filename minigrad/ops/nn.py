@@ -53,38 +53,35 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 class CrossEntropy(Function):
     """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
 
-    ``target`` (ints) and ``weight`` have the logits' shape with the class axis of size 1;
-    ``weight`` is 0 at ignored targets and 1 / count for the mean.
+    ``hits`` indexes the target entries of the logits (``x[hits]`` has the target's shape) and
+    ``weight``, of the target's shape, is 0 at ignored targets and 1 / count for the mean.
     """
 
-    def __init__(self, target: np.ndarray, weight: np.ndarray, axis: int, reduction: str) -> None:
-        self.target, self.weight, self.axis, self.reduction = target, weight, axis, reduction
+    def __init__(self, hits: tuple, weight: np.ndarray, axis: int, reduction: str) -> None:
+        self.hits, self.weight, self.axis, self.reduction = hits, weight, axis, reduction
 
     def forward(self, x):
-        delta = x - x.max(axis=self.axis, keepdims=True)  # worked on in place: logits are big
-        picked = np.take_along_axis(delta, self.target, self.axis)
-        np.exp(delta, out=delta)
-        total = delta.sum(axis=self.axis, keepdims=True)
+        e = x - x.max(axis=self.axis, keepdims=True)  # worked on in place: logits are big
+        picked = e[self.hits]
+        np.exp(e, out=e)
+        total = e.sum(axis=self.axis)
         loss = (np.log(total) - picked) * self.weight
-        delta /= total  # softmax, then softmax - onehot: the gradient before weighting
-        picked_p = np.take_along_axis(delta, self.target, self.axis)
-        np.put_along_axis(delta, self.target, picked_p - 1, self.axis)
-        self.save_for_backward(delta)
-        if self.reduction == "none":
-            return np.squeeze(loss, self.axis)
-        return np.asarray(loss.sum(), x.dtype)
+        self.save_for_backward(e, total)  # softmax = e / total, formed only in backward
+        return loss if self.reduction == "none" else np.asarray(loss.sum(), x.dtype)
 
     def backward(self, gy):
         if is_grad_enabled():  # create_graph: softmax must be an op of x for second derivatives
             (x,) = self.inputs
             onehot = np.zeros(x.shape, x.dtype)
-            np.put_along_axis(onehot, self.target, 1, self.axis)
-            delta = x.softmax(self.axis) - Tensor._wrap(onehot)
-        else:
-            delta = Tensor._wrap(self.saved[0])
-        if self.reduction == "none":
-            gy = gy.reshape(self.weight.shape)
-        return delta * (Tensor._wrap(self.weight) * gy)
+            onehot[self.hits] = 1
+            w = Tensor._wrap(np.expand_dims(self.weight, self.axis))
+            g = gy.reshape(w.shape) if self.reduction == "none" else gy
+            return (x.softmax(self.axis) - Tensor._wrap(onehot)) * (w * g)
+        e, total = self.saved
+        scale = self.weight * gy.data  # the weight of each target's row in dx
+        dx = e * np.expand_dims(scale / total, self.axis)  # one pass: softmax times its weight
+        dx[self.hits] -= scale
+        return Tensor._wrap(dx)
 
 
 class Dropout(Function):
