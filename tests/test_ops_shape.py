@@ -128,6 +128,8 @@ def test_getitem_integer_arrays_accumulate_repeats(data) -> None:
     (last,) = data.draw(repeated_indices(a.shape[-1:]))
     check(lambda t: t[rows], [leaf(a)], a[rows])
     check(lambda t: t[mg.tensor(rows)], [leaf(a)], a[rows])
+    grid = np.stack([rows, rows[::-1]])  # a 2-D array of rows, as an embedding lookup makes
+    check(lambda t: t[grid], [leaf(a)], a[grid])
     check(lambda t: t[..., last.tolist()], [leaf(a)], a[..., last.tolist()])
     if a.ndim >= 2:
         pair = data.draw(repeated_indices(a.shape[:2]))
