@@ -26,10 +26,13 @@ class Cell(Module):
     biases, initialized uniform in ±1/√H, an input projection and a zero initial state.
 
     Subclasses define ``step(xp, state) -> (h, new_state)``; a cell whose state is not a single
-    ``(B, H)`` tensor also overrides ``init_state``.
+    ``(B, H)`` tensor also overrides ``init_state``. A cell whose gates only ever add
+    ``b_ih + b_hh`` sets ``fold_hidden_bias``: ``b_hh`` then comes with the input side, added
+    once per sequence, and ``project_hidden`` leaves it out.
     """
 
     gates = 1
+    fold_hidden_bias = False
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -57,22 +60,18 @@ class Cell(Module):
         return mg.zeros(batch, self.hidden_size, dtype=dtype)
 
     def project_input(self, x: mg.Tensor) -> mg.Tensor:
-        """W_ih x + b_ih + b_hh, for any leading shape (a whole sequence at once)."""
+        """W_ih x + b_ih (+ b_hh when folded), for any leading shape (a whole sequence at once)."""
         if x.shape[-1] != self.input_size:
             raise ValueError(
                 f"{type(self).__name__}: expected input with last axis {self.input_size}; "
                 f"got shape {x.shape}"
             )
-        return F.linear(x, self.weight_ih, self.input_bias())
-
-    def input_bias(self) -> mg.Tensor | None:
-        """The bias added with the input side: b_ih + b_hh, since each gate adds both, so a step
-        adds no bias at all (a cell that uses b_hh apart, like GRU, returns b_ih)."""
-        return self.bias_ih + self.bias_hh if self.bias else None
+        bias = self.bias_ih + self.bias_hh if self.bias and self.fold_hidden_bias else self.bias_ih
+        return F.linear(x, self.weight_ih, bias)
 
     def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
-        """W_hh h (b_hh came with the input side)."""
-        return F.linear(h, self.weight_hh)
+        """W_hh h + b_hh (W_hh h alone when b_hh is folded into the input side)."""
+        return F.linear(h, self.weight_hh, None if self.fold_hidden_bias else self.bias_hh)
 
     def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
         """One step from the projected input ``xp``."""
@@ -110,6 +109,8 @@ def _shapes(state: State) -> tuple:
 class RNNCell(Cell):
     """Elman cell: h' = f(W_ih x + b_ih + W_hh h + b_hh), f = tanh or relu."""
 
+    fold_hidden_bias = True
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh") -> None:
         if nonlinearity not in ("tanh", "relu"):
@@ -130,6 +131,7 @@ class LSTMCell(Cell):
     c' = f⊙c + i⊙g; h' = o⊙tanh(c'). State is (h, c)."""
 
     gates = 4
+    fold_hidden_bias = True
 
     def init_state(self, batch: int, dtype=np.float32) -> State:
         """Zero hidden and cell states."""
@@ -147,15 +149,7 @@ class GRUCell(Cell):
     """GRU: r, z = σ(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z});
     n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)); h' = (1 − z)⊙n + z⊙h."""
 
-    gates = 3
-
-    def input_bias(self) -> mg.Tensor | None:
-        """b_ih alone: b_hn sits inside r⊙(…), so b_hh stays with the hidden side."""
-        return self.bias_ih
-
-    def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
-        """W_hh h + b_hh."""
-        return F.linear(h, self.weight_hh, self.bias_hh)
+    gates = 3  # b_hh stays with the hidden side: b_hn sits inside r⊙(…)
 
     def step(self, xp, h):
         x_r, x_z, x_n = xp.chunk(3)

@@ -165,6 +165,33 @@ def test_cell_gradcheck_wrt_input_state_and_parameters(cell_type, kwargs, batch,
     assert mg.gradcheck(step, [x, *parts, *cell.parameters()])
 
 
+FOLDING = [(case, name) for case, name in zip(CELLS, CELL_IDS) if case[0].fold_hidden_bias]
+
+
+@pytest.mark.parametrize(("cell_type", "kwargs"), [case for case, _ in FOLDING],
+                         ids=[name for _, name in FOLDING])
+def test_folding_the_hidden_bias_changes_nothing(cell_type, kwargs):
+    """b_hh added once with the input side (what RNN and LSTM cells do) or at every step (what
+    a cell that does not opt in does): the same values and the same gradients."""
+    rng = np.random.default_rng(0)
+    x, weights = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 5))
+    h, c = rng.standard_normal((2, 2, 5))
+    results = []
+    for fold in (True, False):
+        cell = make_cell(cell_type, 4, 5, seed=1, **kwargs)
+        cell.fold_hidden_bias = fold
+        state = (mg.tensor(h), mg.tensor(c)) if issubclass(cell_type, LSTM_LIKE) else mg.tensor(h)
+        out = []
+        for x_t in x:
+            h_t, state = cell(mg.tensor(x_t), state)
+            out.append(h_t)
+        out = mg.stack(out)
+        (out * mg.tensor(weights)).sum().backward()
+        results.append([out.data] + [p.grad.data for p in cell.parameters()])
+    for folded, apart in zip(*results):
+        np.testing.assert_allclose(folded, apart, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize(("cell_type", "kwargs"), CELLS, ids=CELL_IDS)
 def test_missing_state_means_zeros(cell_type, kwargs):
     cell = make_cell(cell_type, 3, 4, seed=0, **kwargs)
