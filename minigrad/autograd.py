@@ -101,15 +101,23 @@ def observe_backward(observer) -> Iterator[None]:
         _state.observer = previous
 
 
-@contextmanager
-def name_scope(name: str) -> Iterator[None]:
-    """Tag every op created inside with ``name`` (nested scopes join with dots), for drawing."""
-    previous = _state.scope
-    _state.scope = f"{previous}.{name}" if previous else name
-    try:
-        yield
-    finally:
-        _state.scope = previous
+class name_scope:
+    """Tag every op created inside with ``name`` (nested scopes join with dots), for drawing.
+
+    A class rather than a generator: recurrent layers enter one scope per time step.
+    """
+
+    __slots__ = ("name", "previous")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.previous = _state.scope
+        _state.scope = f"{self.previous}.{self.name}" if self.previous else self.name
+
+    def __exit__(self, *exc_info) -> None:
+        _state.scope = self.previous
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ def run_backward(
                 if g is None or not x.requires_grad:
                     continue
                 if type(g) is not Tensor or g.data.shape != x.data.shape \
-                        or g.data.dtype != x.data.dtype:
+                        or g.data.dtype is not x.data.dtype:  # _fit compares dtypes fully
                     g = _fit(fn, x, g)
                 if anomaly:
                     _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
