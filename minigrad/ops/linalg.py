@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.autograd import Function
+from minigrad.ops.shape import Transpose
 from minigrad.tensor import Tensor
 
 
@@ -90,7 +91,8 @@ def _rows(x: Tensor) -> Tensor:
 
 def _mT(x: Tensor) -> Tensor:
     """Swap the last two axes."""
-    return x.swapaxes(-1, -2)
+    n = x.ndim
+    return Transpose.apply(x, axes=None if n == 2 else (*range(n - 2), n - 1, n - 2))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

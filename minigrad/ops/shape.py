@@ -41,7 +41,7 @@ class Transpose(Function):
 
     def forward(self, x):
         try:
-            return np.transpose(x, self.axes)
+            return x.transpose(self.axes)
         except ValueError:
             raise ValueError(
                 f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of a "
