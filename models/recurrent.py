@@ -47,7 +47,9 @@ class Recurrent(Module):
     layer k-1's output, through dropout in training mode; with ``residual=True`` it also adds
     its input to its output when the widths match. ``forward(x, hx=None)`` returns
     ``(output, h_n)``, where ``hx``/``h_n`` hold one ``(L*D, B, H)`` tensor per state tensor
-    of the cell (a tuple for LSTM-like cells).
+    of the cell (a tuple for LSTM-like cells). Without ``hx`` each cell starts from its
+    ``init_state(batch, dtype)``, or from zeros of shape ``(B, H)`` if it has none: a cell of
+    your own whose state is a tuple defines ``init_state``.
     """
 
     def __init__(self, cell_type: Callable[..., Module], input_size: int, hidden_size: int,
