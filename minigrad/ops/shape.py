@@ -134,8 +134,9 @@ class IndexAdd(Function):
             y[index] = x
         elif isinstance(index, np.ndarray) and index.dtype.kind in "iu":  # whole rows (embeddings)
             # np.add.at is 5x faster on a 1-D target: add each element at its flat position
+            rows = index.reshape(-1, 1)
+            rows = np.where(rows < 0, rows + len(y), rows)  # negative ids count from the end
             width = math.prod(self.shape[1:])
-            rows = index.reshape(-1, 1) % max(len(y), 1)
             np.add.at(y.reshape(-1), (rows * width + np.arange(width)).reshape(-1), x.reshape(-1))
         else:
             np.add.at(y, index, x)
