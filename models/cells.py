@@ -69,9 +69,13 @@ class Cell(Module):
         bias = self.bias_ih + self.bias_hh if self.bias and self.fold_hidden_bias else self.bias_ih
         return F.linear(x, self.weight_ih, bias)
 
-    def project_hidden(self, h: mg.Tensor) -> mg.Tensor:
-        """W_hh h + b_hh (W_hh h alone when b_hh is folded into the input side)."""
-        return F.linear(h, self.weight_hh, None if self.fold_hidden_bias else self.bias_hh)
+    def project_hidden(self, h: mg.Tensor, xp: mg.Tensor | None = None) -> mg.Tensor:
+        """xp + W_hh h + b_hh from the projected input ``xp``, as one op when b_hh is folded
+        into ``xp``; without ``xp``, W_hh h (+ b_hh unless folded)."""
+        if self.fold_hidden_bias:
+            return F.linear(h, self.weight_hh, xp)
+        out = F.linear(h, self.weight_hh, self.bias_hh)
+        return out if xp is None else xp + out
 
     def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
         """One step from the projected input ``xp``."""
@@ -121,7 +125,7 @@ class RNNCell(Cell):
         self.nonlinearity = nonlinearity
 
     def step(self, xp, h):
-        pre = xp + self.project_hidden(h)
+        pre = self.project_hidden(h, xp)
         h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
         return h, h
 
@@ -139,7 +143,7 @@ class LSTMCell(Cell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = (xp + self.project_hidden(h)).chunk(4)
+        i, f, g, o = self.project_hidden(h, xp).chunk(4)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         h = o.sigmoid() * c.tanh()
         return h, (h, c)
@@ -175,7 +179,7 @@ class PeepholeLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = (xp + self.project_hidden(h)).chunk(4)
+        i, f, g, o = self.project_hidden(h, xp).chunk(4)
         i = (i + self.peephole_i * c).sigmoid()
         f = (f + self.peephole_f * c).sigmoid()
         c = f * c + i * g.tanh()
@@ -191,7 +195,7 @@ class CoupledLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        f, g, o = (xp + self.project_hidden(h)).chunk(3)
+        f, g, o = self.project_hidden(h, xp).chunk(3)
         f = f.sigmoid()
         c = f * c + (1 - f) * g.tanh()
         h = o.sigmoid() * c.tanh()

@@ -161,8 +161,23 @@ def test_linear_function():
     np.testing.assert_allclose(F.linear(mg.tensor(x[0, 0]), mg.tensor(w)).data, w @ x[0, 0])
     with pytest.raises(ValueError, match=r"input of shape \(4, 2\) does not fit weight of shape"):
         F.linear(mg.randn(4, 2), mg.randn(5, 3))
-    with pytest.raises(ValueError, match=r"bias of shape \(4,\) must be \(5,\)"):
+    with pytest.raises(ValueError, match=r"bias of shape \(4,\) does not broadcast to the "
+                                         r"output shape \(4, 5\)"):
         F.linear(mg.randn(4, 3), mg.randn(5, 3), mg.randn(4))
+    with pytest.raises(ValueError, match=r"bias of shape \(3, 4, 5\) does not broadcast"):
+        F.linear(mg.randn(4, 3), mg.randn(5, 3), mg.randn(3, 4, 5))
+
+
+@given(st.data())
+def test_linear_bias_may_broadcast_to_the_output(data):
+    """Any bias that broadcasts to y, as PyTorch accepts: (out,), (1, out), y's own shape."""
+    lead = data.draw(st.sampled_from([(3,), (2, 3)]))
+    bias_shape = data.draw(st.sampled_from([(2,), (1, 2), lead + (2,), lead[:-1] + (1, 2)]))
+    x, w, b = leaf(data.draw(arrays(lead + (4,)))), leaf(data.draw(arrays((2, 4)))), \
+        leaf(data.draw(arrays(bias_shape)))
+    y = F.linear(x, w, b)
+    np.testing.assert_allclose(y.data, x.data @ w.data.T + b.data, rtol=1e-12)
+    assert mg.gradcheck(lambda x, w, b: F.linear(x, w, b), [x, w, b])
 
 
 def test_dropout_function_errors_and_identity():

@@ -36,7 +36,8 @@ def _check_reduction(reduction: str, op: str) -> None:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x @ weight.T + bias for ``x`` of shape ``(..., in)`` and ``weight`` ``(out, in)``."""
+    """y = x @ weight.T + bias for ``x`` of shape ``(..., in)`` and ``weight`` ``(out, in)``;
+    ``bias`` is ``(out,)`` or, as in PyTorch, any shape that broadcasts to ``y``."""
     _check_tensor(x, "linear", "input")
     if bias is None:
         return _la.Linear.apply(x, weight)

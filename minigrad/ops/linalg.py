@@ -56,7 +56,11 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """linear: y = x @ W^T + b; dx = dy @ W, dW = dy^T @ x and db = sum(dy), over all rows"""
+    """linear: y = x @ W^T + b; dx = dy @ W, dW = dy^T @ x and db = sum(dy), over all rows
+
+    ``b`` is ``(out,)`` or, as PyTorch also accepts, any shape that broadcasts to ``y`` (a
+    recurrent cell passes its input projection here, so one op adds it).
+    """
 
     def forward(self, x, w, b=None):
         if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -64,14 +68,18 @@ class Linear(Function):
                 f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}: "
                 f"expected input (..., {w.shape[-1]}) and a 2-D weight (out, in)"
             )
-        if b is not None and b.shape != w.shape[:1]:
-            raise ValueError(f"linear: bias of shape {b.shape} must be {w.shape[:1]}")
         if x.ndim <= 2:
             y = x @ w.T
         else:  # one 2-D product over all rows
             y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
         if b is not None:
-            y += b
+            try:
+                y += b
+            except ValueError:
+                raise ValueError(
+                    f"linear: bias of shape {b.shape} does not broadcast to the output shape "
+                    f"{y.shape}"
+                ) from None
         return y
 
     def backward(self, gy):
@@ -80,7 +88,9 @@ class Linear(Function):
         grads = (gy @ w if x.requires_grad else None,
                  _mT(rows) @ x_rows if w.requires_grad else None)
         if len(self.inputs) == 3:
-            grads += (rows.sum(0) if self.inputs[2].requires_grad else None,)
+            b = self.inputs[2]
+            db = rows.sum(0) if b.shape == w.shape[:1] else gy  # the engine sums a broadcast b
+            grads += (db if b.requires_grad else None,)
         return grads
 
 
