@@ -32,6 +32,30 @@ _ref = weakref.ref
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+class ProductSum:
+    """A weight's gradient kept as factors, Σ aᵢᵀ bᵢ, until backward is done with the weight.
+
+    ``Linear`` returns one for its weight when no graph is being recorded. A weight that a
+    recurrent layer uses at every step then costs one matrix product over the stacked factors
+    at the end, instead of one product and one addition per step.
+    """
+
+    __slots__ = ("lefts", "rights")
+
+    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
+        self.lefts, self.rights = [left], [right]
+
+    def tensor(self) -> Tensor:
+        """The sum, formed by one matmul."""
+        a = self.lefts[0] if len(self.lefts) == 1 else np.concatenate(self.lefts)
+        b = self.rights[0] if len(self.rights) == 1 else np.concatenate(self.rights)
+        return _wrap(a.T @ b)
+
+
+def _formed(g: Tensor | ProductSum) -> Tensor:
+    return g.tensor() if type(g) is ProductSum else g
+
+
 class AnomalyError(RuntimeError):
     """Raised under ``detect_anomaly()`` when an op's forward or backward yields NaN or inf."""
 
@@ -328,8 +352,11 @@ def run_backward(
             entry = leaves.get(id(x))
             if entry is None:
                 leaves[id(x)] = [x, g]
+            elif type(g) is ProductSum and type(entry[1]) is ProductSum:  # more factors
+                entry[1].lefts += g.lefts
+                entry[1].rights += g.rights
             else:
-                entry[1] = add(id(x), entry[1], g)
+                entry[1] = add(id(x), _formed(entry[1]), _formed(g))
 
     order = forward_order(roots)
     anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
@@ -357,6 +384,7 @@ def run_backward(
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if observer is not None:  # mg.trace_backward
+                in_grads = tuple([_formed(g) for g in in_grads])
                 observer(fn, grads, in_grads)
             if len(in_grads) != len(fn.inputs):
                 raise ValueError(
@@ -368,6 +396,11 @@ def run_backward(
             for x, g in zip(fn.inputs, in_grads):
                 if g is None or not x.requires_grad:
                     continue
+                if type(g) is ProductSum:
+                    if x.grad_fn is None and not anomaly:  # a leaf: keep gathering factors
+                        deliver(x, g)
+                        continue
+                    g = g.tensor()
                 if type(g) is not Tensor or g.data.shape != x.data.shape \
                         or g.data.dtype is not x.data.dtype:  # _fit compares dtypes fully
                     g = _fit(fn, x, g)
@@ -385,6 +418,7 @@ def run_backward(
                     prev = slots[x.index]
                     slots[x.index] = g if prev is None else add((producer, x.index), prev, g)
         for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
+            g = _formed(g)
             if x.hooks:
                 g = _hook(x, g)
             if wanted is None:

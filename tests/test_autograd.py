@@ -618,3 +618,36 @@ def test_gradients_summed_in_place_are_never_shared_between_inputs():
     (t + p * 2.0 + q * 5.0).sum().backward()
     np.testing.assert_array_equal(x1.grad.data, [5.0, 5.0])
     np.testing.assert_array_equal(x2.grad.data, [8.0, 8.0])
+
+
+def test_a_weight_shared_by_linear_ops_gets_one_total_gradient():
+    """Linear hands the engine its weight's gradient as factors (gᵀ x) and the engine multiplies
+    them once for all uses: the total is the same as summing product by product, hooks see it
+    once, and mg.grad, trace_backward and create_graph agree with it."""
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, 3)), rng.standard_normal((4, 3)), rng.standard_normal((3,))]
+    gs = [rng.standard_normal((2, 5)), rng.standard_normal((4, 5)), rng.standard_normal((5,))]
+    expected = sum(np.atleast_2d(g).T @ np.atleast_2d(x) for g, x in zip(gs, xs)) + 2.0
+
+    def loss(w):
+        total = (w * 2.0).sum()  # one use that is not a Linear
+        for x, g in zip(xs, gs):
+            total = total + (mg.nn.functional.linear(mg.tensor(x), w) * mg.tensor(g)).sum()
+        return total
+
+    w = leaf(rng.standard_normal((5, 3)))
+    seen = []
+    w.register_hook(lambda grad: seen.append(grad.data.copy()))
+    with mg.trace_backward() as trace:
+        loss(w).backward()
+    np.testing.assert_allclose(w.grad.data, expected, rtol=1e-12)
+    assert len(seen) == 1 and np.allclose(seen[0], expected)
+    linear = [r for r in trace.records if r.op == "Linear"]  # each use's own share, formed
+    assert len(linear) == 3 and all(r.grad_out[1] > 0 for r in linear)
+    (by_grad,) = mg.grad(loss(w), [w])
+    np.testing.assert_allclose(by_grad.data, expected, rtol=1e-12)
+    (with_graph,) = mg.grad(loss(w), [w], create_graph=True)
+    np.testing.assert_allclose(with_graph.data, expected, rtol=1e-12)
+    with mg.detect_anomaly():
+        (checked,) = mg.grad(loss(w), [w])
+    np.testing.assert_allclose(checked.data, expected, rtol=1e-12)
