@@ -156,6 +156,8 @@ class Function:
     ``__init__``. ``forward`` may keep arrays for backward with ``save_for_backward``; the engine
     frees them after backward unless ``retain_graph=True``. The node holds its inputs strongly
     and its outputs weakly (``self.output(i)``), so a graph never forms a reference cycle.
+    When no graph is recorded, backward may return a ``ProductSum`` for a weight instead of a
+    Tensor (as ``Linear`` does); the engine forms it.
     """
 
     inputs: tuple[Tensor, ...] = ()
