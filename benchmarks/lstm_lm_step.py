@@ -26,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 import minigrad as mg
+from minigrad.models import LSTM
 from minigrad.nn import functional as F
-from models import LSTM
 
 CONFIGS = {
     "big": dict(vocab=1000, embed=128, hidden=256, batch=20, steps=35),

@@ -4,7 +4,7 @@
     python examples/addition.py --epochs 25 --lr 1e-3 --decay 1  # the book's settings
     python examples/addition.py --variants peeky --epochs 5 --plot addition.png
 
-The data is ``models.data.addition()``: 50,000 distinct questions with operands of up to three
+The data is ``minigrad.data.addition()``: 50,000 distinct questions with operands of up to three
 digits, 45,000 to train on and 5,000 held out. Each variant is an embedding + LSTM encoder and
 decoder (hidden 128, Adam, gradients clipped to norm 5):
 
@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from models.data import PAD_ID, Seq2SeqData, addition
-from models.seq2seq import Decoder, Encoder, PeekyDecoder, Seq2Seq, minibatches
-from models.trainer import History, Trainer
+from minigrad.data import PAD_ID, Seq2SeqData, addition, minibatches
+from minigrad.models.seq2seq import Decoder, Encoder, PeekyDecoder, Seq2Seq
+from minigrad.train import History, Trainer
 
 VARIANTS = {  # name: (read the question reversed, decoder)
     "baseline": (False, Decoder),

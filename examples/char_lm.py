@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 import minigrad as mg
-from models.data import BPTTBatches, Vocab, default_corpus, load_text, split_text
-from models.lm import RNNLM, detach_state
-from models.trainer import Trainer
+from minigrad.data import BPTTBatches, Vocab, default_corpus, load_text, split_text
+from minigrad.models.lm import RNNLM, detach_state
+from minigrad.train import Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 import minigrad as mg
+from minigrad.models import Cell, Recurrent
 from minigrad.nn import Linear, Module
 from minigrad.nn import functional as F
-from models import Cell, Recurrent
 
 VOCAB, LENGTH, SHIFT, HIDDEN, BATCH = 4, 10, 3, 16, 32
 

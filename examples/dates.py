@@ -3,7 +3,7 @@
     python examples/dates.py                                # about 3 minutes on 2 cores
     python examples/dates.py --epochs 8 --plot attention.png --examples 6
 
-The data is ``models.data.dates()``: 20,000 distinct dates from 1900..2099, each written in one
+The data is ``minigrad.data.dates()``: 20,000 distinct dates from 1900..2099, each written in one
 of 15 formats ("27 Sep 1994", "9/27/94", "Tuesday, September 27, 1994", "19940927", ...), to be
 rewritten as "1994-09-27"; 18,000 to train on and 2,000 held out. The model is an embedding +
 LSTM encoder and an ``AttentionDecoder``: at every output step a dot-product attention over
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from models.data import EOS_ID, PAD_ID, Seq2SeqData, dates
-from models.seq2seq import AttentionDecoder, Encoder, Seq2Seq, minibatches
-from models.trainer import Trainer
+from minigrad.data import EOS_ID, PAD_ID, Seq2SeqData, dates, minibatches
+from minigrad.models.seq2seq import AttentionDecoder, Encoder, Seq2Seq
+from minigrad.train import Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

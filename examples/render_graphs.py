@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from models import RNN, GRUCell, LSTMCell
-from models.lm import RNNLM
+from minigrad.models import RNN, GRUCell, LSTMCell
+from minigrad.models.lm import RNNLM
 
 
 def cell_step(cell: mg.nn.Module, batch: int = 2):

@@ -3,7 +3,7 @@
     python examples/tagging.py                     # about 3 minutes on 2 cores
     python examples/tagging.py --tag-epochs 5 --plot curves/
 
-The data is ``models.data.sentiment``: generated sentences of 1-3 phrases such as "the plot
+The data is ``minigrad.data.sentiment``: generated sentences of 1-3 phrases such as "the plot
 was honestly terribly exciting , and the acting felt not very good", where a phrase's
 sentiment is decided by its last word (flipped by a negation). Every token is tagged with its
 phrase's sentiment and the sentence is labelled with its last phrase's.
@@ -39,9 +39,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module
-from models.classify import SequenceClassifier, SequenceTagger
-from models.data import (
+from minigrad.data import (
     BOS_ID,
     CAUSAL_TAG_ACCURACY,
     EOS_ID,
@@ -50,8 +48,10 @@ from models.data import (
     TAG_PAD,
     sentiment,
 )
-from models.seq2seq import Decoder, FeatureEncoder, Seq2Seq
-from models.trainer import History, Trainer
+from minigrad.models.classify import SequenceClassifier, SequenceTagger
+from minigrad.models.seq2seq import Decoder, FeatureEncoder, Seq2Seq
+from minigrad.nn import Module
+from minigrad.train import History, Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

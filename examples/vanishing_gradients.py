@@ -21,9 +21,9 @@ import argparse
 import numpy as np
 
 import minigrad as mg
+from minigrad.models import GRUCell, LSTMCell, RNNCell
 from minigrad.nn import Module, init
 from minigrad.nn.utils import clip_grad_norm_
-from models import GRUCell, LSTMCell, RNNCell
 
 INPUT, BATCH, CLIP = 8, 4, 1.0
 

@@ -16,10 +16,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 import minigrad as mg
+from minigrad.data import PAD_ID, TAG_PAD
 from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
 from minigrad.nn import functional as F
-from models.data import PAD_ID, TAG_PAD
-from models.recurrent import layer_class
+
+from .recurrent import layer_class
 
 POOLINGS = ("last", "mean", "max")
 

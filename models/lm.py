@@ -10,8 +10,9 @@ import numpy as np
 import minigrad as mg
 from minigrad.nn import Dropout, Embedding, Linear, Module
 from minigrad.nn import functional as F
-from models.cells import State
-from models.recurrent import layer_class
+
+from .cells import State
+from .recurrent import layer_class
 
 
 def detach_state(state: State | None) -> State | None:

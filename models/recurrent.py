@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import minigrad as mg
 from minigrad.nn import Module
 from minigrad.nn import functional as F
-from models.cells import GRUCell, LSTMCell, RNNCell, State
+
+from .cells import GRUCell, LSTMCell, RNNCell, State
 
 
 def _stack_states(states: Sequence[State]) -> State:

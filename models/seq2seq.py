@@ -1,6 +1,6 @@
 """Sequence to sequence: an LSTM encoder reads the source, an LSTM decoder writes the target.
 
-Sources and targets are batch-first int64 arrays, as ``models.data.Seq2SeqData`` holds them:
+Sources and targets are batch-first int64 arrays, as ``minigrad.data.Seq2SeqData`` holds them:
 ``src (B, S)`` padded at the end with ``<pad>``, ``tgt (B, T)`` written ``<s> y1 .. yn </s>``
 then padded. The special ids are ``models.data``'s (``<pad>`` 0, ``<s>`` 2, ``</s>`` 3).
 
@@ -31,11 +31,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import minigrad as mg
+from minigrad.data import BOS_ID, EOS_ID, PAD_ID
 from minigrad.nn import Embedding, Linear, Module
 from minigrad.nn import functional as F
-from models.cells import LSTMCell
-from models.data import BOS_ID, EOS_ID, PAD_ID
-from models.recurrent import LSTM
+
+from .cells import LSTMCell
+from .recurrent import LSTM
 
 _MASKED = -1e9
 """Score of a padded source position: its softmax weight is exactly 0 (finite, unlike -inf,
@@ -331,14 +332,3 @@ class Seq2Seq(Module):
                          constant_values=PAD_ID)
             hits += int((got == want[i:i + batch_size]).all(axis=1).sum())
         return hits / len(tgt)
-
-
-def minibatches(src: np.ndarray, tgt: np.ndarray, batch_size: int, seed: int
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of ``(src, tgt)`` batches: the rows in an order shuffled by ``seed``, cut
-    into batches of ``batch_size`` (the last one may be smaller)."""
-    if len(src) != len(tgt):
-        raise ValueError(f"minibatches: {len(src)} sources but {len(tgt)} targets")
-    order = np.random.default_rng(seed).permutation(len(src))
-    return [(src[rows], tgt[rows]) for rows in np.split(order, range(batch_size, len(src),
-                                                                      batch_size))]

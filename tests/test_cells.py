@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minigrad as mg
-from models import CoupledLSTMCell, GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
+from minigrad.models import CoupledLSTMCell, GRUCell, LSTMCell, PeepholeLSTMCell, RNNCell
 from tests.strategies import arrays, leaf
 
 # (cell type, keyword arguments): every cell, and RNNCell with both nonlinearities

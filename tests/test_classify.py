@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from models.classify import POOLINGS, SequenceClassifier, SequenceTagger, reverse_padded
-from models.data import PAD_ID, TAG_PAD, sentiment
-from models.recurrent import GRU, LSTM, RNN
+from minigrad.data import PAD_ID, TAG_PAD, sentiment
+from minigrad.models.classify import POOLINGS, SequenceClassifier, SequenceTagger, reverse_padded
+from minigrad.models.recurrent import GRU, LSTM, RNN
 
 VOCAB, EMBED, HIDDEN, CLASSES = 7, 3, 2, 3
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}

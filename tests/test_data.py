@@ -1,4 +1,4 @@
-"""Tests for models.data: vocabularies, corpora, truncated-BPTT batches and generated tasks."""
+"""Tests for minigrad.data: vocabularies, corpora, truncated-BPTT batches and generated tasks."""
 
 import datetime
 import time
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.data import (
+from minigrad.data import (
     BOS_ID,
     CAUSAL_TAG_ACCURACY,
     DATE_FORMATS,

@@ -1,5 +1,5 @@
-"""Tests for models.lm.RNNLM: gradients (tied weights included), truncated BPTT, perplexity,
-generation, a short training run that needs memory, and errors on bad input."""
+"""Tests for minigrad.models.lm.RNNLM: gradients (tied weights included), truncated BPTT,
+perplexity, generation, a short training run that needs memory, and errors on bad input."""
 
 import math
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from models.data import BPTTBatches, Vocab
-from models.lm import RNNLM, detach_state
+from minigrad.data import BPTTBatches, Vocab
+from minigrad.models.lm import RNNLM, detach_state
 
 
 def lm(vocab=6, size=3, cell="lstm", num_layers=1, tie=True, dropout=0.0, seed=0) -> RNNLM:

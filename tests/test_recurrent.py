@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad.nn import Linear, Module
-from models import (
+from minigrad.models import (
     GRU,
     LSTM,
     RNN,
@@ -20,6 +19,7 @@ from models import (
     Recurrent,
     RNNCell,
 )
+from minigrad.nn import Linear, Module
 from tests.strategies import arrays, leaf
 from tests.test_cells import TEXTBOOK
 

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
-from models.data import BOS_ID, EOS_ID, PAD_ID, pad_batch
-from models.seq2seq import (
+from minigrad.data import BOS_ID, EOS_ID, PAD_ID, minibatches, pad_batch
+from minigrad.models.seq2seq import (
     AttentionDecoder,
     Decoder,
     Encoded,
@@ -16,7 +16,6 @@ from models.seq2seq import (
     PeekyDecoder,
     Seq2Seq,
     attention,
-    minibatches,
 )
 from tests.strategies import arrays, leaf
 

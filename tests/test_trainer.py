@@ -1,4 +1,4 @@
-"""Tests for models.trainer: the step sequence, clipping, evaluation, schedulers, checkpoints
+"""Tests for minigrad.train: the step sequence, clipping, evaluation, schedulers, checkpoints
 with an exact resume, the plot and the plain progress lines."""
 
 import math
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-import models.trainer as trainer_module
+import minigrad.train as trainer_module
 from minigrad.nn import Dropout, Linear, Module
 from minigrad.nn import functional as F
-from models.trainer import History, Trainer
+from minigrad.train import History, Trainer
 
 
 class Net(Module):
