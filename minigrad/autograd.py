@@ -204,7 +204,7 @@ class Function:
         for i, y in enumerate(outputs):
             y.requires_grad = True
             y.grad_fn = self
-            y.index = i
+            y.output_nr = i
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -348,8 +348,8 @@ def run_backward(
         """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
         if x.grad_fn is not None:
             slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
-            prev = slots[x.index]
-            slots[x.index] = g if prev is None else add((x.grad_fn, x.index), prev, g)
+            prev = slots[x.output_nr]
+            slots[x.output_nr] = g if prev is None else add((x.grad_fn, x.output_nr), prev, g)
         elif wanted is None or id(x) in wanted:
             entry = leaves.get(id(x))
             if entry is None:
@@ -415,10 +415,10 @@ def run_backward(
                 slots = pending.get(producer)
                 if slots is None:  # first gradient to reach this node
                     slots = pending[producer] = [None] * len(producer.outputs)
-                    slots[x.index] = g
+                    slots[x.output_nr] = g
                 else:
-                    prev = slots[x.index]
-                    slots[x.index] = g if prev is None else add((producer, x.index), prev, g)
+                    prev = slots[x.output_nr]
+                    slots[x.output_nr] = g if prev is None else add((producer, x.output_nr), prev, g)
         for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
             g = _formed(g)
             if x.hooks:

@@ -28,12 +28,12 @@ class Tensor:
     """An n-dimensional array that can record the ops applied to it and be differentiated.
 
     ``data`` is the NumPy array, ``grad`` the accumulated gradient (a Tensor or None),
-    ``grad_fn`` the Function node that produced it (None for leaves) and ``index`` which of
+    ``grad_fn`` the Function node that produced it (None for leaves) and ``output_nr`` which of
     that node's outputs it is.
     """
 
     __slots__ = (
-        "data", "grad", "requires_grad", "grad_fn", "index", "hooks", "retains_grad",
+        "data", "grad", "requires_grad", "grad_fn", "output_nr", "hooks", "retains_grad",
         "__weakref__",
     )
     __array_ufunc__ = None  # make `ndarray op Tensor` call the Tensor's reflected operator
@@ -42,7 +42,7 @@ class Tensor:
         self.data = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self.grad_fn = None
-        self.index = 0
+        self.output_nr = 0
         self.hooks: dict | None = None
         self.retains_grad = False
         self.requires_grad = False
@@ -57,7 +57,7 @@ class Tensor:
         t.grad = None
         t.requires_grad = False
         t.grad_fn = None
-        t.index = 0
+        t.output_nr = 0
         t.hooks = None
         t.retains_grad = False
         return t

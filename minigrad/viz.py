@@ -154,7 +154,7 @@ def draw_graph(
         for m in members:
             for y in g.outputs.get(m, ()):
                 # taillabel, not label: dot lays out labelled edges much more slowly
-                pick = {"taillabel": str(y.index)} if m is key and len(m.outputs) > 1 else {}
+                pick = {"taillabel": str(y.output_nr)} if m is key and len(m.outputs) > 1 else {}
                 edges.append((nid, add_tensor(y), pick))
     for r in roots:
         add_tensor(r)
@@ -202,7 +202,7 @@ class _Graph:
             if x.grad_fn is not None and not self.hidden(x):
                 self.outputs.setdefault(x.grad_fn, []).append(x)
         for ys in self.outputs.values():
-            ys.sort(key=lambda y: y.index)
+            ys.sort(key=lambda y: y.output_nr)
 
     def hidden(self, x: Tensor) -> bool:
         """Whether ``x`` is made and used only inside one collapsed scope."""
@@ -502,7 +502,7 @@ def print_graph(root: Tensor, params: Mapping[str, Tensor] | Any = None,
             rows.append((depth, label(x), f"{info}  {kind}"))
             continue
         made = label(x)
-        pick = f"[{x.index}]" if len(fn.outputs) > 1 else ""
+        pick = f"[{x.output_nr}]" if len(fn.outputs) > 1 else ""
         args = ", ".join(label(i) for i in fn.inputs)
         scope = f"  @{fn.scope}" if fn.scope else ""
         rows.append((depth, f"{made} = {fn.name}({args}){pick}", info + scope))
