@@ -217,12 +217,8 @@ class Trainer:
         """Run ``evaluate()`` in eval mode without a graph, then step the scheduler."""
         metrics: dict[str, float] = {}
         if evaluate is not None:
-            self.model.eval()
-            try:
-                with mg.no_grad():
-                    metrics = {k: float(v) for k, v in evaluate().items()}
-            finally:
-                self.model.train()
+            with self.model.evaluating():
+                metrics = {k: float(v) for k, v in evaluate().items()}
         if monitor is not None and monitor not in metrics:
             raise KeyError(f"Trainer.fit: monitor={monitor!r} is not among the metrics "
                            f"evaluate() returned: {sorted(metrics)}")

