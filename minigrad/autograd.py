@@ -52,7 +52,8 @@ class ProductSum:
         return _wrap(a.T @ b)
 
 
-def _formed(g: Tensor | ProductSum) -> Tensor:
+def _materialize(g: Tensor | ProductSum) -> Tensor:
+    """A gradient as a Tensor: a ProductSum is multiplied out."""
     return g.tensor() if type(g) is ProductSum else g
 
 
@@ -282,18 +283,17 @@ def forward_order(roots: Sequence[Tensor]) -> list[Function]:
     return order
 
 
-def _fit(fn: Function, x: Tensor, g: Tensor) -> Tensor:
-    """Reduce a gradient that was broadcast back to its input's shape and dtype."""
+def _to_input(fn: Function, x: Tensor, g: Tensor) -> Tensor:
+    """The gradient ``g`` that ``fn.backward`` returned for input ``x``, reduced to ``x``'s shape
+    (summed over the axes that broadcasting added or stretched) and cast to its dtype."""
     if not isinstance(g, Tensor):
         raise TypeError(
             f"{fn.name}.backward must return Tensors (or None); got {type(g).__name__}. "
             "Write backward with Tensor ops so that create_graph=True works."
         )
     if g.shape != x.shape:
-        from minigrad.ops.shape import sum_to
-
         try:
-            g = sum_to(g, x.shape)
+            g = g.sum_to_size(x.shape)
         except ValueError:
             raise ValueError(
                 f"{fn.name}.backward returned a gradient of shape {g.shape} for an input of "
@@ -304,12 +304,56 @@ def _fit(fn: Function, x: Tensor, g: Tensor) -> Tensor:
     return g
 
 
-def _hook(t: Tensor, g: Tensor) -> Tensor:
-    for h in tuple(t.hooks.values()):
-        out = h(g)
-        if out is not None:
-            g = out
-    return g
+class GradientSums:
+    """What one backward pass has delivered to each tensor so far, summed at fan-out.
+
+    A non-leaf's gradient waits in its node's slots (one per output) until the engine reaches
+    that node; a leaf's waits here until the pass ends. Two savings live here and nowhere else:
+    a sum this object made is added to in place (nothing else holds it yet; a gradient that
+    came in as it is may be shared, so it is never written to), and a weight's gradient that
+    arrives as a ``ProductSum`` gathers the factors of every use, to be multiplied once.
+    """
+
+    __slots__ = ("nodes", "leaves", "owned", "create_graph", "wanted")
+
+    def __init__(self, create_graph: bool, wanted: set[int] | None) -> None:
+        self.nodes: dict[Function, list] = {}  # node -> the summed gradient of each output
+        self.leaves: dict[int, list] = {}  # id -> [leaf, its summed gradient]
+        self.owned: set = set()  # slots, (node, output_nr) or a leaf's id, whose sum is ours
+        self.create_graph = create_graph
+        self.wanted = wanted  # ids of the leaves to keep (mg.grad); None keeps every leaf
+
+    def add(self, x: Tensor, g: Tensor | ProductSum) -> None:
+        """Deliver the gradient ``g`` to ``x``."""
+        fn = x.grad_fn
+        if fn is not None:
+            slots = self.nodes.get(fn)
+            if slots is None:  # the first gradient to reach this node
+                slots = self.nodes[fn] = [None] * len(fn.outputs)
+                slots[x.output_nr] = g
+            else:
+                prev = slots[x.output_nr]
+                slots[x.output_nr] = g if prev is None else self._sum((fn, x.output_nr), prev, g)
+        elif self.wanted is None or id(x) in self.wanted:
+            entry = self.leaves.get(id(x))
+            if entry is None:
+                self.leaves[id(x)] = [x, g]
+            else:
+                entry[1] = self._sum(id(x), entry[1], g)
+
+    def _sum(self, slot, prev, g):
+        if type(prev) is ProductSum and type(g) is ProductSum:
+            prev.lefts += g.lefts
+            prev.rights += g.rights
+            return prev
+        prev, g = _materialize(prev), _materialize(g)
+        if slot in self.owned:
+            np.add(prev.data, g.data, out=prev.data)
+            return prev
+        if self.create_graph:
+            return prev + g
+        self.owned.add(slot)
+        return _wrap(prev.data + g.data)
 
 
 def run_backward(
@@ -319,108 +363,42 @@ def run_backward(
     create_graph: bool,
     inputs: Sequence[Tensor] | None = None,
 ) -> dict[int, Tensor]:
-    """Propagate ``root_grads`` from ``roots`` through the graph.
+    """Propagate ``root_grads`` from ``roots`` through the graph: ``minigrad/reference.py``'s
+    loop, with hooks, freeing, anomaly checks and ``mg.grad``'s capture around it.
 
     With ``inputs=None`` gradients accumulate into the ``.grad`` of every leaf; otherwise they
     are returned (keyed by ``id``) for exactly those tensors and no ``.grad`` is touched.
     """
     wanted = None if inputs is None else {id(x) for x in inputs}
     captured: dict[int, Tensor] = {}
-    pending: dict[Function, list] = {}  # node -> gradients of its outputs, summed so far
-    leaves: dict[int, list] = {}  # id -> [leaf, its gradient summed so far]
-    # Slots ((node, output index), or a leaf's id) whose sum this backward made: nothing else
-    # holds that sum until its node runs, after which no gradient reaches the slot again, so
-    # it is safe to add to in place. A gradient that came in as it is (which backward may have
-    # handed to several inputs) is never written to.
-    owned: set = set()
-
-    def add(slot, prev: Tensor, g: Tensor) -> Tensor:
-        """prev + g, in place when ``slot`` holds a sum made here."""
-        if slot in owned:
-            np.add(prev.data, g.data, out=prev.data)
-            return prev
-        if create_graph:
-            return prev + g
-        owned.add(slot)
-        return _wrap(prev.data + g.data)
-
-    def deliver(x: Tensor, g: Tensor) -> None:
-        """Hand a gradient to a root or a leaf (non-leaf inputs are handled inline below)."""
-        if x.grad_fn is not None:
-            slots = pending.setdefault(x.grad_fn, [None] * len(x.grad_fn.outputs))
-            prev = slots[x.output_nr]
-            slots[x.output_nr] = g if prev is None else add((x.grad_fn, x.output_nr), prev, g)
-        elif wanted is None or id(x) in wanted:
-            entry = leaves.get(id(x))
-            if entry is None:
-                leaves[id(x)] = [x, g]
-            elif type(g) is ProductSum and type(entry[1]) is ProductSum:  # more factors
-                entry[1].lefts += g.lefts
-                entry[1].rights += g.rights
-            else:
-                entry[1] = add(id(x), _formed(entry[1]), _formed(g))
-
+    sums = GradientSums(create_graph, wanted)
+    anomaly, observer = _state.anomaly, _state.observer
     order = forward_order(roots)
-    anomaly, observer, watching = _state.anomaly, _state.observer, wanted is not None
-    # Ops that backward is made of are not checked one by one under anomaly mode: the
-    # gradients each node returns are, so a NaN is blamed on the op whose backward made it.
+    # The ops that backward is made of are not checked one by one under anomaly mode: each
+    # node's returned gradients are, so a NaN is blamed on the op whose backward made it.
+    add, waiting = sums.add, sums.nodes  # bound once: the loop below is the engine's hot path
     with _grad_mode(create_graph), _anomaly_mode(False):
         for root, g in zip(roots, root_grads):
-            deliver(root, g)
+            add(root, g)
         for fn in reversed(order):
-            grads = pending.pop(fn, None)
+            grads = waiting.pop(fn, None)
             if grads is None:
-                continue
-            if fn.saved is None:
-                raise GraphFreedError(
-                    f"Trying to backward through {fn.name} a second time, but its saved arrays "
-                    "were freed by the first backward. Specify retain_graph=True on the first "
-                    "backward (or mg.grad) if you need to backward through the graph twice."
-                )
-            if fn.hooked or watching:
-                grads = _outputs_seen(fn, grads, wanted, captured)
-            if None in grads:
-                grads = [Tensor._wrap(np.zeros(*fn.output_meta[i])) if g is None else g
-                         for i, g in enumerate(grads)]
-            in_grads = fn.backward(*grads)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            if observer is not None:  # mg.trace_backward
-                in_grads = tuple([_formed(g) for g in in_grads])
-                observer(fn, grads, in_grads)
-            if len(in_grads) != len(fn.inputs):
-                raise ValueError(
-                    f"{fn.name}.backward returned {len(in_grads)} gradients for "
-                    f"{len(fn.inputs)} inputs"
-                )
-            if not retain_graph:
-                fn.saved = None  # free what forward kept; a second backward here raises
+                continue  # no gradient flows into this node
+            in_grads = _call_backward(fn, grads, retain_graph, anomaly, observer, wanted, captured)
             for x, g in zip(fn.inputs, in_grads):
                 if g is None or not x.requires_grad:
                     continue
                 if type(g) is ProductSum:
-                    if x.grad_fn is None and not anomaly:  # a leaf: keep gathering factors
-                        deliver(x, g)
+                    if x.grad_fn is None:  # a leaf: keep gathering the factors of its uses
+                        add(x, g)
                         continue
                     g = g.tensor()
                 if type(g) is not Tensor or g.data.shape != x.data.shape \
-                        or g.data.dtype is not x.data.dtype:  # _fit compares dtypes fully
-                    g = _fit(fn, x, g)
-                if anomaly:
-                    _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
-                producer = x.grad_fn
-                if producer is None:
-                    deliver(x, g)
-                    continue
-                slots = pending.get(producer)
-                if slots is None:  # first gradient to reach this node
-                    slots = pending[producer] = [None] * len(producer.outputs)
-                    slots[x.output_nr] = g
-                else:
-                    prev = slots[x.output_nr]
-                    slots[x.output_nr] = g if prev is None else add((producer, x.output_nr), prev, g)
-        for x, g in leaves.values():  # a leaf's hooks see its total gradient, once
-            g = _formed(g)
+                        or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
+                    g = _to_input(fn, x, g)
+                add(x, g)
+        for x, g in sums.leaves.values():  # a leaf's hooks see its total gradient, once
+            g = _materialize(g)
             if x.hooks:
                 g = _hook(x, g)
             if wanted is None:
@@ -428,6 +406,49 @@ def run_backward(
             else:
                 captured[id(x)] = g
     return captured
+
+
+def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool, observer,
+                   wanted: set[int] | None, captured: dict[int, Tensor]) -> tuple:
+    """Run ``fn.backward`` on its outputs' summed gradients: first the outputs' hooks, retained
+    and captured gradients, then backward itself, then the checks, the observer and freeing."""
+    if fn.saved is None:
+        raise GraphFreedError(
+            f"Trying to backward through {fn.name} a second time, but its saved arrays "
+            "were freed by the first backward. Specify retain_graph=True on the first "
+            "backward (or mg.grad) if you need to backward through the graph twice."
+        )
+    if fn.hooked or wanted is not None:
+        grads = _outputs_seen(fn, grads, wanted, captured)
+    if None in grads:  # an output no gradient reached counts as zero
+        grads = [_wrap(np.zeros(*fn.output_meta[i])) if g is None else g
+                 for i, g in enumerate(grads)]
+    in_grads = fn.backward(*grads)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    if len(in_grads) != len(fn.inputs):
+        raise ValueError(
+            f"{fn.name}.backward returned {len(in_grads)} gradients for {len(fn.inputs)} inputs"
+        )
+    if anomaly or observer is not None:
+        in_grads = tuple([_materialize(g) for g in in_grads])
+        if observer is not None:  # mg.trace_backward
+            observer(fn, grads, in_grads)
+        if anomaly:
+            for g in in_grads:
+                if g is not None:
+                    _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
+    if not retain_graph:
+        fn.saved = None  # free what forward kept; a second backward here raises
+    return in_grads
+
+
+def _hook(t: Tensor, g: Tensor) -> Tensor:
+    for h in tuple(t.hooks.values()):
+        out = h(g)
+        if out is not None:
+            g = out
+    return g
 
 
 def _outputs_seen(fn: Function, grads: list, wanted, captured: dict) -> list:

@@ -13,15 +13,40 @@ Shape = tuple[int, ...]
 
 
 def _as_array(data: Any, dtype=None) -> np.ndarray:
-    """NumPy array for ``data``: float data defaults to float32, but a float64 array stays so."""
+    """NumPy array for ``data``: float data defaults to float32, but a float64 array stays so.
+
+    In a (nested) list, a one-element Tensor counts as its value, as in ``torch.tensor``; a
+    float64 tensor there keeps the result float64.
+    """
     if isinstance(data, Tensor):
         data = data.data
+    tensor_dtypes: list[np.dtype] = []
+    if isinstance(data, (list, tuple)):
+        data = _values(data, tensor_dtypes)
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     array = np.asarray(data)
-    if array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
+    given = isinstance(data, (np.ndarray, np.generic)) or np.float64 in tensor_dtypes
+    if array.dtype == np.float64 and not given:
         array = array.astype(np.float32)
     return array
+
+
+def _values(data: Any, tensor_dtypes: list[np.dtype]) -> Any:
+    """``data`` with every Tensor in its nested lists replaced by its one value; the tensors'
+    dtypes are appended to ``tensor_dtypes``."""
+    if isinstance(data, (list, tuple)):
+        return [_values(x, tensor_dtypes) for x in data]
+    if not isinstance(data, Tensor):
+        return data
+    if data.size != 1:
+        raise ValueError(
+            f"tensor: a list may hold tensors of one element only (each becomes a number); "
+            f"got one of shape {data.shape}. To join tensors use mg.stack(tensors) (new axis) "
+            "or mg.concat(tensors) (existing axis)."
+        )
+    tensor_dtypes.append(data.dtype)
+    return data.data.reshape(())
 
 
 class Tensor:
@@ -29,11 +54,12 @@ class Tensor:
 
     ``data`` is the NumPy array, ``grad`` the accumulated gradient (a Tensor or None),
     ``grad_fn`` the Function node that produced it (None for leaves) and ``output_nr`` which of
-    that node's outputs it is.
+    that node's outputs it is. ``name`` (None unless set, e.g. ``c = (f * c + i * g).named("c")``)
+    labels the tensor in ``draw_graph`` and ``print_graph``; nothing else reads it.
     """
 
     __slots__ = (
-        "data", "grad", "requires_grad", "grad_fn", "output_nr", "hooks", "retains_grad",
+        "data", "grad", "requires_grad", "grad_fn", "output_nr", "hooks", "retains_grad", "name",
         "__weakref__",
     )
     __array_ufunc__ = None  # make `ndarray op Tensor` call the Tensor's reflected operator
@@ -45,6 +71,7 @@ class Tensor:
         self.output_nr = 0
         self.hooks: dict | None = None
         self.retains_grad = False
+        self.name: str | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -60,6 +87,7 @@ class Tensor:
         t.output_nr = 0
         t.hooks = None
         t.retains_grad = False
+        t.name = None
         return t
 
     # -- attributes -----------------------------------------------------------------------------
@@ -104,6 +132,14 @@ class Tensor:
         if not flag and self.grad_fn is not None:
             raise RuntimeError("requires_grad can only be turned off on leaves; use detach()")
         self.requires_grad = flag
+        return self
+
+    def named(self, name: str) -> Tensor:
+        """Set ``name`` (shown by ``draw_graph`` and ``print_graph``) and return this tensor, so
+        that a step can name what it makes as it goes: ``h = (o * c.tanh()).named("h")``."""
+        if not isinstance(name, str):
+            raise TypeError(f"Tensor.named: name must be a str; got {type(name).__name__}")
+        self.name = name
         return self
 
     # -- autograd -------------------------------------------------------------------------------
@@ -172,28 +208,28 @@ class Tensor:
     # -- arithmetic -----------------------------------------------------------------------------
 
     def __add__(self, other) -> Tensor:
-        return _ew.Add.apply(self, _lift(other, self))
+        return _ew.Add.apply(self, _as_tensor(other, self))
 
     def __radd__(self, other) -> Tensor:
-        return _ew.Add.apply(_lift(other, self), self)
+        return _ew.Add.apply(_as_tensor(other, self), self)
 
     def __sub__(self, other) -> Tensor:
-        return _ew.Sub.apply(self, _lift(other, self))
+        return _ew.Sub.apply(self, _as_tensor(other, self))
 
     def __rsub__(self, other) -> Tensor:
-        return _ew.Sub.apply(_lift(other, self), self)
+        return _ew.Sub.apply(_as_tensor(other, self), self)
 
     def __mul__(self, other) -> Tensor:
-        return _ew.Mul.apply(self, _lift(other, self))
+        return _ew.Mul.apply(self, _as_tensor(other, self))
 
     def __rmul__(self, other) -> Tensor:
-        return _ew.Mul.apply(_lift(other, self), self)
+        return _ew.Mul.apply(_as_tensor(other, self), self)
 
     def __truediv__(self, other) -> Tensor:
-        return _ew.Div.apply(self, _lift(other, self))
+        return _ew.Div.apply(self, _as_tensor(other, self))
 
     def __rtruediv__(self, other) -> Tensor:
-        return _ew.Div.apply(_lift(other, self), self)
+        return _ew.Div.apply(_as_tensor(other, self), self)
 
     def __neg__(self) -> Tensor:
         return _ew.Neg.apply(self)
@@ -210,10 +246,10 @@ class Tensor:
         return (self * float(np.log(base))).exp()
 
     def __matmul__(self, other) -> Tensor:
-        return _la.MatMul.apply(self, _lift(other, self))
+        return _la.MatMul.apply(self, _as_tensor(other, self))
 
     def __rmatmul__(self, other) -> Tensor:
-        return _la.MatMul.apply(_lift(other, self), self)
+        return _la.MatMul.apply(_as_tensor(other, self), self)
 
     def __lt__(self, other) -> Tensor:
         return Tensor._wrap(self.data < _raw(other))
@@ -302,6 +338,34 @@ class Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
         return _rd.Max.apply(self, axis=axis, keepdims=keepdims)
 
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis``; ties share the gradient equally."""
+        return _rd.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Position of the largest value along ``axis`` (in the flattened tensor when None), as
+        an int64 tensor that does not require grad."""
+        return _rd.argmax(self, axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Position of the smallest value along ``axis`` (in the flattened tensor when None), as
+        an int64 tensor that does not require grad."""
+        return _rd.argmin(self, axis, keepdims)
+
+    def var(
+        self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *,
+        correction: float = 1,
+    ) -> Tensor:
+        """Variance over ``axis``: sum((x - mean) ** 2) / (N - correction), unbiased by default."""
+        return _rd.var(self, axis, keepdims, correction)
+
+    def std(
+        self, axis: int | Sequence[int] | None = None, keepdims: bool = False, *,
+        correction: float = 1,
+    ) -> Tensor:
+        """Standard deviation over ``axis``: the square root of ``var``."""
+        return _rd.std(self, axis, keepdims, correction)
+
     # -- shape ----------------------------------------------------------------------------------
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -309,6 +373,18 @@ class Tensor:
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
         return _sh.Reshape.apply(self, shape=shape)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """A new axis of length 1 at ``axis`` (in [-ndim - 1, ndim])."""
+        return _sh.unsqueeze(self, axis)
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """Drop axes of length 1 (only those among ``axis`` when given; others stay)."""
+        return _sh.squeeze(self, axis)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
+        return _sh.flatten(self, start_axis, end_axis)
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute axes as NumPy does (no arguments: reverse them)."""
@@ -330,6 +406,11 @@ class Tensor:
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         """Repeat along new or size-1 axes to ``shape``, as NumPy broadcasting does."""
         return _sh.BroadcastTo.apply(self, shape=tuple(shape))
+
+    def sum_to_size(self, *shape: int | Sequence[int]) -> Tensor:
+        """This tensor summed down to ``shape``, the inverse of broadcasting ``shape`` up to
+        this tensor's shape (how the engine reduces a broadcast input's gradient)."""
+        return _sh.sum_to(self, _shape(shape))
 
     def split(self, sizes_or_n: int | Sequence[int], axis: int = -1) -> tuple[Tensor, ...]:
         """Cut into ``n`` equal pieces, or pieces of the given sizes, along ``axis``."""
@@ -360,11 +441,15 @@ def _raw_index(index: Any) -> Any:
     return _raw(index)
 
 
-def _lift(x: Any, like: Tensor) -> Tensor:
-    """``x`` as a Tensor; a Python number takes ``like``'s dtype, so it never upcasts."""
+def _as_tensor(x: Any, like: Any = None) -> Tensor:
+    """``x`` as a Tensor (itself if it is one); the one place that coerces an op's operands.
+
+    A Python number takes the dtype of ``like`` when that is a Tensor, so a scalar never
+    upcasts an array; anything else becomes a tensor as ``mg.tensor`` makes it.
+    """
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
+    if isinstance(like, Tensor) and isinstance(x, (int, float)) and not isinstance(x, bool):
         kind = like.data.dtype.kind
         dtype = like.data.dtype if kind in "fc" else np.result_type(like.data.dtype, x)
         return Tensor._wrap(np.asarray(x, dtype=dtype))
@@ -384,6 +469,48 @@ def zeros(*shape: int | Sequence[int], dtype=np.float32, requires_grad: bool = F
 def ones(*shape: int | Sequence[int], dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
     return Tensor(np.ones(_shape(shape), dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros with ``t``'s shape, and its dtype unless ``dtype`` is given."""
+    return _full_like("zeros_like", t, 0, dtype, requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones with ``t``'s shape, and its dtype unless ``dtype`` is given."""
+    return _full_like("ones_like", t, 1, dtype, requires_grad)
+
+
+def _full_like(op: str, t: Tensor, value: float, dtype, requires_grad: bool) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(
+            f"{op}: expected a Tensor; got a {type(t).__name__} (for a shape, use mg.zeros or "
+            "mg.ones)"
+        )
+    return Tensor(np.full(t.shape, value, dtype or t.dtype), requires_grad=requires_grad)
+
+
+def arange(
+    start: float, stop: float | None = None, step: float = 1, dtype=None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Values from ``start`` up to, not including, ``stop`` in steps of ``step``; with one
+    argument, from 0 up to it. int64 when every argument is an integer, else float32, as in
+    ``torch.arange``."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (stop - start) * step < 0:
+        raise ValueError(
+            f"arange: step {step} points away from stop {stop} (start {start}); nothing lies "
+            "between them in that direction"
+        )
+    if dtype is None:
+        whole = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+        dtype = np.int64 if whole else np.float32
+    values = np.arange(start, stop, step).astype(dtype)  # the steps in float64, then cast
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def randn(*shape: int | Sequence[int], dtype=np.float32, requires_grad: bool = False) -> Tensor:
