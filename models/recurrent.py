@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import minigrad as mg
-from minigrad.nn import Module
+from minigrad.nn import Module, ModuleList
 from minigrad.nn import functional as F
 
-from .cells import GRUCell, LSTMCell, RNNCell, State
+from .cells import GRUCell, LSTMCell, RNNCell, State, _shapes
 
 
 def _stack_states(states: Sequence[State]) -> State:
@@ -28,17 +28,43 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False
     """Run ``cell`` over ``xs (T, B, I)`` from ``state``; return outputs ``(T, B, H)`` and the
     final state. A cell with ``project_input``/``step`` gets its input side for all T steps in
     one matmul; any other cell is called as ``cell(x_t, state)``. Each step runs in name scope
-    ``t{t}``."""
+    ``t{t}``; the first step's new state must be shaped like ``state``."""
     if hasattr(cell, "project_input") and hasattr(cell, "step"):
         xs, step = cell.project_input(xs), cell.step
     else:
         step = cell
     inputs = mg.unbind(xs)  # one op for all steps, and one stack after them
     outputs: list[mg.Tensor | None] = [None] * len(inputs)
-    for t in reversed(range(len(inputs))) if reverse else range(len(inputs)):
+    for i, t in enumerate(reversed(range(len(inputs))) if reverse else range(len(inputs))):
         with mg.name_scope(f"t{t}"):
-            outputs[t], state = step(inputs[t], state)
+            if i == 0:
+                outputs[t], state = _checked_step(cell, step, inputs[t], state)
+            else:
+                outputs[t], state = step(inputs[t], state)
     return mg.stack(outputs), state
+
+
+def _checked_step(cell: Module, step: Callable, x: mg.Tensor, state: State
+                  ) -> tuple[mg.Tensor, State]:
+    """``step(x, state)``, checking that the new state is shaped like the old one. A cell whose
+    state is a tuple but that gets one tensor (it has no ``init_state`` of its own) would
+    otherwise unpack that tensor's rows as ``h, c`` and fail far away, or not at all."""
+    hint = (f"{type(cell).__name__}'s first step got its state as one tensor of shape "
+            f"{_shapes(state)}; if the cell's state is a tuple such as (h, c), the cell defines "
+            "init_state(batch, dtype) to return it (see Cell)")
+    try:
+        out, new_state = step(x, state)
+    except Exception as e:
+        if not isinstance(state, tuple):
+            e.add_note(hint)
+        raise
+    if _shapes(new_state) != _shapes(state):
+        raise ValueError(
+            f"{type(cell).__name__}: a step returned a state of shape {_shapes(new_state)} from "
+            f"a state of shape {_shapes(state)}; the new state must be shaped like the old"
+            + ("" if isinstance(state, tuple) else f". {hint}")
+        )
+    return out, new_state
 
 
 class Recurrent(Module):
@@ -53,11 +79,20 @@ class Recurrent(Module):
     your own whose state is a tuple defines ``init_state``.
     """
 
+    _flat_children = ("cells",)
+
     def __init__(self, cell_type: Callable[..., Module], input_size: int, hidden_size: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  batch_first: bool = False, residual: bool = False, **cell_kwargs) -> None:
         super().__init__()
         name = type(self).__name__
+        if isinstance(cell_type, Module) or not callable(cell_type):
+            got = ("a cell instance, " if isinstance(cell_type, Module) else "") + repr(cell_type)
+            raise TypeError(
+                f"{name}: cell_type must be a cell class (or a function that builds a cell), "
+                f"as in Recurrent(LSTMCell, 3, 5): it builds one cell per layer and direction; "
+                f"got {got}"
+            )
         if num_layers < 1:
             raise ValueError(f"{name}: num_layers must be at least 1; got {num_layers}")
         if not 0 <= dropout < 1:
@@ -66,23 +101,20 @@ class Recurrent(Module):
         self.bidirectional, self.dropout = bidirectional, dropout
         self.batch_first, self.residual = batch_first, residual
         self.num_directions = 2 if bidirectional else 1
-        # The cells are kept in a plain list; their parameters are registered here under
-        # PyTorch's names (weight_ih_l0, weight_hh_l0_reverse, ...).
-        self.cells: list[Module] = []
+        # The cells are submodules (train, eval and apply reach them); their parameters are
+        # also registered here under PyTorch's names (weight_ih_l0, weight_hh_l0_reverse, ...),
+        # the only names that named_parameters and state_dict give them (_flat_children).
+        self.cells = ModuleList()
         for k in range(num_layers):
             width = input_size if k == 0 else hidden_size * self.num_directions
             for suffix in ("", "_reverse")[: self.num_directions]:
                 cell = cell_type(width, hidden_size, **cell_kwargs)
+                if not isinstance(cell, Module):
+                    raise TypeError(f"{name}: cell_type({width}, {hidden_size}) must return a "
+                                    f"Module; got {cell!r} ({type(cell).__name__})")
                 for pname, p in cell.named_parameters():
                     setattr(self, f"{pname.replace('.', '_')}_l{k}{suffix}", p)
                 self.cells.append(cell)
-
-    def train(self, mode: bool = True) -> Recurrent:
-        """Set training mode here and in the cells (kept outside the module tree)."""
-        super().train(mode)
-        for cell in self.cells:
-            cell.train(mode)
-        return self
 
     def _initial_states(self, hx: State | None, batch: int, dtype) -> list[State]:
         name = type(self).__name__
@@ -95,8 +127,11 @@ class Recurrent(Module):
         want = (len(self.cells), batch, self.hidden_size)
         if (isinstance(hx, tuple) != isinstance(zero[0], tuple) or len(parts) != expected_parts
                 or any(p.shape != want for p in parts)):
-            what = f"{expected_parts} tensors" if isinstance(zero[0], tuple) else "a tensor"
-            got = tuple(p.shape for p in parts) if isinstance(hx, tuple) else hx.shape
+            what = (f"a tuple of {expected_parts} tensors, one per part of the cell's state "
+                    f"(an LSTM's is (h_0, c_0)), each" if isinstance(zero[0], tuple)
+                    else "a tensor")
+            got = (f"a tuple of shapes {tuple(p.shape for p in parts)}" if isinstance(hx, tuple)
+                   else f"a tensor of shape {hx.shape}")
             raise ValueError(
                 f"{name}: expected hx as {what} of shape {want} "
                 f"(layers*directions, batch, hidden); got {got}"

@@ -12,6 +12,7 @@ from minigrad.models import (
     GRU,
     LSTM,
     RNN,
+    Cell,
     CoupledLSTMCell,
     GRUCell,
     LSTMCell,
@@ -372,7 +373,9 @@ def test_state_dict_keys_and_shapes_are_pytorchs():
     assert list(GRU(3, 5, bias=False).state_dict()) == ["weight_ih_l0", "weight_hh_l0"]
     assert GRU(3, 5).state_dict()["weight_ih_l0"].shape == (15, 3)
     assert list(RNN(3, 5, num_layers=3).state_dict()) == pytorch_keys(3, False)
-    assert repr(lstm) == "LSTM(3, 5, num_layers=2, bidirectional=True)"
+    assert repr(lstm).startswith(
+        "LSTM(\n  3, 5, num_layers=2, bidirectional=True\n  (cells): ModuleList(\n"
+        "    (0): LSTMCell(3, 5)\n    (1): LSTMCell(3, 5)\n    (2): LSTMCell(10, 5)\n")
     assert list(Recurrent(PeepholeLSTMCell, 3, 5).state_dict())[4:] == [
         "peephole_i_l0", "peephole_f_l0", "peephole_o_l0"]
 
@@ -431,17 +434,78 @@ def test_wrong_input_shape_gives_a_clear_error():
 def test_wrong_hx_gives_a_clear_error():
     x = mg.randn(5, 2, 3)
     lstm = LSTM(3, 4, num_layers=2, bidirectional=True)
-    lstm_hx = r"LSTM: expected hx as 2 tensors of shape \(4, 2, 4\) \(layers\*directions, batch, " \
-              r"hidden\); got "
-    for bad in [mg.randn(4, 2, 4), (mg.randn(4, 2, 4),),
-                (mg.randn(4, 2, 4), mg.randn(2, 2, 4)), (mg.randn(4, 3, 4), mg.randn(4, 3, 4))]:
-        with pytest.raises(ValueError, match=lstm_hx):
+    lstm_hx = re.escape(
+        "LSTM: expected hx as a tuple of 2 tensors, one per part of the cell's state (an LSTM's "
+        "is (h_0, c_0)), each of shape (4, 2, 4) (layers*directions, batch, hidden); got ")
+    for bad in [(mg.randn(4, 2, 4),), (mg.randn(4, 2, 4), mg.randn(2, 2, 4)),
+                (mg.randn(4, 3, 4), mg.randn(4, 3, 4))]:
+        with pytest.raises(ValueError, match=lstm_hx + r"a tuple of shapes \(\(4, "):
             lstm(x, bad)
+    with pytest.raises(ValueError, match=lstm_hx + re.escape("a tensor of shape (4, 2, 4)")):
+        lstm(x, mg.randn(4, 2, 4))
     gru = GRU(3, 4)
-    gru_hx = r"GRU: expected hx as a tensor of shape \(1, 2, 4\)"
-    for bad in [mg.randn(2, 2, 4), mg.randn(1, 2, 5), mg.randn(2, 4), (mg.randn(1, 2, 4),)]:
+    gru_hx = r"GRU: expected hx as a tensor of shape \(1, 2, 4\) .*; got a tensor of shape"
+    for bad in [mg.randn(2, 2, 4), mg.randn(1, 2, 5), mg.randn(2, 4)]:
         with pytest.raises(ValueError, match=gru_hx):
             gru(x, bad)
+    with pytest.raises(ValueError, match=r"GRU: .*; got a tuple of shapes \(\(1, 2, 4\),\)"):
+        gru(x, (mg.randn(1, 2, 4),))
+
+
+def test_a_cell_instance_instead_of_a_cell_class_gives_a_clear_error():
+    with pytest.raises(TypeError, match=re.escape(
+            "Recurrent: cell_type must be a cell class (or a function that builds a cell), as "
+            "in Recurrent(LSTMCell, 3, 5): it builds one cell per layer and direction; got a "
+            "cell instance, LSTMCell(3, 5)")):
+        Recurrent(LSTMCell(3, 5), 3, 5)
+    with pytest.raises(TypeError, match="Recurrent: cell_type must be a cell class .*; got 3$"):
+        Recurrent(3, 5, 4)
+    with pytest.raises(TypeError, match=r"Recurrent: cell_type\(3, 5\) must return a Module; "
+                                        r"got None \(NoneType\)"):
+        Recurrent(lambda input_size, hidden_size: None, 3, 5)
+    assert Recurrent(LSTMCell, 3, 5)(mg.randn(4, 2, 3))[0].shape == (4, 2, 5)
+
+
+class TupleStateCellWithoutInitState(Cell):
+    """The README's LSTM cell without ``init_state``: its state is ``(h, c)``, but it gets the
+    base class's single ``(B, H)`` zero tensor."""
+
+    gates = 4
+    fold_hidden_bias = True
+
+    def step(self, xp, state):
+        h, c = state
+        i, f, g, o = self.project_hidden(h, xp).chunk(4)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        c = f * c + i * g
+        h = o * c.tanh()
+        return h, (h, c)
+
+
+class RowsAsState(Module):
+    """A cell that unpacks a (2, H) state into its two rows and runs without an error."""
+
+    def forward(self, x, state):
+        h, c = state
+        return x, (h + c, c)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_a_tuple_state_cell_without_init_state_gets_a_hint_instead_of_a_puzzle(batch):
+    hint = re.escape("TupleStateCellWithoutInitState's first step got its state as one tensor "
+                     f"of shape ({batch}, 5); if the cell's state is a tuple such as (h, c), "
+                     "the cell defines init_state(batch, dtype) to return it (see Cell)")
+    with pytest.raises(ValueError) as info:
+        Recurrent(TupleStateCellWithoutInitState, 3, 5)(mg.randn(4, batch, 3))
+    assert re.fullmatch(hint, info.value.__notes__[-1])
+
+
+def test_a_step_that_changes_the_state_shape_gives_a_clear_error():
+    message = re.escape("RowsAsState: a step returned a state of shape ((2,), (2,)) from a "
+                        "state of shape (2, 2); the new state must be shaped like the old. "
+                        "RowsAsState's first step got its state as one tensor of shape (2, 2)")
+    with pytest.raises(ValueError, match=message):
+        Recurrent(lambda i, h: RowsAsState(), 2, 2)(mg.randn(3, 2, 2))
 
 
 def test_bad_options_give_clear_errors():
@@ -453,9 +517,44 @@ def test_bad_options_give_clear_errors():
         RNN(3, 4, nonlinearity="gelu")
 
 
-def test_train_and_eval_reach_the_cells():
+def test_train_eval_and_apply_reach_the_cells_with_no_override():
+    assert "train" not in vars(Recurrent) and "apply" not in vars(Recurrent)
     layer = LSTM(3, 4, num_layers=2, bidirectional=True)
+    assert list(layer.children()) == [layer.cells] and len(layer.cells) == 4
     layer.eval()
     assert not layer.training and not any(cell.training for cell in layer.cells)
     layer.train()
     assert layer.training and all(cell.training for cell in layer.cells)
+    visited = []
+    layer.apply(visited.append)
+    assert visited == [*layer.cells, layer.cells, layer]
+    assert [name for name, _ in layer.named_modules()] == [
+        "", "cells", "cells.0", "cells.1", "cells.2", "cells.3"]
+
+
+class Tagger(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = Recurrent(MinimalGatedUnit, 3, 4, num_layers=2)
+        self.out = Linear(4, 2)
+
+
+def test_the_cells_parameters_keep_pytorchs_flat_names_only():
+    layer = LSTM(3, 4, num_layers=2, bidirectional=True)
+    names = [name for name, _ in layer.named_parameters()]
+    assert names == pytorch_keys(2, True) == list(layer.state_dict())
+    assert [n for n, _ in layer.named_parameters(remove_duplicate=False)] == names
+    assert [n for n, _ in layer.named_parameters(recurse=False)] == names
+    assert layer.weight_hh_l1_reverse is layer.cells[3].weight_hh
+    assert [p for _, p in layer.named_parameters()] == [
+        p for cell in layer.cells for p in cell.parameters()]
+    assert list(layer.cells[1].state_dict()) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+
+    # inside a model, and for a cell with submodules of its own (dots become underscores)
+    model = Tagger()
+    cell_names = ["forget_weight", "forget_bias", "candidate_weight", "candidate_bias"]
+    assert list(model.state_dict()) == [
+        f"rnn.{name}_l{k}" for k in range(2) for name in cell_names] + ["out.weight", "out.bias"]
+    sd = {name: np.full(a.shape, 0.5, a.dtype) for name, a in model.state_dict().items()}
+    model.load_state_dict(sd)
+    np.testing.assert_array_equal(model.rnn.cells[1].candidate.bias.data, 0.5)
