@@ -20,6 +20,7 @@ from minigrad.data import (
     POSITIVE,
     TAG_PAD,
     BPTTBatches,
+    Seq2SeqData,
     Vocab,
     addition,
     batchify,
@@ -50,6 +51,18 @@ def test_build_orders_by_frequency_then_token():
     assert Vocab.build(stream, max_size=3).itos[4:] == ["b", "c", "a"]
     v = Vocab.build(stream, level="char")
     assert Vocab(v.itos, v.level).itos == v.itos
+
+
+def test_build_can_keep_first_appearance_order():
+    stream = "b a c b c b d <s>".split()
+    assert Vocab.build(stream, order="first").itos[4:] == ["b", "a", "c", "d"]
+    assert Vocab.build(stream, min_freq=2, order="first").itos[4:] == ["b", "c"]
+    # max_size still keeps the most frequent tokens; order only lists them
+    assert Vocab.build(stream, max_size=3, order="first").itos[4:] == ["b", "a", "c"]
+    assert Vocab.from_text("hello", order="first").itos[4:] == ["h", "e", "l", "o"]
+    assert Vocab.from_text("hello").itos[4:] == ["l", "e", "h", "o"]
+    assert Vocab.from_text("to be or not to be", "word", order="first").itos[4:] == [
+        "to", "be", "or", "not"]
 
 
 def test_word_tokenize():
@@ -99,6 +112,8 @@ def test_unknown_tokens_and_strip_specials():
         (lambda: Vocab(["x", "y", "x"]), ValueError, "duplicate token 'x'"),
         (lambda: Vocab([3]), TypeError, "non-empty strings, got 3"),
         (lambda: Vocab.build("ab", min_freq=0), ValueError, "min_freq must be >= 1"),
+        (lambda: Vocab.from_text("ab", order="sorted"), ValueError,
+         "Vocab.build: order must be 'frequency' or 'first', got 'sorted'"),
         (lambda: Vocab("ab").decode([4, 6]), ValueError, r"id 6 is outside \[0, 6\)"),
         (lambda: Vocab("ab").decode([-1]), ValueError, "id -1 is outside"),
         (lambda: Vocab("ab").decode([[4]]), ValueError, r"1-D integer array, got shape \(1, 1\)"),
@@ -244,6 +259,59 @@ def test_pad_batch():
         pad_batch([[1], [1, 2, 3]], 0, length=2)
     with pytest.raises(ValueError, match=r"sequence 0 must be 1-D, got shape \(1, 1\)"):
         pad_batch([[[1]]], 0)
+
+
+# ---------------------------------------------------------------- your own pairs
+
+
+def test_from_pairs_builds_vocabularies_splits_in_order_and_round_trips():
+    pairs = [("cab", "1"), ("a", ""), ("bb", "22"), ("abc", "13"), ("c", "3")]
+    data = Seq2SeqData.from_pairs(pairs, test_fraction=0.4, order="first")
+    assert data.src_vocab.itos[4:] == ["c", "a", "b"] and data.tgt_vocab.itos[4:] == ["1", "2", "3"]
+    assert data.train_src.shape == (3, 3) and data.test_src.shape == (2, 3)
+    assert data.train_tgt.shape == (3, 4) and data.test_tgt.shape == (2, 4)  # <s> 2 chars </s>
+    assert data.decode_source(data.train_src) == ["cab", "a", "bb"]
+    assert data.decode_target(data.test_tgt) == ["13", "3"]
+    _check_targets(np.concatenate([data.train_tgt, data.test_tgt]), [1, 0, 2, 2, 1])
+    np.testing.assert_array_equal(data.train_src[1], [5, PAD_ID, PAD_ID])
+    # frequency order by default, words at word level, fixed lengths on request
+    words = Seq2SeqData.from_pairs([("a b b", "x y"), ("b", "y")], 0.0, level="word",
+                                   src_len=4, tgt_len=5)
+    assert words.src_vocab.itos[4:] == ["b", "a"] and words.tgt_vocab.itos[4:] == ["y", "x"]
+    assert words.train_src.shape == (2, 4) and words.train_tgt.shape == (2, 5)
+    assert words.test_src.shape == (0, 4) and words.decode_target(words.train_tgt) == ["x y", "y"]
+
+
+def test_from_pairs_with_given_vocabularies_uses_their_ids_and_unk():
+    digits = Vocab("0123456789", "char")
+    data = Seq2SeqData.from_pairs([("12", "3"), ("45", "x")], 0.5, src_vocab=digits,
+                                  tgt_vocab=digits)
+    assert data.src_vocab is digits and data.tgt_vocab is digits
+    np.testing.assert_array_equal(data.train_src[0], digits.encode("12"))
+    np.testing.assert_array_equal(data.test_tgt[0], [BOS_ID, digits.unk_id, EOS_ID])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(pairs=[]), ValueError, "Seq2SeqData.from_pairs: no pairs given"),
+    (dict(pairs=[("a", "b"), ("a",)]), TypeError,
+     r"pair 1 must be two strings \(question, answer\); got \('a',\)"),
+    (dict(pairs=[("a", 1)]), TypeError, "pair 0 must be two strings"),
+    (dict(pairs=[("a", "b"), ("", "c")]), ValueError,
+     r"the question of pair 1 \(''\) holds no token; every question needs one"),
+    (dict(pairs=[("a b", "c"), (" ", "c")], level="word"), ValueError,
+     r"the question of pair 1 \(' '\) holds no token"),
+    (dict(pairs=[("a", "b")], test_fraction=1.0), ValueError,
+     r"Seq2SeqData.from_pairs: test_fraction must be in \[0, 1\)"),
+    (dict(pairs=[("a", "b"), ("a", "c")], test_fraction=0.8), ValueError, "leaves no training"),
+    (dict(pairs=[("a", "b")], level="byte"), ValueError, "level must be 'char' or 'word'"),
+    (dict(pairs=[("abc", "b"), ("a", "b")], src_len=2), ValueError,
+     "src_len=2 is too short: pair 0 needs 3 tokens"),
+    (dict(pairs=[("a", "b"), ("a", "bcd")], tgt_len=4), ValueError,
+     "tgt_len=4 is too short: pair 1 needs 5 tokens"),
+])
+def test_from_pairs_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Seq2SeqData.from_pairs(**kwargs)
 
 
 # ---------------------------------------------------------------- addition

@@ -7,6 +7,7 @@ import datetime
 import random
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +15,16 @@ from numpy.typing import ArrayLike
 
 from minigrad.data.batching import pad_batch
 from minigrad.data.text import _check_count
-from minigrad.data.vocab import BOS_ID, EOS_ID, PAD_ID, TAG_PAD, Vocab
+from minigrad.data.vocab import PAD_ID, TAG_PAD, Vocab, _tokenize
 
 
 @dataclass(frozen=True, eq=False)
 class Seq2SeqData:
-    """A generated seq2seq task: int64 sources ``(N, S)`` padded at the end with ``<pad>`` and
-    targets ``(N, T)`` written ``<s> ... </s>`` then padded, for a train and a test split, with
-    the vocabularies that encode them."""
+    """Seq2seq data: int64 sources ``(N, S)`` padded at the end with ``<pad>`` and targets
+    ``(N, T)`` written ``<s> ... </s>`` then padded, for a train and a test split, with the
+    vocabularies that encode them (their ``pad_id``, ``bos_id`` and ``eos_id`` are the ids the
+    models need). ``addition`` and ``dates`` generate it; ``from_pairs`` builds it from your own
+    (question, answer) strings."""
 
     train_src: np.ndarray
     train_tgt: np.ndarray
@@ -30,6 +33,55 @@ class Seq2SeqData:
     src_vocab: Vocab
     tgt_vocab: Vocab
 
+    @classmethod
+    def from_pairs(
+        cls, pairs: Iterable[tuple[str, str]], test_fraction: float = 0.1, level: str = "char",
+        src_vocab: Vocab | None = None, tgt_vocab: Vocab | None = None,
+        src_len: int | None = None, tgt_len: int | None = None, order: str = "frequency",
+    ) -> Seq2SeqData:
+        """Seq2seq data from your own ``(question, answer)`` string pairs, e.g.
+        ``Seq2SeqData.from_pairs([("16+75", "91"), ("2+2", "4"), ...])``.
+
+        The last ``round(len(pairs) * test_fraction)`` pairs, in the order given, are the test
+        split and the others train (shuffle them first if their order means something). A
+        vocabulary not given is built from its side of all the pairs with ``Vocab.build(...,
+        level=level, order=order)``; a vocabulary of your own encodes the tokens it lacks as
+        ``<unk>``. Sources are padded with ``<pad>`` to ``src_len`` tokens, targets written
+        ``<s> answer </s>`` and padded to ``tgt_len`` (by default, the longest of each). Every
+        question needs a token; an answer may be empty.
+        """
+        op = "Seq2SeqData.from_pairs"
+        pairs = list(pairs)
+        if not pairs:
+            raise ValueError(f"{op}: no pairs given")
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2
+                    and all(isinstance(text, str) for text in pair)):
+                raise TypeError(f"{op}: pair {i} must be two strings (question, answer); "
+                                f"got {pair!r}")
+        n_test = _test_size(op, len(pairs), test_fraction)
+        questions, answers = zip(*pairs)
+        if src_vocab is None:
+            src_vocab = Vocab.build(_tokens(questions, level), level=level, order=order)
+        if tgt_vocab is None:
+            tgt_vocab = Vocab.build(_tokens(answers, level), level=level, order=order)
+        src = [src_vocab.encode(q) for q in questions]
+        tgt = [np.concatenate(([tgt_vocab.bos_id], tgt_vocab.encode(a), [tgt_vocab.eos_id]))
+               for a in answers]
+        empty = [i for i, ids in enumerate(src) if len(ids) == 0]
+        if empty:
+            raise ValueError(f"{op}: the question of pair {empty[0]} ({questions[empty[0]]!r}) "
+                             "holds no token; every question needs one")
+        for name, seqs, length in (("src_len", src, src_len), ("tgt_len", tgt, tgt_len)):
+            longest = int(np.argmax([len(ids) for ids in seqs]))
+            if length is not None and len(seqs[longest]) > length:
+                raise ValueError(f"{op}: {name}={length} is too short: pair {longest} needs "
+                                 f"{len(seqs[longest])} tokens")
+        src = pad_batch(src, src_vocab.pad_id, src_len)
+        tgt = pad_batch(tgt, tgt_vocab.pad_id, tgt_len)
+        k = len(pairs) - n_test
+        return cls(src[:k], tgt[:k], src[k:], tgt[k:], src_vocab, tgt_vocab)
+
     def decode_source(self, ids: ArrayLike) -> list[str]:
         """Source rows ``(N, S)`` (or one row) -> strings, padding dropped."""
         return [self.src_vocab.decode_text(row) for row in np.atleast_2d(ids)]
@@ -37,14 +89,20 @@ class Seq2SeqData:
     def decode_target(self, ids: ArrayLike) -> list[str]:
         """Target or predicted rows ``(N, T)`` (or one row) -> strings: what follows an optional
         leading ``<s>``, up to the first ``</s>`` (or the end), padding dropped."""
-        return [self.tgt_vocab.decode_text(_until_eos(row)) for row in np.atleast_2d(ids)]
+        return [self.tgt_vocab.decode_text(self._until_eos(row)) for row in np.atleast_2d(ids)]
+
+    def _until_eos(self, row: np.ndarray) -> np.ndarray:
+        if len(row) and row[0] == self.tgt_vocab.bos_id:
+            row = row[1:]
+        stops = np.flatnonzero(row == self.tgt_vocab.eos_id)
+        return row[: stops[0]] if stops.size else row
 
 
-def _until_eos(row: np.ndarray) -> np.ndarray:
-    if len(row) and row[0] == BOS_ID:
-        row = row[1:]
-    stops = np.flatnonzero(row == EOS_ID)
-    return row[: stops[0]] if stops.size else row
+def _tokens(texts: Iterable[str], level: str) -> list[str]:
+    """Every token of ``texts`` at ``level``, in order."""
+    if level not in ("char", "word"):
+        raise ValueError(f"Seq2SeqData.from_pairs: level must be 'char' or 'word', got {level!r}")
+    return [tok for text in texts for tok in _tokenize(text, level)]
 
 
 def _test_size(op: str, n: int, test_fraction: float) -> int:
@@ -55,19 +113,6 @@ def _test_size(op: str, n: int, test_fraction: float) -> int:
     if n_test == n:
         raise ValueError(f"{op}: n={n} with test_fraction={test_fraction} leaves no training data")
     return n_test
-
-
-def _seq2seq(
-    sources: list[str], targets: list[str], n_test: int, src_vocab: Vocab, tgt_vocab: Vocab,
-    src_len: int | None = None, tgt_len: int | None = None,
-) -> Seq2SeqData:
-    src = pad_batch([src_vocab.encode(s) for s in sources], PAD_ID, src_len)
-    tgt = pad_batch(
-        [np.concatenate(([BOS_ID], tgt_vocab.encode(t), [EOS_ID])) for t in targets],
-        PAD_ID, tgt_len,
-    )
-    k = len(sources) - n_test
-    return Seq2SeqData(src[:k], tgt[:k], src[k:], tgt[k:], src_vocab, tgt_vocab)
 
 
 def _operands(rng: np.random.Generator, max_digits: int, size: int) -> np.ndarray:
@@ -89,7 +134,7 @@ def addition(
     ``2 * max_digits + 1`` and targets to ``max_digits + 3`` tokens.
     """
     _check_count("addition", "max_digits", max_digits)
-    n_test = _test_size("addition", n, test_fraction)
+    _test_size("addition", n, test_fraction)
     base = 10**max_digits
     if n > base**2:
         raise ValueError(
@@ -105,11 +150,10 @@ def addition(
         _, first = np.unique(keys, return_index=True)
         keys = keys[np.sort(first)]
     a, b = np.divmod(keys[:n], base)
-    pairs = list(zip(a.tolist(), b.tolist()))
-    return _seq2seq(
-        [f"{x}+{y}" for x, y in pairs], [str(x + y) for x, y in pairs], n_test,
-        Vocab("+" + string.digits, "char"), Vocab(string.digits, "char"),
-        2 * max_digits + 1, max_digits + 3,
+    return Seq2SeqData.from_pairs(
+        [(f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist())], test_fraction,
+        src_vocab=Vocab("+" + string.digits, "char"), tgt_vocab=Vocab(string.digits, "char"),
+        src_len=2 * max_digits + 1, tgt_len=max_digits + 3,
     )
 
 
@@ -170,24 +214,22 @@ def dates(n: int = 20_000, test_fraction: float = 0.1, seed: int = 1994) -> Seq2
     a two-digit year are only used for dates in 1969..2068. Train is the first
     ``n - round(n * test_fraction)`` examples, test the rest.
     """
-    n_test = _test_size("dates", n, test_fraction)
+    _test_size("dates", n, test_fraction)
     first = datetime.date(1900, 1, 1).toordinal()
     n_days = datetime.date(2099, 12, 31).toordinal() - first + 1
     if n > n_days:
         raise ValueError(f"dates: only {n_days} distinct dates lie in 1900..2099, asked for n={n}")
     rng = random.Random(seed)
     four_digit = [fmt for fmt in DATE_FORMATS if "%y" not in fmt[0]]
-    sources, targets = [], []
+    pairs = []
     for offset in rng.sample(range(n_days), n):
         day = datetime.date.fromordinal(first + offset)
         pattern, case = rng.choice(DATE_FORMATS if 1969 <= day.year <= 2068 else four_digit)
-        sources.append(format_date(day, pattern, case))
-        targets.append(day.isoformat())
+        pairs.append((format_date(day, pattern, case), day.isoformat()))
     literals = {ch for pattern, _ in DATE_FORMATS for ch in _DIRECTIVE.sub("", pattern)}
     src_chars = sorted(set(string.ascii_letters + string.digits) | literals)
-    return _seq2seq(
-        sources, targets, n_test, Vocab(src_chars, "char"), Vocab(string.digits + "-", "char")
-    )
+    return Seq2SeqData.from_pairs(pairs, test_fraction, src_vocab=Vocab(src_chars, "char"),
+                                  tgt_vocab=Vocab(string.digits + "-", "char"))
 
 
 def reverse_source(data: Seq2SeqData) -> Seq2SeqData:
@@ -195,7 +237,7 @@ def reverse_source(data: Seq2SeqData) -> Seq2SeqData:
     (the "reversed input" trick of Sutskever et al., 2014); targets are shared, not copied."""
 
     def reverse(src: np.ndarray) -> np.ndarray:
-        lengths = (src != PAD_ID).sum(axis=1, keepdims=True)
+        lengths = (src != data.src_vocab.pad_id).sum(axis=1, keepdims=True)
         cols = np.arange(src.shape[1])
         return np.take_along_axis(src, np.where(cols < lengths, lengths - 1 - cols, cols), axis=1)
 

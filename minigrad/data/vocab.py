@@ -53,28 +53,37 @@ class Vocab:
     @classmethod
     def build(
         cls, tokens: Iterable[str], min_freq: int = 1, max_size: int | None = None,
-        level: str = "word",
+        level: str = "word", order: str = "frequency",
     ) -> Vocab:
-        """Vocabulary of a token stream: the tokens seen at least ``min_freq`` times, most
-        frequent first (ties in token order), at most ``max_size`` of them besides the specials.
+        """Vocabulary of a token stream: the tokens seen at least ``min_freq`` times, at most
+        ``max_size`` of them besides the specials (the most frequent; ties in token order).
+
+        ``order`` lists them after the specials: ``"frequency"``, most frequent first (ties in
+        token order), or ``"first"``, in the order they first appear in ``tokens``.
         """
         if min_freq < 1:
             raise ValueError(f"Vocab.build: min_freq must be >= 1, got {min_freq}")
         if max_size is not None and max_size < 0:
             raise ValueError(f"Vocab.build: max_size must be >= 0 or None, got {max_size}")
-        counts = Counter(tok for tok in tokens if tok not in SPECIALS)
+        if order not in ("frequency", "first"):
+            raise ValueError(f"Vocab.build: order must be 'frequency' or 'first', got {order!r}")
+        counts = Counter(tok for tok in tokens if tok not in SPECIALS)  # keys in first appearance
         kept = [tok for tok, count in counts.items() if count >= min_freq]
-        kept.sort(key=lambda tok: (-counts[tok], tok))
-        return cls(kept[:max_size], level)
+        kept = sorted(kept, key=lambda tok: (-counts[tok], tok))[:max_size]
+        if order == "first":
+            chosen = set(kept)
+            kept = [tok for tok in counts if tok in chosen]
+        return cls(kept, level)
 
     @classmethod
     def from_text(
-        cls, text: str, level: str = "char", min_freq: int = 1, max_size: int | None = None
+        cls, text: str, level: str = "char", min_freq: int = 1, max_size: int | None = None,
+        order: str = "frequency",
     ) -> Vocab:
         """``Vocab.build`` over the tokens of ``text`` at the given level."""
         if level not in ("char", "word"):
             raise ValueError(f"Vocab.from_text: level must be 'char' or 'word', got {level!r}")
-        return cls.build(_tokenize(text, level), min_freq, max_size, level)
+        return cls.build(_tokenize(text, level), min_freq, max_size, level, order)
 
     pad_id = property(lambda self: PAD_ID, doc="Id of ``<pad>`` (0).")
     unk_id = property(lambda self: UNK_ID, doc="Id of ``<unk>`` (1), given to unknown tokens.")
