@@ -53,13 +53,22 @@ def save(obj: Any, path: str | os.PathLike) -> None:
 
 def load(path: str | os.PathLike) -> Any:
     """Read what ``save`` wrote (arrays come back as ndarrays; a Tensor comes back as its
-    array). A plain ``.npz`` from elsewhere loads as a dict of name -> array."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError) as e:
-        raise ValueError(f"load: {os.fspath(path)!r} is not a valid checkpoint (.npz): {e}") \
-            from None
+    array). A plain ``.npz`` from elsewhere loads as a dict of name -> array. Nothing is
+    unpickled: a file that is not an ``.npz`` of plain arrays raises ValueError."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        if not zipfile.is_zipfile(f):
+            raise ValueError(f"load: {path!r} is not a valid checkpoint: not an .npz (zip) "
+                             "archive, or a truncated one")
+        try:
+            with np.load(f, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except (zipfile.BadZipFile, ValueError, EOFError) as e:
+            raise ValueError(
+                f"load: {path!r} is not a valid checkpoint: an array in it cannot be read "
+                f"({e}); load reads .npz archives of plain (not object) arrays, as save and "
+                "np.savez write them, and never unpickles"
+            ) from None
     if _STRUCTURE not in arrays:
         return arrays
     return _decode(json.loads(str(arrays.pop(_STRUCTURE))), arrays)

@@ -124,10 +124,32 @@ def test_errors(tmp_path):
     with pytest.raises(TypeError, match="cannot store an object array"):
         mg.save({"o": np.array([None])}, tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
-    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="is not a valid checkpoint"):
-        mg.load(tmp_path / "junk.npz")
     with pytest.raises(FileNotFoundError):
         mg.load(tmp_path / "missing.npz")
+
+
+def test_a_file_that_is_not_a_checkpoint_gives_an_error_that_suggests_no_unpickling(tmp_path):
+    good = tmp_path / "good.npz"
+    mg.save({"w": np.arange(100.0)}, good)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "text.npz").write_bytes(b"hello, this is not an archive at all" * 10)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:300])
+    for name in ["text.npz", "empty.npz", "truncated.npz", "array.npy"]:
+        with pytest.raises(ValueError) as info:
+            mg.load(tmp_path / name)
+        assert str(info.value) == (f"load: {str(tmp_path / name)!r} is not a valid checkpoint: "
+                                   "not an .npz (zip) archive, or a truncated one")
+    damaged = bytearray(good.read_bytes())
+    damaged[300] ^= 0xFF
+    (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+    np.savez(tmp_path / "objects.npz", o=np.array([{}, 1], dtype=object))
+    for name, cause in [("damaged.npz", "Bad CRC-32"), ("objects.npz", "Object arrays")]:
+        with pytest.raises(ValueError, match=(
+                f"is not a valid checkpoint: an array in it cannot be read \\({cause}.*\\); load "
+                "reads .npz archives of plain \\(not object\\) arrays, as save and np.savez "
+                "write them, and never unpickles$")) as info:
+            mg.load(tmp_path / name)
+        assert "allow_pickle=`" not in str(info.value)
     with pytest.raises(FileNotFoundError):
         mg.save({"w": np.ones(1)}, tmp_path / "no-such-folder" / "x.npz")
