@@ -31,6 +31,13 @@ class Optimizer:
                 f"{type(self).__name__}: params must be an iterable of Parameters or of dicts "
                 f"(param groups); got a single {type(params).__name__}, wrap it in a list"
             )
+        if callable(params):  # model.parameters without the call, or the model itself
+            raise TypeError(
+                f"{type(self).__name__}: params must be an iterable of Parameters or of dicts "
+                f"(param groups); got the callable "
+                f"{getattr(params, '__qualname__', type(params).__name__)}: pass "
+                "model.parameters(), with the parentheses"
+            )
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")

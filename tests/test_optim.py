@@ -1,6 +1,7 @@
 """Optimizers against hand-computed updates, param groups, state round trips, schedulers."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -203,6 +204,25 @@ def test_optimizer_errors():
         AdamW([p], eps=-1.0)
     with pytest.raises(ValueError, match="weight_decay must be >= 0"):
         Adam([{"params": [p], "weight_decay": -0.1}])
+
+
+def test_the_parameters_method_passed_uncalled_gives_an_error_that_says_to_call_it():
+    """``SGD(model.parameters)`` (no parentheses) or ``SGD(model)``; clipping too, which
+    lives in minigrad.nn.utils but takes the same argument in the same training loop."""
+    model = Linear(2, 3)
+    for make in (lambda params: SGD(params, lr=0.1), Adam):
+        with pytest.raises(TypeError, match=re.escape(
+                f"{make(model.parameters()).__class__.__name__}: params must be an iterable of "
+                "Parameters or of dicts (param groups); got the callable Module.parameters: "
+                "pass model.parameters(), with the parentheses")):
+            make(model.parameters)
+        with pytest.raises(TypeError, match="got the callable Linear: pass model.parameters()"):
+            make(model)
+    for clip in (mg.nn.utils.clip_grad_norm_, mg.nn.utils.clip_grad_value_):
+        with pytest.raises(TypeError, match=re.escape(
+                f"{clip.__name__}: parameters must be a Tensor or an iterable of Tensors; got "
+                "the callable Module.parameters: pass model.parameters(), with the parentheses")):
+            clip(model.parameters, 1.0)
 
 
 # -- state_dict round trips ---------------------------------------------------------------------

@@ -14,7 +14,14 @@ import numpy as np
 from minigrad.tensor import Tensor
 
 
-def _with_grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
+def _with_grads(parameters: Tensor | Iterable[Tensor], owner: str) -> list[Tensor]:
+    """The parameters that have a gradient; ``owner`` names the caller in errors."""
+    if callable(parameters):  # model.parameters without the call, or the model itself
+        raise TypeError(
+            f"{owner}: parameters must be a Tensor or an iterable of Tensors; got the callable "
+            f"{getattr(parameters, '__qualname__', type(parameters).__name__)}: pass "
+            "model.parameters(), with the parentheses"
+        )
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     return [p for p in params if p.grad is not None]
 
@@ -35,7 +42,7 @@ def clip_grad_norm_(
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0; got {max_norm}")
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf; got {norm_type}")
-    params = _with_grads(parameters)
+    params = _with_grads(parameters, "clip_grad_norm_")
     if not params:
         return Tensor(np.zeros((), np.float32))
     norms = np.array([np.linalg.norm(p.grad.data.ravel(), norm_type) for p in params])
@@ -56,5 +63,5 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     """Clip every gradient element to ``[-clip_value, clip_value]``."""
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0; got {clip_value}")
-    for p in _with_grads(parameters):
+    for p in _with_grads(parameters, "clip_grad_value_"):
         p.grad = Tensor(np.clip(p.grad.data, -clip_value, clip_value))
