@@ -70,28 +70,29 @@ class GraphFreedError(RuntimeError):
 
 
 @contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    previous = _state.grad_enabled
-    _state.grad_enabled = enabled
+def _switched(switch: str, value) -> Iterator[None]:
+    """Set one of the process-wide switches in ``_state`` for the block, restoring it after."""
+    previous = getattr(_state, switch)
+    setattr(_state, switch, value)
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        setattr(_state, switch, previous)
 
 
 def no_grad():
     """Context manager (or decorator) under which ops record no graph."""
-    return _grad_mode(False)
+    return _switched("grad_enabled", False)
 
 
 def enable_grad():
     """Context manager (or decorator) that turns graph recording back on inside ``no_grad``."""
-    return _grad_mode(True)
+    return _switched("grad_enabled", True)
 
 
 def set_grad_enabled(enabled: bool):
     """Context manager that sets grad mode to ``enabled``."""
-    return _grad_mode(enabled)
+    return _switched("grad_enabled", enabled)
 
 
 def is_grad_enabled() -> bool:
@@ -99,31 +100,15 @@ def is_grad_enabled() -> bool:
     return _state.grad_enabled
 
 
-@contextmanager
-def _anomaly_mode(enabled: bool) -> Iterator[None]:
-    previous = _state.anomaly
-    _state.anomaly = enabled
-    try:
-        yield
-    finally:
-        _state.anomaly = previous
-
-
 def detect_anomaly():
     """Record where each op is created and raise as soon as a forward or backward yields NaN/inf."""
-    return _anomaly_mode(True)
+    return _switched("anomaly", True)
 
 
-@contextmanager
-def observe_backward(observer) -> Iterator[None]:
+def observe_backward(observer):
     """Call ``observer(fn, grad_outputs, grad_inputs)`` for every node backward visits inside
     the block (what ``mg.trace_backward`` is built on)."""
-    previous = _state.observer
-    _state.observer = observer
-    try:
-        yield
-    finally:
-        _state.observer = previous
+    return _switched("observer", observer)
 
 
 class name_scope:
@@ -377,7 +362,7 @@ def run_backward(
     # The ops that backward is made of are not checked one by one under anomaly mode: each
     # node's returned gradients are, so a NaN is blamed on the op whose backward made it.
     add, waiting = sums.add, sums.nodes  # bound once: the loop below is the engine's hot path
-    with _grad_mode(create_graph), _anomaly_mode(False):
+    with _switched("grad_enabled", create_graph), _switched("anomaly", False):
         for root, g in zip(roots, root_grads):
             add(root, g)
         for fn in reversed(order):
