@@ -140,6 +140,21 @@ def test_lengths_default_to_full_rows_and_last_pooling_reads_the_true_last_step(
     assert not np.allclose(short[1], full[1])  # reading the two pads would change the answer
 
 
+@pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
+def test_a_vocabulary_of_your_own_gives_its_padding_id_or_none(model_type):
+    """With the specials elsewhere, id 0 is a real token: its embedding learns like any other,
+    and only the given padding id's row stays zero."""
+    ids, lengths = np.array([[0, 1, 2, 0], [0, 3, 6, 6]]), [4, 2]
+    targets = np.zeros((2, 4), np.int64) if model_type is SequenceTagger else np.zeros(2, np.int64)
+    for pad_id in (6, None):
+        model = make(model_type, 0, pad_id=pad_id)
+        assert model.embed.padding_idx == pad_id
+        model.loss(ids, targets, lengths).backward()
+        grad = model.embed.weight.grad.data
+        assert (grad[0] != 0).all()
+        assert (grad[6] == 0).all() and (model.embed.weight.data[6] == 0).all() == (pad_id == 6)
+
+
 # -- gradients --------------------------------------------------------------------------------
 
 
@@ -279,8 +294,10 @@ IDS = np.array([[1, 2, 3], [4, 5, PAD_ID]])
      r"Embedding: id 7 is out of range for num_embeddings=7"),
     (lambda m: m(IDS * 1.0), TypeError, r"Embedding: ids must be integers"),
     (lambda m: m.predict(IDS, [4, 2]), ValueError, r"lengths must lie in 1\.\.3"),
+    (lambda m: m(IDS, [3, 3]), ValueError, r"row 1 of ids holds the padding id 0 at position 2, "
+                                           r"inside its length 3.*\(pad_id=\.\.\., None if"),
 ], ids=["length>T", "length0", "lengths_shape", "lengths_float", "ids_1d", "ids_empty", "oov",
-        "ids_float", "predict"])
+        "ids_float", "predict", "pad_inside"])
 @pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
 def test_bad_input_gives_a_clear_error_and_leaves_the_model_as_it_was(model_type, call, error,
                                                                       match):
@@ -312,6 +329,8 @@ def test_wrong_targets_give_clear_errors():
     (lambda: SequenceTagger(VOCAB, 2, 2, 2, cell="lstmm"), r"cell must be one of \['gru'"),
     (lambda: SequenceClassifier(VOCAB, 2, 2, 2, pooling="sum"), r"pooling must be one of"),
     (lambda: SequenceClassifier(VOCAB, 2, 2, 2, num_layers=0), r"num_layers must be at least 1"),
+    (lambda: SequenceTagger(VOCAB, 2, 2, 2, pad_id=VOCAB),
+     r"SequenceTagger: pad_id=7 is not an id of the vocabulary of 7 ids \(0\.\.6\); pass None"),
 ])
 def test_bad_options_give_clear_errors(make_model, match):
     with pytest.raises(ValueError, match=match):

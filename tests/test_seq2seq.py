@@ -296,6 +296,88 @@ def test_vec2seq_learns_to_spell_a_feature_vector():
     assert model.accuracy(features[900:], tgt[900:]) > 0.95
 
 
+# -- special ids of your own --------------------------------------------------------------------
+
+FOREIGN = dict(pad_id=10, bos_id=11, eos_id=12)
+"""Another project's ids: the digits are ids 0..9, the specials 10..12."""
+
+
+def foreign_digits(seed):
+    """``digit_strings`` with the digits at ids 0..9: sources padded with 10, targets the
+    reversed digits written 11 ... 12 and padded with 10."""
+    strings = [s - 4 for s in digit_strings(seed)]
+    src = pad_batch(strings, FOREIGN["pad_id"], 3)
+    tgt = pad_batch([[FOREIGN["bos_id"], *s[::-1], FOREIGN["eos_id"]] for s in strings],
+                    FOREIGN["pad_id"], 5)
+    return src, tgt
+
+
+@pytest.mark.parametrize("decoder_type", [Decoder, AttentionDecoder])  # attention reads the mask
+def test_learns_with_a_vocabulary_whose_real_tokens_hold_ids_0_to_3(decoder_type):
+    src, tgt = foreign_digits(0)
+    mg.manual_seed(0)
+    model = Seq2Seq(Encoder(13, 8, 32, pad_id=FOREIGN["pad_id"]),
+                    decoder_type(13, 8, 32, **FOREIGN))
+    np.testing.assert_array_equal(model.encoder(src).mask, src != FOREIGN["pad_id"])
+    train(model, src[:900], tgt[:900], steps=120)
+    assert model.accuracy(src[900:], tgt[900:]) > 0.95  # chance is 1/10 per digit
+    # the held-out strings with a digit 0..3 inside (the default <pad>, <unk>, <s>, </s>) are
+    # answered whole: none is skipped as padding or taken for the end
+    inside = np.isin(tgt[900:, 1:-2], [0, 1, 2, 3]).any(axis=1)
+    assert inside.sum() > 50
+    assert model.accuracy(src[900:][inside], tgt[900:][inside]) > 0.95
+    answers = model.generate(src[900:], 4)
+    assert (answers[:, 0] < 10).all()  # every answer starts with a digit, never with an end
+    assert ((answers == FOREIGN["eos_id"]).sum(axis=1) <= 1).all()
+
+
+def test_default_special_ids_on_foreign_data_raise_instead_of_dropping_tokens():
+    src = pad_batch([[1, 0, 3], [2, 5], [3]], FOREIGN["pad_id"], 3)
+    tgt = np.array([[11, 3, 0, 1, 12], [11, 5, 2, 12, 10], [11, 3, 12, 10, 10]])
+    plain = Seq2Seq(Encoder(13, 2, 3), Decoder(13, 2, 3))
+    with pytest.raises(ValueError, match=r"Encoder: source row 0 holds the padding id 0 at "
+                                         r"position 1, between tokens.*\(pad_id=\.\.\.\)"):
+        plain.encoder(src)
+    with pytest.raises(ValueError, match=r"Seq2Seq.loss: targets must start with <s> \(the "
+                                         r"decoder's bos_id 2\).*\(bos_id=\.\.\.\)"):
+        plain.loss(src, tgt)
+    half = Seq2Seq(Encoder(13, 2, 3, pad_id=10), Decoder(13, 2, 3, bos_id=11))
+    with pytest.raises(ValueError, match=r"Seq2Seq.loss: target row 0 holds id 1 at position 3, "
+                                         r"after its end \(</s>, id 3, at position 1\).*"
+                                         r"\(bos_id=, eos_id=, pad_id=\)"):
+        half.loss(src, tgt)
+    with pytest.raises(ValueError, match=r"Seq2Seq.accuracy: target row 0 holds id 1 at position "
+                                         r"3, after its end \(<pad>, id 0, at position 2\)"):
+        Seq2Seq(Encoder(13, 2, 3, pad_id=10), Decoder(13, 2, 3, bos_id=11, eos_id=12)).accuracy(
+            src, tgt)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: Decoder(3, 2, 3), r"Decoder: eos_id=3 is not an id of the vocabulary of 3 ids "
+                               r"\(0\.\.2\)"),
+    (lambda: AttentionDecoder(VOCAB, 2, 3, eos_id=-1), r"AttentionDecoder: eos_id=-1 is not an id"),
+    (lambda: Decoder(VOCAB, 2, 3, bos_id=True), r"bos_id=True is not an id"),
+    (lambda: PeekyDecoder(VOCAB, 2, 3, bos_id=0), r"PeekyDecoder: bos_id and pad_id are both 0; "
+                                                  r"each special token needs its own id"),
+    (lambda: Encoder(VOCAB, 2, 3, pad_id=VOCAB), r"Encoder: pad_id=7 is not an id"),
+])
+def test_special_ids_outside_the_vocabulary_or_shared_are_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_an_encoder_without_padding_reads_every_id():
+    mg.manual_seed(0)
+    unpadded = Encoder(VOCAB, 2, 3, pad_id=None).double()
+    padded = Encoder(VOCAB, 2, 3, pad_id=1).double()
+    padded.load_state_dict(unpadded.state_dict())
+    src = np.array([[0, 4, 0], [5, 0, 6]])
+    enc = unpadded(src)
+    assert enc.mask.all() and "pad_id=None" in repr(unpadded)
+    for a, b in zip(enc.state, padded(src).state):  # id 1 never occurs: nothing to skip
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 
