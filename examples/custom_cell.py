@@ -6,15 +6,16 @@ The cell is the minimal gated unit (MGU, Zhou et al., 2016), a GRU with a single
     h' = (1 − f) ⊙ h + f ⊙ tanh(W_h x + U_h (f ⊙ h) + b_h)
 
 It is written twice. ``MGU`` is the plain style: a Module with ``forward(x, h) -> (h, h)`` and a
-``hidden_size``; ``Recurrent`` calls it once per step. ``FusedMGU`` subclasses ``models.Cell``:
-the base class owns the fused weights (PyTorch's layout) and computes the input side
-``W x + b`` for the whole sequence in one matmul, and the cell only writes ``step``. The script
-checks that both compute the same function, gradchecks them in float64, stacks the cell
-bidirectionally and trains it on a task that needs the future: read a sequence of random
-tokens and, at each position t, name the token that comes ``SHIFT`` steps later. A forward-only
-layer cannot know it (chance is 1 / VOCAB); the reverse direction has already seen it.
+``hidden_size``; ``Recurrent`` calls it once per step. ``FusedMGU`` subclasses
+``minigrad.models.Cell``: the base class owns the fused weights (PyTorch's layout) and
+computes the input side ``W x + b`` for the whole sequence in one matmul, and the cell only
+writes ``step``. The script checks that both compute the same function, gradchecks them in
+float64, stacks the cell bidirectionally and trains it on a task that needs the future: read a
+sequence of random tokens and, at each position t, name the token that comes ``SHIFT`` steps
+later. A forward-only layer cannot know it (chance is 1 / VOCAB); the reverse direction has
+already seen it.
 
-    PYTHONPATH=. python examples/custom_cell.py --steps 300 --seed 0
+    python examples/custom_cell.py --steps 300 --seed 0
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class MGU(Module):
 
 
 class FusedMGU(Cell):
-    """Minimal gated unit on ``models.Cell``: fused weights (f, h) and a batched input side."""
+    """Minimal gated unit on ``Cell``: fused weights (f, h) and a batched input side."""
 
     gates = 2
 

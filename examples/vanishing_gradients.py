@@ -11,12 +11,14 @@ Two kinds of clipping are compared on the exploding RNN: a hook on every h_t tha
 norm of the gradient flowing back through it, and ``mg.nn.utils.clip_grad_norm_`` on the
 parameter gradients after backward. Every ∂L/∂h_t is read with ``retain_grad()``.
 
-    PYTHONPATH=. python examples/vanishing_gradients.py --out /tmp/vanishing_gradients.png
+    python examples/vanishing_gradients.py          # plot saved to runs/vanishing_gradients.png
+    python examples/vanishing_gradients.py --steps 80 --out /tmp/gradients.png
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def plot(columns: dict[str, list[float]], path: str) -> None:
+def plot(columns: dict[str, list[float]], path: Path) -> None:
     """Save ‖∂L/∂h_t‖ against t on a log axis, or say why not."""
     try:
         import matplotlib
@@ -95,17 +97,28 @@ def plot(columns: dict[str, list[float]], path: str) -> None:
     ax.set_title("Gradient reaching h_t from L = v · h_T")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     print(f"\nplot saved to {path}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=40, help="sequence length T (default 40)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden size (default 32)")
-    parser.add_argument("--out", default="vanishing_gradients.png", help="where to save the plot")
+    parser.add_argument("--out", type=Path, default=Path("runs/vanishing_gradients.png"),
+                        help="where to save the plot (default runs/vanishing_gradients.png)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for option in ("steps", "hidden"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1; got {getattr(args, option)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     mg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     steps, hidden = args.steps, args.hidden
