@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import minigrad as mg
@@ -33,39 +34,75 @@ from minigrad.models.lm import RNNLM, detach_state
 from minigrad.train import Trainer
 
 
+def checked(kind: type, ok: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: a ``kind`` number (int or float) for which ``ok(value)`` holds;
+    ``expected`` says which numbers those are, for argparse's error message."""
+
+    def parse(text: str) -> float:
+        value = kind(text)  # a ValueError becomes argparse's "invalid int value: 'x'"
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}; got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+count = checked(int, lambda v: v > 0, "a positive integer")
+positive = checked(float, lambda v: v > 0, "a positive number")
+non_negative = checked(float, lambda v: v >= 0, ">= 0")
+probability = checked(float, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line; the defaults are the README's two-minute demo."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--text", type=Path, help="UTF-8 text file to learn (default: pydoc topics)")
-    p.add_argument("--chars", type=int, help="use only the first CHARS characters of the text")
-    p.add_argument("--embed", type=int, default=64, help="embedding size")
-    p.add_argument("--hidden", type=int, default=128, help="LSTM hidden size")
-    p.add_argument("--layers", type=int, default=1, help="number of LSTM layers")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability")
+    """The command line; the defaults are the README's two-minute demo. Every value is checked
+    here, so a bad one stops the run before training rather than after it."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--text", type=Path,
+                   help="UTF-8 text file to learn (default: Python's help pages, pydoc topics)")
+    p.add_argument("--chars", type=count, help="use only the first CHARS characters of the text")
+    p.add_argument("--embed", type=count, default=64, help="embedding size (default: %(default)s)")
+    p.add_argument("--hidden", type=count, default=128,
+                   help="LSTM hidden size (default: %(default)s)")
+    p.add_argument("--layers", type=count, default=1,
+                   help="number of LSTM layers (default: %(default)s)")
+    p.add_argument("--dropout", type=probability, default=0.0,
+                   help="dropout probability (default: %(default)s)")
     p.add_argument("--tie", action="store_true", help="tie the embedding and output weights "
                    "(needs --embed equal to --hidden)")
-    p.add_argument("--batch", type=int, default=32, help="parallel streams per batch")
-    p.add_argument("--bptt", type=int, default=64, help="characters per truncated-BPTT chunk")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: 1e-2 Adam, 4.0 SGD)")
-    p.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (0: none)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training text")
-    p.add_argument("--minutes", type=float, default=2.0,
-                   help="training time budget (it may cut the last epoch short)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization and sampling")
+    p.add_argument("--batch", type=count, default=32,
+                   help="parallel streams per batch (default: %(default)s)")
+    p.add_argument("--bptt", type=count, default=64,
+                   help="characters per truncated-BPTT chunk (default: %(default)s)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="optimizer (default: %(default)s)")
+    p.add_argument("--lr", type=positive, help="learning rate (default: 1e-2 Adam, 4.0 SGD)")
+    p.add_argument("--clip", type=non_negative, default=5.0,
+                   help="gradient norm clip, 0 for none (default: %(default)s)")
+    p.add_argument("--epochs", type=count, default=20,
+                   help="passes over the training text (default: %(default)s)")
+    p.add_argument("--minutes", type=positive, default=2.0,
+                   help="training time budget; it may cut the last epoch short "
+                   "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of initialization and sampling (default: %(default)s)")
     p.add_argument("--checkpoint", type=Path, help="save model + optimizer here every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--plot", type=Path, help="save the training curves as a PNG here")
-    p.add_argument("--prefix", default="The ", help="text the samples start from")
-    p.add_argument("--sample-length", type=int, default=300, help="characters per sample")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.8])
+    p.add_argument("--prefix", default="The ",
+                   help="text the samples start from (default: %(default)r)")
+    p.add_argument("--sample-length", type=count, default=300,
+                   help="characters per sample (default: %(default)s)")
+    p.add_argument("--temperatures", type=positive, nargs="+", default=[0.5, 0.8],
+                   help="one sample at each sampling temperature (default: 0.5 0.8)")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
     args = p.parse_args(argv)
     if args.resume and args.checkpoint is None:
         p.error("--resume needs --checkpoint")
     if args.tie and args.embed != args.hidden:
         p.error(f"--tie needs --embed == --hidden; got {args.embed} and {args.hidden}")
+    if not args.prefix:
+        p.error("--prefix must hold at least one character")
     return args
 
 
