@@ -4,6 +4,7 @@ topological order), not only each op on its own."""
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ def _broadcasts(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return True
 
 
-OPS = [*ELEMENTWISE, *UNARY, "matmul", "sum", "mean", "softmax", "reshape", "transpose"]
+OPS = [*ELEMENTWISE, *UNARY, "matmul", "sum", "mean", "var", "softmax", "reshape", "transpose",
+       "unsqueeze", "squeeze", "flatten"]
 
 
 @st.composite
@@ -100,7 +102,8 @@ def step_on(draw, values: list[mg.Tensor]) -> Step:
     partners = [j for j, v in enumerate(values) if _broadcasts(x.shape, v.shape)]  # i is one
     matmul_partners = [j for j, v in enumerate(values) if _fits_matmul(x.shape, v.shape)]
     name = draw(st.sampled_from(OPS).filter(
-        lambda op: (op != "softmax" or x.ndim > 0) and (op != "matmul" or matmul_partners)
+        lambda op: (op not in ("softmax", "flatten") or x.ndim > 0)
+        and (op != "matmul" or matmul_partners)
     ))
     if name in UNARY:
         return Step(name, (i,), UNARY[name])
@@ -112,6 +115,22 @@ def step_on(draw, values: list[mg.Tensor]) -> Step:
         ax, keep = draw(axes(x.ndim)), draw(st.booleans())
         reduce = getattr(mg.Tensor, name)
         return Step(f"{name}[axis={ax}, keepdims={keep}]", (i,), lambda t: reduce(t, ax, keep))
+    if name == "var":
+        ax, keep = draw(axes(x.ndim)), draw(st.booleans())
+        chosen = range(x.ndim) if ax is None else np.atleast_1d(ax)
+        c = int(math.prod(x.shape[a] for a in chosen) > 1)  # keep a degree of freedom
+        return Step(f"var[axis={ax}, keepdims={keep}, correction={c}]", (i,),
+                    lambda t: t.var(ax, keep, correction=c))
+    if name == "unsqueeze":
+        ax = draw(st.integers(-x.ndim - 1, x.ndim))
+        return Step(f"unsqueeze[{ax}]", (i,), lambda t: t.unsqueeze(ax))
+    if name == "squeeze":
+        ax = draw(axes(x.ndim))
+        return Step(f"squeeze[{ax}]", (i,), lambda t: t.squeeze(ax))
+    if name == "flatten":
+        start, end = sorted(draw(st.lists(axis(x.ndim), min_size=2, max_size=2)),
+                            key=lambda a: a % x.ndim)
+        return Step(f"flatten[{start}, {end}]", (i,), lambda t: t.flatten(start, end))
     if name == "softmax":
         ax = draw(axis(x.ndim))
         return Step(f"softmax[axis={ax}]", (i,), lambda t: t.softmax(ax))

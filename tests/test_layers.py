@@ -1,6 +1,8 @@
-"""Layers: Linear, Embedding and Dropout (shapes, initialization, values, gradients, errors)."""
+"""Layers: Linear, Embedding, Dropout, the activation modules and Sequential (shapes,
+initialization, values, gradients, errors, names and outputs as in PyTorch)."""
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from minigrad.nn import Dropout, Embedding, Linear
+from minigrad.nn import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from tests.strategies import arrays, leaf
 
 # -- Linear -------------------------------------------------------------------------------------
@@ -160,3 +162,96 @@ def test_dropout_errors():
         with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\)"):
             Dropout(p)
     assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
+
+
+# -- activations --------------------------------------------------------------------------------
+
+ACTIVATIONS = {"Tanh": (Tanh, np.tanh), "ReLU": (ReLU, lambda a: np.maximum(a, 0)),
+               "Sigmoid": (Sigmoid, lambda a: 1 / (1 + np.exp(-a)))}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(st.data())
+def test_activation_modules_apply_their_function_and_gradcheck(name, data):
+    module, reference = ACTIVATIONS[name]
+    x = leaf(data.draw(arrays((2, 3), avoid=(0.0,))))  # relu's kink
+    np.testing.assert_allclose(module()(x).data, reference(x.data), rtol=1e-12)
+    assert mg.gradcheck(module(), [x])
+    assert repr(module()) == f"{name}()"
+    assert list(module().parameters()) == []
+
+
+# -- Sequential ---------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(1, 3), min_size=2, max_size=4), st.data())
+def test_sequential_chains_its_modules_and_gradchecks(sizes, data):
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [Linear(n_in, n_out), data.draw(st.sampled_from([Tanh, Sigmoid]))()]
+    model = Sequential(*layers).double()
+    x = leaf(data.draw(arrays((2, sizes[0]))))
+    expected = x
+    for layer in layers:
+        expected = layer(expected)
+    np.testing.assert_array_equal(model(x).data, expected.data)
+    assert mg.gradcheck(lambda *inputs: model(inputs[0]), [x, *model.parameters()])
+
+
+def test_sequential_indexing_len_iteration_and_names():
+    first, act, last = Linear(2, 3), Tanh(), Linear(3, 1)
+    model = Sequential(first, act, last)
+    assert len(model) == 3 and list(model) == [first, act, last]
+    assert model[0] is first and model[-1] is last and model[np.int64(1)] is act
+    assert [name for name, _ in model.named_children()] == ["0", "1", "2"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    tail = model[1:]
+    assert isinstance(tail, Sequential) and list(tail) == [act, last]
+    assert list(tail.state_dict()) == ["2.weight", "2.bias"]  # a slice keeps the names
+    assert model.append(Sigmoid()) is model and len(model) == 4
+    assert repr(Sequential(Linear(2, 3), ReLU())) == (
+        "Sequential(\n"
+        "  (0): Linear(in_features=2, out_features=3, bias=True)\n"
+        "  (1): ReLU()\n"
+        ")"
+    )
+
+
+def test_sequential_takes_named_modules_in_an_ordered_dict():
+    model = Sequential(OrderedDict([("fc", Linear(2, 3)), ("act", Tanh())]))
+    assert list(model.state_dict()) == ["fc.weight", "fc.bias"]
+    assert isinstance(model[1], Tanh) and model(mg.randn(4, 2)).shape == (4, 3)
+
+
+def test_sequential_errors():
+    model = Sequential(Linear(2, 3), Tanh())
+    with pytest.raises(IndexError, match="Sequential: index 2 is out of range for 2 modules"):
+        model[2]
+    with pytest.raises(IndexError, match="Sequential: index -3 is out of range"):
+        model[-3]
+    with pytest.raises(TypeError, match="Sequential: indices must be integers or slices; got '0'"):
+        model["0"]
+    with pytest.raises(TypeError, match="Sequential: module 1 must be a Module; got a function"):
+        Sequential(Linear(2, 3), mg.tanh)
+    with pytest.raises(TypeError, match="Sequential: module act must be a Module; got a int"):
+        Sequential(OrderedDict(act=3))
+
+
+def test_sequential_matches_pytorch_after_loading_its_state_dict():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4),
+                                 torch.nn.ReLU(), torch.nn.Linear(4, 2), torch.nn.Sigmoid())
+    ours = Sequential(Linear(3, 4), Tanh(), Linear(4, 4), ReLU(), Linear(4, 2), Sigmoid())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    assert repr(ours) == repr(theirs)
+    a = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    x, tx = leaf(a, dtype=np.float32), torch.tensor(a, requires_grad=True)
+    y, ty = ours(x), theirs(tx)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)

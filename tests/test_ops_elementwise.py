@@ -181,7 +181,9 @@ SCALAR_OPS = {
     "pow": (lambda t, s: t ** s, lambda a, s: a ** s),
     "rpow": (lambda t, s: s ** t, lambda a, s: s ** a),
     "maximum": (lambda t, s: mg.maximum(t, s), np.maximum),
+    "rminimum": (lambda t, s: mg.minimum(s, t), lambda a, s: np.minimum(s, a)),
     "where": (lambda t, s: mg.where(t.data > 1, t, s), lambda a, s: np.where(a > 1, a, s)),
+    "rwhere": (lambda t, s: mg.where(t.data > 1, s, t), lambda a, s: np.where(a > 1, s, a)),
 }
 
 
@@ -278,6 +280,23 @@ def test_free_functions_match_methods(free, name: str, data) -> None:
     np.testing.assert_array_equal(free(x).data, case.op(x).data)
     np.testing.assert_array_equal(free(a).data, case.op(mg.tensor(a)).data)
     assert mg.gradcheck(free, [x])
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "expected"),
+    [(mg.exp, ([0.0, 1.0],), np.exp(np.float32([0.0, 1.0]))),
+     (mg.matmul, ([[1.0, 2.0]], np.array([[3.0], [4.0]])), np.array([[11.0]])),
+     (mg.maximum, ([1.0, -1.0], 0.5), np.float32([1.0, 0.5])),
+     (mg.where, ([True, False], [1.0, 2.0], 0.5), np.float32([1.0, 0.5]))],
+    ids=["exp", "matmul", "maximum", "where"],
+)
+def test_operands_that_are_not_tensors_become_tensors_as_mg_tensor_makes_them(
+    op, args, expected
+) -> None:
+    """Lists default to float32 and a float64 array stays float64, in every op."""
+    y = op(*args)
+    assert isinstance(y, mg.Tensor) and y.dtype == expected.dtype
+    np.testing.assert_array_equal(y.data, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,5 +1,7 @@
 """Shape ops (reshape, transpose, swapaxes, .T, broadcast_to, getitem, concat, stack, split,
-chunk): forward values against NumPy, gradients and second derivatives, dtypes and errors."""
+chunk, unsqueeze, squeeze, flatten): forward values against NumPy (and PyTorch for a few
+cases), gradients and second derivatives, dtypes and errors; and building tensors (mg.tensor of
+tensors, arange, zeros_like, ones_like)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import minigrad as mg
 from tests.strategies import (
     MAX_SIDE,
     arrays,
+    axes,
     axis,
     leaf,
     same_size_shapes,
@@ -265,6 +268,141 @@ def test_chunk_defaults_to_the_last_axis() -> None:
     assert [p.shape for p in x.split([1, 5])] == [(2, 1), (2, 5)]
 
 
+# -- unsqueeze, squeeze, flatten ------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_unsqueeze(data) -> None:
+    a = data.draw(arrays(data.draw(shapes())))
+    ax = data.draw(st.integers(-a.ndim - 1, a.ndim))
+    check(lambda t: t.unsqueeze(ax), [leaf(a)], np.expand_dims(a, ax))
+
+
+@given(data=st.data())
+def test_squeeze_drops_only_axes_of_length_1(data) -> None:
+    """With axes given, those of length 1 go and the others stay (PyTorch's rule)."""
+    a = data.draw(arrays(data.draw(shapes(max_side=2))))
+    ax = data.draw(axes(a.ndim)) if a.ndim else None
+    chosen = range(a.ndim) if ax is None else [i % a.ndim for i in np.atleast_1d(ax)]
+    expected = a.reshape([n for i, n in enumerate(a.shape) if n != 1 or i not in chosen])
+    check(lambda t: t.squeeze(ax), [leaf(a)], expected)
+
+
+@st.composite
+def flatten_cases(draw):
+    """An array and a start and end axis (negative ones included) with start <= end."""
+    a = draw(arrays(draw(shapes(min_dims=1))))
+    start, end = sorted(draw(st.lists(st.integers(0, a.ndim - 1), min_size=2, max_size=2)))
+    negative = st.booleans()
+    return (a, start - a.ndim if draw(negative) else start,
+            end - a.ndim if draw(negative) else end)
+
+
+@given(flatten_cases())
+def test_flatten(case) -> None:
+    a, start, end = case
+    s, e = start % a.ndim, end % a.ndim
+    expected = a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1:])
+    check(lambda t: t.flatten(start, end), [leaf(a)], expected)
+
+
+def test_flatten_defaults_to_every_axis_and_makes_a_0d_tensor_1d() -> None:
+    assert mg.ones(2, 3, 4).flatten().shape == (24,)
+    assert mg.ones(2, 3, 4).flatten(1).shape == (2, 12)
+    assert mg.tensor(5.0).flatten().shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(lambda t: t.unsqueeze(-1), lambda t: t.unsqueeze(-1)),
+     (lambda t: t.unsqueeze(1), lambda t: t.unsqueeze(1)),
+     (lambda t: t.squeeze(), lambda t: t.squeeze()),
+     (lambda t: t.squeeze(0), lambda t: t.squeeze(0)),
+     (lambda t: t.squeeze((1, -1)), lambda t: t.squeeze((1, -1))),
+     (lambda t: t.flatten(), lambda t: t.flatten()),
+     (lambda t: t.flatten(1, -2), lambda t: t.flatten(1, -2))],
+    ids=["unsqueeze-1", "unsqueeze1", "squeeze", "squeeze-not-1", "squeeze-axes", "flatten",
+         "flatten-middle"],
+)
+def test_unsqueeze_squeeze_flatten_match_pytorch(ours, theirs) -> None:
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(3).standard_normal((2, 1, 3, 1))
+    np.testing.assert_array_equal(ours(mg.tensor(a)).data, theirs(torch.tensor(a)).numpy())
+
+
+def test_cat_is_concat() -> None:
+    assert mg.cat is mg.concat
+    assert mg.cat([mg.ones(2, 3), mg.zeros(1, 3)]).shape == (3, 3)
+
+
+# -- building tensors: mg.tensor of tensors, arange, zeros_like, ones_like -------------------------
+
+
+def test_a_list_of_one_element_tensors_becomes_their_values_in_a_new_leaf() -> None:
+    a, b = mg.tensor(1.0, requires_grad=True), mg.tensor([2.0])
+    t = mg.tensor([a * 3, b])
+    np.testing.assert_array_equal(t.data, [3.0, 2.0])
+    assert t.shape == (2,) and t.dtype == np.float32
+    assert t.is_leaf and not t.requires_grad
+    nested = mg.tensor([[mg.tensor(1), 2], [3, mg.tensor(4)]])
+    assert nested.dtype == np.int64
+    np.testing.assert_array_equal(nested.data, [[1, 2], [3, 4]])
+
+
+def test_a_list_of_tensors_keeps_float64_as_pytorch_does() -> None:
+    torch = pytest.importorskip("torch")
+    values = [mg.tensor(1.5, dtype=np.float64), 2.0]
+    t = mg.tensor(values)
+    expected = torch.tensor([torch.tensor(1.5, dtype=torch.float64), 2.0])
+    assert t.dtype == expected.numpy().dtype == np.float64
+    np.testing.assert_array_equal(t.data, expected.numpy())
+    assert mg.tensor([mg.tensor(1.5), 2.0]).dtype == np.float32
+    assert mg.tensor([mg.tensor(1.5), 2.0], dtype=np.float64).dtype == np.float64
+
+
+def test_a_list_holding_a_tensor_of_several_elements_points_to_stack() -> None:
+    with pytest.raises(ValueError, match=r"tensor: a list may hold tensors of one element only "
+                                         r".*got one of shape \(2,\).*use mg\.stack"):
+        mg.tensor([mg.tensor([1.0, 2.0]), mg.tensor([3.0, 4.0])])
+
+
+ARANGE = [(5,), (1, 4), (0, 1, 0.25), (0, 1, 0.1), (5, 0, -1), (0.5, 3), (-1, 1, 0.3), (3, 3)]
+
+
+@pytest.mark.parametrize("args", ARANGE, ids=str)
+def test_arange_matches_pytorch(args) -> None:
+    torch = pytest.importorskip("torch")
+    t, expected = mg.arange(*args), torch.arange(*args).numpy()
+    assert t.dtype == expected.dtype  # int64 for integers, float32 otherwise
+    np.testing.assert_array_equal(t.data, expected)
+
+
+def test_arange_takes_a_dtype_and_requires_grad() -> None:
+    t = mg.arange(1, 4, dtype=np.float64, requires_grad=True)
+    np.testing.assert_array_equal(t.data, [1.0, 2.0, 3.0])
+    assert t.dtype == np.float64 and t.requires_grad and t.is_leaf
+
+
+def test_arange_errors() -> None:
+    with pytest.raises(ValueError, match="arange: step must be nonzero"):
+        mg.arange(0, 5, 0)
+    with pytest.raises(ValueError, match=r"arange: step 1 points away from stop 0 \(start 5\)"):
+        mg.arange(5, 0)
+
+
+@pytest.mark.parametrize(("make", "value"), [(mg.zeros_like, 0), (mg.ones_like, 1)])
+def test_zeros_like_and_ones_like(make, value) -> None:
+    x = mg.randn(2, 3, dtype=np.float64, requires_grad=True)
+    t = make(x)
+    assert t.shape == (2, 3) and t.dtype == np.float64 and not t.requires_grad
+    np.testing.assert_array_equal(t.data, np.full((2, 3), value))
+    assert make(mg.arange(3)).dtype == np.int64
+    assert make(x, dtype=np.float32, requires_grad=True).requires_grad
+    name = make.__name__
+    with pytest.raises(TypeError, match=rf"{name}: expected a Tensor; got a ndarray"):
+        make(np.ones(3))
+
+
 # -- dtypes ---------------------------------------------------------------------------------------
 
 SHAPE_OPS = {
@@ -278,6 +416,9 @@ SHAPE_OPS = {
     "stack": lambda t: mg.stack([t, t], axis=-1),
     "split": lambda t: t.split([1, 2], axis=1)[1],
     "chunk": lambda t: t.chunk(2, axis=0)[0],
+    "unsqueeze": lambda t: t.unsqueeze(1),
+    "squeeze": lambda t: t[:1].squeeze(),
+    "flatten": lambda t: t.flatten(1),
 }
 
 
@@ -326,6 +467,15 @@ ERRORS = {
     "getitem array": (lambda t: t[[0, 5]], IndexError, r"getitem.*index 5.*\(2, 3\)"),
     "getitem too many": (lambda t: t[0, 0, 0], IndexError, r"getitem.*too many.*\(2, 3\)"),
     "getitem mask": (lambda t: t[np.ones(3, bool)], IndexError, r"getitem.*boolean.*\(2, 3\)"),
+    "unsqueeze": (lambda t: t.unsqueeze(3), ValueError,
+                  r"unsqueeze: axis 3 is out of range for a tensor of shape \(2, 3\); expected "
+                  r"an axis in \[-3, 2\]"),
+    "squeeze": (lambda t: t.squeeze(-3), ValueError,
+                r"squeeze: axis -3 is out of range for a tensor with 2 dimensions"),
+    "flatten range": (lambda t: t.flatten(0, 2), ValueError,
+                      r"flatten: end_axis 2 is out of range for a tensor of shape \(2, 3\)"),
+    "flatten order": (lambda t: t.flatten(-1, 0), ValueError,
+                      r"flatten: start_axis -1 comes after end_axis 0 .*\(2, 3\)"),
 }
 
 

@@ -1,8 +1,11 @@
-"""Layers: Linear, Embedding, Dropout (PyTorch's shapes, defaults and initialization)."""
+"""Layers: Linear, Embedding, Dropout (PyTorch's shapes, defaults and initialization), the
+activations Tanh, ReLU and Sigmoid as modules, and Sequential."""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -107,3 +110,82 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         """The probability, as PyTorch prints it."""
         return f"p={self.p}"
+
+
+class Tanh(Module):
+    """y = tanh(x), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """tanh of every element."""
+        return x.tanh()
+
+
+class ReLU(Module):
+    """y = max(x, 0), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """max(x, 0) of every element."""
+        return x.relu()
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + e ** -x), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The logistic sigmoid of every element."""
+        return x.sigmoid()
+
+
+class Sequential(Module):
+    """Modules applied in turn, each to the previous one's output.
+
+    ``Sequential(m0, m1, ...)`` registers the modules as "0", "1", ..., so parameter names
+    (``0.weight``) match PyTorch's; ``Sequential(OrderedDict(name=module, ...))`` uses the given
+    names. Indexing counts positions; a slice is a Sequential that keeps the names.
+    """
+
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self._check(module, name)
+                self.add_module(name, module)
+        else:
+            for module in modules:
+                self.append(module)
+
+    def _check(self, module: Any, name: str) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(
+                f"Sequential: module {name} must be a Module; got a {type(module).__name__}"
+            )
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end, under the name ``str(len(self))``."""
+        self._check(module, str(len(self)))
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        """``x`` through every module in order."""
+        for module in self:
+            x = module(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int | slice) -> Module:
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(items[index]))
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential: indices must be integers or slices; got {index!r}")
+        if not -len(items) <= index < len(items):
+            raise IndexError(
+                f"Sequential: index {index} is out of range for {len(items)} modules"
+            )
+        return items[index][1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.tensor import Tensor, _lift
+from minigrad.tensor import Tensor, _as_tensor
 
 
 def _broadcast_error(op: str, a: np.ndarray, b: np.ndarray) -> ValueError:
@@ -238,19 +238,11 @@ class Cast(Function):
         return gy.astype(self.inputs[0].dtype)
 
 
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def where(cond, a, b) -> Tensor:
     """Pick ``a`` where ``cond`` is true and ``b`` elsewhere, broadcasting all three."""
     cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
-    if isinstance(a, Tensor):
-        b = _lift(b, a)
-    elif isinstance(b, Tensor):
-        a = _lift(a, b)
-    else:
-        a, b = Tensor(a), Tensor(b)
+    a = _as_tensor(a, b)
+    b = _as_tensor(b, a)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
     except ValueError:
@@ -262,8 +254,8 @@ def where(cond, a, b) -> Tensor:
 
 def _select(a, b, keep_a, op: str) -> Tensor:
     """``a`` where ``keep_a(a, b)`` holds, else ``b``; a Python number takes the other's dtype."""
-    a = _as_tensor(a) if not isinstance(b, Tensor) else _lift(a, b)
-    b = _lift(b, a)
+    a = _as_tensor(a, b)
+    b = _as_tensor(b, a)
     try:
         cond = keep_a(a.data, b.data)
     except ValueError:

@@ -6,7 +6,7 @@ import numpy as np
 
 from minigrad.autograd import Function, ProductSum, is_grad_enabled
 from minigrad.ops.shape import Transpose
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, _as_tensor
 
 
 class MatMul(Function):
@@ -112,5 +112,4 @@ def _mT(x: Tensor) -> Tensor:
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's rules for 1-D operands and batch broadcasting."""
-    return MatMul.apply(a if isinstance(a, Tensor) else Tensor(a),
-                        b if isinstance(b, Tensor) else Tensor(b))
+    return MatMul.apply(_as_tensor(a), _as_tensor(b))

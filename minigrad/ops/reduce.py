@@ -1,7 +1,9 @@
-"""Reductions: sum, mean, max over any axes."""
+"""Reductions: sum, mean, var, std, max, min over any axes; argmax and argmin."""
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,17 +47,24 @@ class Sum(Function):
         return gy.reshape(_kept_shape(shape, self.axes)).broadcast_to(shape)
 
 
+def _check_not_empty(x: np.ndarray, op: str) -> None:
+    if x.size == 0:
+        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
+
+
 class Max(Function):
     """max: y = max_axis x; dx = dy * [x == y] / count(x == y)  (ties share the gradient)"""
+
+    pick = staticmethod(np.max)
 
     def __init__(self, axis: Axis = None, keepdims: bool = False) -> None:
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = normalize_axes(self.axis, x.ndim, "max")
-        if x.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-        y = np.max(x, axis=self.axes, keepdims=True)
+        op = self.name.lower()
+        self.axes = normalize_axes(self.axis, x.ndim, op)
+        _check_not_empty(x, op)
+        y = self.pick(x, axis=self.axes, keepdims=True)
         hit = x == y
         self.save_for_backward(hit / hit.sum(axis=self.axes, keepdims=True, dtype=x.dtype))
         return y if self.keepdims else np.squeeze(y, axis=self.axes)
@@ -65,8 +74,66 @@ class Max(Function):
         return gy.reshape(_kept_shape(share.shape, self.axes)) * Tensor._wrap(share)
 
 
+class Min(Max):
+    """min: y = min_axis x; dx = dy * [x == y] / count(x == y)  (max's rule: only the pick
+    differs)"""
+
+    pick = staticmethod(np.min)
+
+
+def _arg(pick, op: str, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
+    """The int64 positions that ``pick`` (np.argmax or np.argmin) finds; not differentiable."""
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int or None; got {axis!r}")
+    normalize_axes(axis, x.ndim, op)  # for its range check
+    _check_not_empty(x.data, op)
+    axis = None if x.ndim == 0 else axis
+    return Tensor._wrap(pick(x.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+
+def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Position of the largest value along ``axis`` (in the flattened tensor when None), the
+    first one at ties, as an int64 tensor that does not require grad."""
+    return _arg(np.argmax, "argmax", x, axis, keepdims)
+
+
+def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Position of the smallest value along ``axis`` (in the flattened tensor when None), the
+    first one at ties, as an int64 tensor that does not require grad."""
+    return _arg(np.argmin, "argmin", x, axis, keepdims)
+
+
+def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    """How many elements a reduction over ``axes`` takes into each result."""
+    return math.prod(shape[a] for a in axes)
+
+
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis``: a sum scaled by the number of elements reduced."""
     axes = normalize_axes(axis, x.ndim, "mean")
-    count = int(np.prod([x.shape[a] for a in axes]))
-    return x.sum(axes, keepdims) * (1.0 / count)
+    return x.sum(axes, keepdims) * (1.0 / _count(x.shape, axes))
+
+
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float = 1) -> Tensor:
+    """Variance over ``axis``: sum((x - mean) ** 2) / (N - correction), built from mean and sum.
+
+    ``correction=1`` (Bessel's, PyTorch's default) gives the unbiased estimate, 0 the mean of
+    the squared deviations. With N - correction <= 0 the result is inf or nan, with a warning,
+    as in PyTorch.
+    """
+    axes = normalize_axes(axis, x.ndim, "var")
+    n = _count(x.shape, axes)
+    if n - correction <= 0:
+        warnings.warn(
+            f"var: no degrees of freedom left: N - correction = {n} - {correction} <= 0 (N: "
+            "elements per result); the result is inf or nan",
+            RuntimeWarning, stacklevel=3,
+        )
+    deviation = x - x.mean(axes, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (deviation * deviation).sum(axes, keepdims) / max(n - correction, 0)
+
+
+def std(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float = 1) -> Tensor:
+    """Standard deviation over ``axis``: the square root of ``var`` (same ``correction``)."""
+    return var(x, axis, keepdims, correction).sqrt()

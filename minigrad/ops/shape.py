@@ -1,4 +1,5 @@
-"""Shape ops: reshape, transpose, broadcast_to, sum_to, getitem, concat, stack, split."""
+"""Shape ops: reshape, transpose, broadcast_to, sum_to, getitem, concat, stack, split; and
+unsqueeze, squeeze and flatten, which are reshapes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from minigrad.autograd import Function
+from minigrad.ops.reduce import normalize_axes
 from minigrad.tensor import Tensor
 
 Shape = tuple[int, ...]
@@ -219,6 +221,9 @@ def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return Concat.apply(*tensors, axis=axis)
 
 
+cat = concat  # PyTorch's name
+
+
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     if len(tensors) == 0:
@@ -261,3 +266,39 @@ def split(x: Tensor, sizes_or_n: int | Sequence[int], axis: int = -1) -> tuple[T
                 f"axis {axis} of a tensor of shape {x.shape}"
             )
     return Split.apply(x, sizes=sizes, axis=axis)
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """``x`` with a new axis of length 1 inserted at ``axis`` (in [-ndim - 1, ndim])."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(
+            f"unsqueeze: axis {axis} is out of range for a tensor of shape {x.shape}; expected "
+            f"an axis in [{-x.ndim - 1}, {x.ndim}]"
+        )
+    axis %= x.ndim + 1
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(x: Tensor, axis: int | Sequence[int] | None = None) -> Tensor:
+    """``x`` without its axes of length 1 (only those among ``axis`` when given; an axis of
+    another length stays, as in PyTorch)."""
+    axes = normalize_axes(axis, max(x.ndim, 1), "squeeze")
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if n != 1 or i not in axes))
+
+
+def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    """``x`` with the axes from ``start_axis`` to ``end_axis`` (both included) merged into one;
+    a 0-d tensor becomes 1-d."""
+    shape = x.shape or (1,)
+    for name, a in (("start_axis", start_axis), ("end_axis", end_axis)):
+        if not -len(shape) <= a < len(shape):
+            raise ValueError(
+                f"flatten: {name} {a} is out of range for a tensor of shape {x.shape}"
+            )
+    start, end = start_axis % len(shape), end_axis % len(shape)
+    if start > end:
+        raise ValueError(
+            f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for a tensor of "
+            f"shape {x.shape}"
+        )
+    return x.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
