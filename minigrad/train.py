@@ -1,8 +1,10 @@
 """A small reusable training loop: progress bar, gradient clipping, learning-rate schedules,
-evaluation after every epoch, checkpoints with resume, and a plot of the curves.
+evaluation and callbacks after every epoch (early stopping is one), checkpoints with resume,
+and a plot of the curves.
 
     trainer = Trainer(model, optimizer, clip_norm=5.0, checkpoint="run.npz")
-    history = trainer.fit(10, batches=lambda: train_data, step=step, evaluate=evaluate)
+    history = trainer.fit(10, batches=lambda: train_data, step=step, evaluate=evaluate,
+                          callbacks=[EarlyStopping("valid_loss", patience=3)])
     history.plot("curves.png")
 
 ``step(batch) -> (loss, count)`` computes the loss of one batch (``count`` is its number of
@@ -31,6 +33,16 @@ from minigrad.nn import Module
 from minigrad.nn.utils import clip_grad_norm_
 from minigrad.optim import Optimizer, ReduceLROnPlateau
 
+_WORDS = {"valid": "validation", "val": "validation", "dev": "validation", "train": "training",
+          "ppl": "perplexity", "acc": "accuracy", "lr": "learning rate"}
+"""Abbreviations in metric names, spelled out in plot titles."""
+
+
+def _readable(name: str) -> str:
+    """A metric's key as words for a plot: ``"valid_ppl"`` -> ``"validation perplexity"``
+    (words joined by ``_`` are looked up in a small table of abbreviations; others are kept)."""
+    return " ".join(_WORDS.get(word, word) for word in name.split("_"))
+
 
 @dataclass
 class History:
@@ -38,7 +50,8 @@ class History:
 
     ``train_loss`` is the count-weighted mean training loss of the epoch, ``metrics`` holds the
     values ``evaluate()`` returned (``{"valid_ppl": [...]}``), ``lr`` the first param group's
-    learning rate during the epoch and ``epoch_seconds`` its wall time, evaluation included.
+    learning rate during the epoch, ``epoch_seconds`` its wall time, evaluation included, and
+    ``epoch_fraction`` how much of its batches it ran (1.0 unless the time limit cut it short).
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -46,43 +59,110 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     step_loss: list[list[float]] = field(default_factory=list)
+    epoch_fraction: list[float] = field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
         """The history as plain lists and dicts (what checkpoints store)."""
         return {"train_loss": list(self.train_loss), "metrics": dict(self.metrics),
                 "epoch_seconds": list(self.epoch_seconds), "lr": list(self.lr),
-                "step_loss": [list(losses) for losses in self.step_loss]}
+                "step_loss": [list(losses) for losses in self.step_loss],
+                "epoch_fraction": list(self.epoch_fraction)}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> History:
         """Rebuild a history from ``state_dict()``."""
         return cls(list(state["train_loss"]), {k: list(v) for k, v in state["metrics"].items()},
                    list(state["epoch_seconds"]), list(state["lr"]),
-                   [list(losses) for losses in state["step_loss"]])
+                   [list(losses) for losses in state["step_loss"]],
+                   list(state.get("epoch_fraction", [1.0] * len(state["train_loss"]))))
 
     def plot(self, path: str | os.PathLike) -> None:
         """Save a PNG: the training loss (every step, and the epoch means), then each metric,
-        against the epoch. Needs matplotlib."""
+        against the epoch. An epoch cut short by the time limit ends at the fraction of it that
+        ran; ticks fall on whole epochs; titles spell the metric names out (``valid_ppl``:
+        "validation perplexity"). Needs matplotlib."""
         if not self.train_loss:
             raise ValueError("History.plot: nothing to plot (no epoch has been recorded)")
         from matplotlib.figure import Figure  # optional dependency; Figure needs no backend
+        from matplotlib.ticker import MaxNLocator
 
         panels = 1 + len(self.metrics)
         fig = Figure(figsize=(4.5 * panels, 3.5), layout="constrained")
         axes = fig.subplots(1, panels, squeeze=False)[0]
-        epochs = range(1, len(self.train_loss) + 1)
-        for epoch, losses in enumerate(self.step_loss):
-            xs = [epoch + (i + 1) / len(losses) for i in range(len(losses))]
-            axes[0].plot(xs, losses, color="tab:blue", alpha=0.35, linewidth=0.8)
-        axes[0].plot(epochs, self.train_loss, "o-", color="tab:blue", label="epoch mean")
-        axes[0].set(title="training loss", xlabel="epoch", ylabel="loss")
+        ends = [epoch + fraction for epoch, fraction in enumerate(self.epoch_fraction)]
+        for epoch, (losses, fraction) in enumerate(zip(self.step_loss, self.epoch_fraction)):
+            xs = [epoch + fraction * (i + 1) / len(losses) for i in range(len(losses))]
+            axes[0].plot(xs, losses, color="tab:blue", alpha=0.35, linewidth=0.8,
+                         label="each step" if epoch == 0 else None)
+        axes[0].plot(ends, self.train_loss, "o-", color="tab:blue", label="epoch mean")
+        axes[0].set(title="training loss", ylabel="loss")
         axes[0].legend()
         for ax, (name, values) in zip(axes[1:], self.metrics.items()):
-            ax.plot(epochs[: len(values)], values, "o-", color="tab:orange")
-            ax.set(title=name, xlabel="epoch")
+            ax.plot(ends[-len(values):], values, "o-", color="tab:orange")
+            ax.set(title=_readable(name), ylabel=_readable(name).split()[-1])
         for ax in axes:
+            ax.set(xlabel="epoch", xlim=(0, max(1, math.ceil(ends[-1]))))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         fig.savefig(path, dpi=100)
+
+
+class EarlyStopping:
+    """A ``fit`` callback that stops training once ``monitor`` (a key of ``evaluate()``'s dict)
+    has not improved for ``patience`` epochs in a row.
+
+    ``mode="min"`` for a loss or a perplexity, ``"max"`` for an accuracy: an epoch improves on
+    the best so far when its value is lower (higher) by more than ``min_delta``. With
+    ``restore_best`` (the default) the model gets the weights of its best epoch back when this
+    stops the run, so it ends as it was at its best (the history still records every epoch);
+    ``best_state`` holds those weights, for a run that ends otherwise (its epochs done, or the
+    time limit) and keeps its last ones. It counts the epochs it has seen: a new one (e.g.
+    after ``resume``) starts afresh, and a ``fit`` called again after it stopped the run stops
+    after the first epoch that does not improve.
+    """
+
+    def __init__(self, monitor: str, patience: int = 3, mode: str = "min",
+                 min_delta: float = 0.0, restore_best: bool = True) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be an int >= 1; got {patience!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'min' or 'max'; got {mode!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0; got {min_delta}")
+        self.monitor, self.patience, self.mode = monitor, patience, mode
+        self.min_delta, self.restore_best = min_delta, restore_best
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.best_state: dict[str, Any] | None = None
+        self.wait = 0
+
+    def __call__(self, trainer: Trainer) -> None:
+        """Look at the epoch just recorded; after ``patience`` epochs without improvement, set
+        ``trainer.should_stop`` (and restore the best weights)."""
+        values = trainer.history.metrics.get(self.monitor)
+        if not values:
+            raise KeyError(f"EarlyStopping: monitor={self.monitor!r} is not among the metrics "
+                           f"evaluate() returned: {sorted(trainer.history.metrics)}")
+        value = values[-1]
+        if self.best is None or (
+                self.best - value if self.mode == "min" else value - self.best) > self.min_delta:
+            self.best, self.best_epoch, self.wait = value, trainer.epoch, 0
+            if self.restore_best:
+                self.best_state = trainer.model.state_dict()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.should_stop = True
+            text = (f"early stopping: {self.monitor} has not improved for {self.wait} epochs "
+                    f"(best {self.best:.4g} after epoch {self.best_epoch})")
+            if self.restore_best:
+                trainer.model.load_state_dict(self.best_state)
+                text += f"; the model is back at its weights of epoch {self.best_epoch}"
+            print(text, flush=True)
+
+
+Callback = Callable[["Trainer"], Any]
+"""A per-epoch hook: called as ``callback(trainer)``; may set ``trainer.should_stop``."""
 
 
 class Trainer:
@@ -93,11 +173,14 @@ class Trainer:
     steps (default: a tenth of an epoch, or 100 steps when the epoch's length is unknown).
     ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
 
+    ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them.
+
     Resuming (``resume``) restores the model, the optimizer, the scheduler, the history, the
     epoch count and minigrad's random generator (dropout), so training continues exactly as
     an uninterrupted run would, provided the caller's ``batches()`` yields the same batches in
     the same order for an epoch (e.g. shuffle with ``np.random.default_rng(seed + epoch)``,
-    where ``epoch`` is ``trainer.epoch``, rather than one generator drawn across epochs).
+    where ``epoch`` is ``trainer.epoch``, rather than one generator drawn across epochs). To
+    finish a run planned for ``n`` epochs, ``fit(n - trainer.epoch, ...)`` after resuming.
     """
 
     def __init__(self, model: Module, optimizer: Optimizer, clip_norm: float | None = 5.0,
@@ -113,46 +196,66 @@ class Trainer:
         self.progress, self.perplexity, self.unit, self.log_every = (
             progress, perplexity, unit, log_every)
         self.epoch = 0
+        self.should_stop = False
         self.history = History()
 
     def fit(self, epochs: int, batches: Callable[[], Iterable], step: Callable[[Any], tuple],
             evaluate: Callable[[], dict[str, float]] | None = None, monitor: str | None = None,
-            time_limit: float | None = None) -> History:
-        """Train until ``epochs`` epochs are done in all (a resumed trainer continues from
-        ``self.epoch``); return the history.
+            time_limit: float | None = None,
+            callbacks: Iterable[Callback] | Callback = ()) -> History:
+        """Train ``epochs`` more epochs (0: none) and return the history.
 
-        Each epoch runs ``step`` on every batch of ``batches()``, then ``evaluate()`` in eval
-        mode under ``no_grad`` (its dict goes into ``history.metrics``), steps the scheduler and
-        saves the checkpoint. With ``time_limit`` (seconds from the call), the epoch running
-        when the limit passes ends after its current step; it is evaluated, recorded and counts
-        as done, and ``fit`` returns. No epoch starts with less than a tenth of the previous
-        epoch's time left.
+        Each epoch runs ``step`` on every batch of ``batches()``, then ``evaluate()`` under
+        ``model.evaluating()`` (its dict goes into ``history.metrics``), steps the scheduler,
+        calls each of ``callbacks`` as ``callback(trainer)`` (the epoch is in ``history`` and
+        counted in ``epoch`` by then) and saves the checkpoint. A callback that sets
+        ``trainer.should_stop = True`` (as ``EarlyStopping`` does) ends ``fit`` after that
+        epoch. The progress counts the whole run: ``fit(3)`` then ``fit(7)`` shows epochs
+        1/3..3/3, then 4/10..10/10.
+
+        With ``time_limit`` (seconds from the call), the epoch running when the limit passes
+        ends after its current step; it is evaluated, recorded and counts as done, and ``fit``
+        returns. No epoch starts with less than a tenth of the previous epoch's time left. The
+        progress shows the time left.
         """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"Trainer.fit: epochs must be an int >= 0 (how many more epochs "
+                             f"to train); got {epochs!r}")
         if isinstance(self.scheduler, ReduceLROnPlateau) and monitor is None:
             raise ValueError("Trainer.fit: a ReduceLROnPlateau scheduler needs monitor= (the "
                              "key of evaluate()'s dict it steps on)")
         if monitor is not None and evaluate is None:
             raise ValueError(f"Trainer.fit: monitor={monitor!r} needs an evaluate function")
+        callbacks = [callbacks] if callable(callbacks) else list(callbacks)
+        for callback in callbacks:
+            if not callable(callback):
+                raise TypeError(f"Trainer.fit: a callback must be callable as "
+                                f"callback(trainer); got {callback!r}")
+        end = self.epoch + epochs
         deadline = None if time_limit is None else time.perf_counter() + time_limit
-        while self.epoch < epochs:
+        self.should_stop = False
+        while self.epoch < end and not self.should_stop:
             if deadline is not None and self.history.epoch_seconds and (
                     deadline - time.perf_counter() < 0.1 * self.history.epoch_seconds[-1]):
                 break
             start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
-            losses, loss, rate, cut = self._train_epoch(batches(), step, epochs, deadline)
+            losses, loss, rate, fraction = self._train_epoch(batches(), step, end, deadline)
             metrics = self._evaluate_and_schedule(evaluate, monitor)
             self.epoch += 1
-            self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, cut)
+            self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, fraction,
+                         end)
+            for callback in callbacks:
+                callback(self)
             if self.checkpoint is not None:
                 self.save(self.checkpoint)
         return self.history
 
-    def _train_epoch(self, batches: Iterable, step: Callable, epochs: int,
-                     deadline: float | None) -> tuple[list[float], float, float, bool]:
+    def _train_epoch(self, batches: Iterable, step: Callable, end: int, deadline: float | None
+                     ) -> tuple[list[float], float, float, float]:
         """One pass of training steps; returns the losses of the steps, their count-weighted
-        mean, the throughput (count per second) and whether the time limit cut it short."""
+        mean, the throughput (count per second) and the fraction of the epoch that ran."""
         total = len(batches) if hasattr(batches, "__len__") else None
-        bar = self._bar(batches, total, epochs)
+        bar = self._bar(batches, total, end)
         every = self.log_every or (max(1, total // 10) if total else 100)
         losses = []
         loss_sum, count_sum, start, cut = 0.0, 0, time.perf_counter(), False
@@ -174,12 +277,12 @@ class Trainer:
                 losses.append(value)
                 loss_sum, count_sum = loss_sum + value * count, count_sum + count
                 rate = count_sum / max(time.perf_counter() - start, 1e-9)
-                status = self._status(loss_sum / count_sum, rate)
+                status = self._status(loss_sum / count_sum, rate, deadline)
                 if bar is not None:
                     bar.set_postfix_str(status, refresh=False)
                 elif i % every == 0:
                     steps = f"{i}/{total}" if total else f"{i}"
-                    print(f"epoch {self.epoch + 1}/{epochs} step {steps}: {status}", flush=True)
+                    print(f"epoch {self.epoch + 1}/{end} step {steps}: {status}", flush=True)
                 if deadline is not None and time.perf_counter() >= deadline:
                     cut = i != total
                     break
@@ -189,9 +292,14 @@ class Trainer:
         if count_sum == 0:
             raise ValueError(f"Trainer.fit: batches() gave no batch (or only empty ones) in "
                              f"epoch {self.epoch + 1}")
-        return losses, loss_sum / count_sum, rate, cut
+        if cut and total is None:  # the epoch's length is unknown: guess the last whole one's
+            whole = [len(s) for s, f in zip(self.history.step_loss,
+                                            self.history.epoch_fraction) if f == 1.0]
+            total = whole[-1] if whole else None
+        fraction = min(1.0, len(losses) / total) if cut and total else 1.0
+        return losses, loss_sum / count_sum, rate, fraction
 
-    def _bar(self, batches: Iterable, total: int | None, epochs: int):
+    def _bar(self, batches: Iterable, total: int | None, end: int):
         """A tqdm bar over ``batches``, or None for plain prints."""
         if not self.progress:
             return None
@@ -199,18 +307,24 @@ class Trainer:
             from tqdm.auto import tqdm  # optional dependency
         except ImportError:
             return None
-        return tqdm(batches, total=total, desc=f"epoch {self.epoch + 1}/{epochs}",
+        return tqdm(batches, total=total, desc=f"epoch {self.epoch + 1}/{end}",
                     unit="batch", leave=False, dynamic_ncols=True)
 
-    def _status(self, loss: float, rate: float) -> str:
-        """'loss 1.234 ppl 3.43 valid_ppl 3.9 12.3k tok/s': the running loss, the last
-        evaluation and the throughput."""
-        text = f"loss {loss:.4f}"
+    def _status(self, loss: float, rate: float, deadline: float | None) -> str:
+        """'train loss 1.2340 ppl 3.43 | after epoch 2: valid_ppl 3.9 | 12.3k tok/s | 1:35
+        left': the running training loss of this epoch, the last evaluation (labelled with
+        its epoch), the throughput and the time left before the time limit."""
+        text = f"train loss {loss:.4f}"
         if self.perplexity:
             text += f" ppl {math.exp(min(loss, 700)):.2f}"
-        for name, values in self.history.metrics.items():
-            text += f" {name} {values[-1]:.4g}"
-        return text + f" {_si(rate)} {self.unit}/s"
+        if self.history.metrics:
+            text += f" | after epoch {self.epoch}: " + ", ".join(
+                f"{name} {values[-1]:.4g}" for name, values in self.history.metrics.items())
+        text += f" | {_si(rate)} {self.unit}/s"
+        if deadline is not None:
+            left = max(0, round(deadline - time.perf_counter()))
+            text += f" | {left // 60}:{left % 60:02d} left"
+        return text
 
     def _evaluate_and_schedule(self, evaluate: Callable | None,
                                monitor: str | None) -> dict[str, float]:
@@ -229,23 +343,24 @@ class Trainer:
         return metrics
 
     def _record(self, losses: list[float], loss: float, metrics: dict[str, float], lr: float,
-                seconds: float, rate: float, cut: bool) -> None:
+                seconds: float, rate: float, fraction: float, end: int) -> None:
         """Append the epoch to the history and print its summary line."""
         h = self.history
         h.train_loss.append(loss)
         h.step_loss.append(losses)
         h.lr.append(lr)
         h.epoch_seconds.append(seconds)
+        h.epoch_fraction.append(fraction)
         for name, value in metrics.items():
             h.metrics.setdefault(name, []).append(value)
-        text = f"epoch {self.epoch}: train loss {loss:.4f}"
+        text = f"epoch {self.epoch}/{end}: train loss {loss:.4f}"
         if self.perplexity:
             text += f" (ppl {math.exp(min(loss, 700)):.2f})"
         text += "".join(f" | {name} {value:.4g}" for name, value in metrics.items())
         text += f" | {seconds:.1f}s, {_si(rate)} {self.unit}/s"
-        if cut:
+        if fraction < 1.0:
             steps = f"{len(losses)} step" + "s" * (len(losses) > 1)
-            text += f" | stopped by the time limit after {steps}"
+            text += f" | stopped by the time limit after {steps} ({fraction:.0%} of the epoch)"
         print(text, flush=True)
 
     def state_dict(self) -> dict[str, Any]:

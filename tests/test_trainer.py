@@ -1,5 +1,5 @@
-"""Tests for minigrad.train: the step sequence, clipping, evaluation, schedulers, checkpoints
-with an exact resume, the plot and the plain progress lines."""
+"""Tests for minigrad.train: the step sequence, clipping, evaluation, schedulers, callbacks and
+early stopping, checkpoints with an exact resume, the plot and the progress lines."""
 
 import math
 import sys
@@ -11,7 +11,7 @@ import minigrad as mg
 import minigrad.train as trainer_module
 from minigrad.nn import Dropout, Linear, Module
 from minigrad.nn import functional as F
-from minigrad.train import History, Trainer
+from minigrad.train import EarlyStopping, History, Trainer
 
 
 class Net(Module):
@@ -65,8 +65,10 @@ def test_fit_learns_and_records_history(capsys):
     assert all(len(losses) == 4 for losses in history.step_loss)  # 64 points / 16 per batch
     # train_loss is the count-weighted mean of the step losses (equal counts here)
     assert history.train_loss[2] == pytest.approx(np.mean(history.step_loss[2]))
-    assert trainer.fit(8, batches, step, evaluate) is history  # already done: no new epoch
-    assert len(history.train_loss) == 8
+    assert history.epoch_fraction == [1.0] * 8
+    assert trainer.fit(0, batches, step, evaluate) is history and trainer.epoch == 8
+    trainer.fit(2, batches, step, evaluate)  # two more
+    assert trainer.epoch == 10 and len(history.train_loss) == 10
 
 
 def test_each_step_runs_the_documented_sequence():
@@ -174,7 +176,7 @@ def train(epochs: int, checkpoint=None, resume_from=None, init_seed: int = 0) ->
     if resume_from is not None:
         trainer.resume(resume_from)
     batches, step, evaluate = task(model, shuffle=True, trainer=trainer)
-    trainer.fit(epochs, batches, step, evaluate)
+    trainer.fit(epochs - trainer.epoch, batches, step, evaluate)  # a run of `epochs` in all
     return trainer
 
 
@@ -218,14 +220,44 @@ def test_plot_writes_a_png(tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_puts_a_cut_epoch_at_its_true_fraction_ticks_whole_epochs_and_names_the_axes(
+        monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, **kwargs: saved.append(fig))
+    history = History(train_loss=[1.0, 0.8, 0.7], epoch_seconds=[4, 4, 1], lr=[0.1] * 3,
+                      metrics={"valid_ppl": [3.0, 2.5, 2.4], "acc": [0.5, 0.6, 0.7]},
+                      step_loss=[[1.1, 0.9, 1.1, 0.9], [0.8] * 4, [0.7]],
+                      epoch_fraction=[1.0, 1.0, 0.25])  # the time limit cut epoch 3 at 1/4
+    history.plot("never-written.png")
+    loss, ppl, acc = saved[0].axes
+    assert [ax.get_title() for ax in saved[0].axes] == [
+        "training loss", "validation perplexity", "accuracy"]
+    assert [ax.get_ylabel() for ax in saved[0].axes] == ["loss", "perplexity", "accuracy"]
+    assert [ax.get_xlabel() for ax in saved[0].axes] == ["epoch"] * 3
+    np.testing.assert_allclose(loss.lines[0].get_xdata(), [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(loss.lines[2].get_xdata(), [2.25])  # the cut epoch's one step
+    for line in (loss.lines[-1], ppl.lines[0], acc.lines[0]):  # epoch means and metrics
+        np.testing.assert_allclose(line.get_xdata(), [1, 2, 2.25])
+    for ax in saved[0].axes:
+        ticks = ax.get_xticks()
+        assert len(ticks) >= 3 and np.array_equal(ticks, np.round(ticks))
+
+
 def test_plot_of_an_empty_history_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="History.plot: nothing to plot"):
         History().plot(tmp_path / "curves.png")
 
 
-def test_plain_progress_lines(capsys, monkeypatch):
+def without_tqdm(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+
+
+def test_plain_progress_lines_label_the_running_loss_and_the_last_evaluation(capsys,
+                                                                            monkeypatch):
+    without_tqdm(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
     for progress in (False, True):
@@ -234,50 +266,192 @@ def test_plain_progress_lines(capsys, monkeypatch):
         trainer.fit(2, batches, step, evaluate)
         lines = capsys.readouterr().out.splitlines()
         assert [line.split(":")[0] for line in lines] == [
-            "epoch 1/2 step 2/4", "epoch 1/2 step 4/4", "epoch 1",
-            "epoch 2/2 step 2/4", "epoch 2/2 step 4/4", "epoch 2",
+            "epoch 1/2 step 2/4", "epoch 1/2 step 4/4", "epoch 1/2",
+            "epoch 2/2 step 2/4", "epoch 2/2 step 4/4", "epoch 2/2",
         ]
-        loss = trainer.history.train_loss[1]
-        assert lines[4].startswith(f"epoch 2/2 step 4/4: loss {loss:.4f} ppl "
-                                   f"{math.exp(loss):.2f} accuracy ")
+        first, loss = trainer.history.train_loss
+        assert lines[1].startswith(f"epoch 1/2 step 4/4: train loss {first:.4f} ppl ")
+        assert "after epoch" not in lines[1]  # nothing evaluated yet
+        previous, accuracy = trainer.history.metrics["accuracy"]
+        assert lines[4].startswith(f"epoch 2/2 step 4/4: train loss {loss:.4f} ppl "
+                                   f"{math.exp(loss):.2f} | after epoch 1: accuracy "
+                                   f"{previous:.4g} | ")
         assert lines[4].endswith(" ex/s")
-        accuracy = trainer.history.metrics["accuracy"][1]
-        assert lines[5].startswith(f"epoch 2: train loss {loss:.4f} (ppl {math.exp(loss):.2f})"
+        assert lines[5].startswith(f"epoch 2/2: train loss {loss:.4f} (ppl {math.exp(loss):.2f})"
                                    f" | accuracy {accuracy:.4g} | ")
 
 
-def test_progress_bar_replaces_the_step_lines(capsys):
+def test_progress_counts_the_whole_run_across_fit_calls(capsys, monkeypatch):
+    without_tqdm(monkeypatch)
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      log_every=4)
+    trainer.fit(1, batches, step, evaluate)
+    trainer.fit(2, batches, step, evaluate)
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "epoch 1/1 step 4/4", "epoch 1/1", "epoch 2/3 step 4/4", "epoch 2/3",
+        "epoch 3/3 step 4/4", "epoch 3/3",
+    ]
+    assert trainer.epoch == 3 and len(trainer.history.train_loss) == 3
+
+
+def test_progress_bar_replaces_the_step_lines_and_counts_the_whole_run(capsys):
     pytest.importorskip("tqdm")
     model = Net()
     batches, step, evaluate = task(model)
     trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), log_every=1)
     trainer.fit(1, batches, step, evaluate)
     out, err = capsys.readouterr()
-    assert out.startswith("epoch 1: train loss ") and out.count("\n") == 1
+    assert out.startswith("epoch 1/1: train loss ") and out.count("\n") == 1
     assert "epoch 1/1" in err  # the bar (tqdm writes to stderr)
+    trainer.fit(3, batches, step, evaluate)
+    out, err = capsys.readouterr()
+    assert "epoch 2/4" in err and "epoch 4/4" in err and "epoch 1/3" not in err
 
 
-@pytest.mark.parametrize("limit, steps", [(0, [1]), (8.3, [4, 4]), (8.5, [4, 4, 1])])
-def test_time_limit(limit, steps, capsys, monkeypatch):
-    # A fake clock: every step takes one second, so an epoch of 4 batches takes 4 seconds.
+def fake_clock(monkeypatch):
+    """A clock that moves only when a step takes one second: (clock, timed step maker)."""
     clock = [0.0]
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock[0])
+
+    def timed(step):
+        def timed_step(batch):
+            clock[0] += 1.0
+            return step(batch)
+        return timed_step
+
+    return timed
+
+
+@pytest.mark.parametrize("limit, steps, left", [
+    (0, [1], "0:00"), (8.3, [4, 4], "0:07"), (8.5, [4, 4, 1], "0:08"), (125, [4] * 5, "2:04"),
+])
+def test_time_limit(limit, steps, left, capsys, monkeypatch):
+    # every step takes one second, so an epoch of 4 batches takes 4 seconds
+    timed = fake_clock(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
-
-    def timed_step(idx):
-        clock[0] += 1.0
-        return step(idx)
-
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
-    history = trainer.fit(5, batches, timed_step, evaluate, time_limit=limit)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      log_every=1)
+    history = trainer.fit(5, batches, timed(step), evaluate, time_limit=limit)
     # the limit cuts the running epoch after its step; no epoch starts with less than a tenth
     # of the last epoch's time (0.4 s) left
     assert [len(s) for s in history.step_loss] == steps and trainer.epoch == len(steps)
     assert len(history.metrics["accuracy"]) == len(steps)  # a cut epoch is still evaluated
     cut = steps[-1] < 4
-    note = f"stopped by the time limit after {steps[-1]} step"
-    assert (note in capsys.readouterr().out) == cut
+    assert history.epoch_fraction == [1.0] * (len(steps) - cut) + [0.25] * cut
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(f"items/s | {left} left")  # after the first step
+    note = f"stopped by the time limit after {steps[-1]} step (25% of the epoch)"
+    assert (note in out) == cut
+
+
+def test_a_cut_epoch_of_unknown_length_is_measured_against_the_last_whole_one(monkeypatch):
+    timed = fake_clock(monkeypatch)
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=5.5)
+    assert [len(s) for s in history.step_loss] == [4, 2]
+    assert history.epoch_fraction == [1.0, 0.5]
+
+
+def test_callbacks_run_after_each_recorded_epoch_before_the_checkpoint_and_can_stop(tmp_path):
+    path = tmp_path / "run.npz"
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), checkpoint=path,
+                      progress=False)
+    seen = []
+
+    def callback(t):
+        assert t is trainer and t.model.training and mg.is_grad_enabled()
+        seen.append((t.epoch, len(t.history.train_loss), len(t.history.metrics["accuracy"])))
+        assert mg.load(path)["epoch"] == t.epoch - 1 if t.epoch > 1 else not path.exists()
+        if t.epoch == 3:
+            t.should_stop = True
+
+    trainer.fit(10, batches, step, evaluate, callbacks=[callback, lambda t: seen.append("next")])
+    assert seen == [(1, 1, 1), "next", (2, 2, 2), "next", (3, 3, 3), "next"]
+    assert trainer.epoch == 3 and mg.load(path)["epoch"] == 3
+    trainer.fit(1, batches, step, evaluate, callbacks=callback)  # one callable; stop is reset
+    assert trainer.epoch == 4 and seen[-1] == (4, 4, 4)
+
+
+def run_watched(values, stopper, epochs=10):
+    """Fit with ``evaluate()`` giving ``values`` in turn (as "valid_loss" and "accuracy") and
+    ``stopper`` as a callback; returns the trainer and the weights after each epoch."""
+    mg.manual_seed(0)
+    model = Net()
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.5), progress=False)
+    batches, step, _ = task(model)
+    values = iter(values)
+
+    def evaluate():
+        value = next(values)
+        return {"valid_loss": value, "accuracy": value}
+
+    weights = []
+    trainer.fit(epochs, batches, step, evaluate,
+                callbacks=[lambda t: weights.append(t.model.state_dict()), stopper])
+    return trainer, weights
+
+
+def assert_weights(model, state):
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[name])
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement_and_restores_the_best(
+        capsys):
+    stopper = EarlyStopping("valid_loss", patience=2)
+    trainer, weights = run_watched([3.0, 2.0, 2.5, 2.1, 1.0, 0.5], stopper)
+    assert trainer.epoch == 4 and len(trainer.history.train_loss) == 4
+    assert (stopper.best, stopper.best_epoch) == (2.0, 2)
+    assert_weights(trainer.model, weights[1])  # back at epoch 2
+    assert ("early stopping: valid_loss has not improved for 2 epochs (best 2 after epoch 2); "
+            "the model is back at its weights of epoch 2") in capsys.readouterr().out
+
+
+def test_early_stopping_in_max_mode_with_min_delta_and_without_restoring():
+    stopper = EarlyStopping("accuracy", patience=3, mode="max", restore_best=False)
+    trainer, weights = run_watched([0.5, 0.6, 0.55, 0.7, 0.65, 0.6, 0.7, 0.9], stopper)
+    assert trainer.epoch == 7 and stopper.best_epoch == 4  # equal to the best is no gain
+    assert stopper.best_state is None
+    assert_weights(trainer.model, weights[-1])  # the last weights stay
+    stopper = EarlyStopping("valid_loss", patience=2, min_delta=0.1)
+    trainer, _ = run_watched([3.0, 2.0, 1.95, 1.92, 1.0], stopper)
+    assert trainer.epoch == 4 and stopper.best == 2.0
+
+
+def test_early_stopping_that_never_fires_keeps_the_best_weights_at_hand():
+    stopper = EarlyStopping("valid_loss", patience=2)
+    trainer, weights = run_watched([3.0, 2.0, 2.5, 1.5, 1.8], stopper, epochs=5)
+    assert trainer.epoch == 5 and not trainer.should_stop and stopper.best_epoch == 4
+    assert_weights(trainer.model, weights[4])
+    trainer.model.load_state_dict(stopper.best_state)
+    assert_weights(trainer.model, weights[3])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(patience=0), "EarlyStopping: patience must be an int >= 1; got 0"),
+    (dict(patience=1.5), "patience must be an int >= 1; got 1.5"),
+    (dict(mode="avg"), "EarlyStopping: mode must be 'min' or 'max'; got 'avg'"),
+    (dict(min_delta=-0.1), "EarlyStopping: min_delta must be >= 0; got -0.1"),
+])
+def test_early_stopping_rejects_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EarlyStopping("valid_loss", **kwargs)
+
+
+def test_early_stopping_names_a_missing_metric():
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    with pytest.raises(KeyError, match=r"EarlyStopping: monitor='valid_loss' is not among the "
+                                       r"metrics evaluate\(\) returned: \['accuracy'\]"):
+        trainer.fit(2, batches, step, evaluate, callbacks=[EarlyStopping("valid_loss")])
 
 
 def test_bad_losses_and_arguments():
@@ -301,3 +475,11 @@ def test_bad_losses_and_arguments():
         Trainer(model, opt, clip_norm=0)
     with pytest.raises(ValueError, match="log_every must be >= 1"):
         Trainer(model, opt, log_every=0)
+    for epochs in (-1, 2.0, True):
+        with pytest.raises(ValueError, match=r"Trainer.fit: epochs must be an int >= 0 \(how "
+                                             rf"many more epochs to train\); got {epochs}"):
+            trainer.fit(epochs, lambda: [None], nan_step)
+    with pytest.raises(TypeError, match="a callback must be callable as callback\\(trainer\\); "
+                                        "got 'stop'"):
+        trainer.fit(1, lambda: [None], nan_step, callbacks=["stop"])
+    assert trainer.epoch == 0
