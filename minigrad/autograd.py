@@ -308,17 +308,37 @@ class GradientSums:
         self.create_graph = create_graph
         self.wanted = wanted  # ids of the leaves to keep (mg.grad); None keeps every leaf
 
+    def add_inputs(self, fn: Function, input_grads: tuple) -> None:
+        """Deliver what ``fn.backward`` returned to each input that requires grad, reduced to
+        the input's shape and dtype."""
+        nodes = self.nodes
+        for x, g in zip(fn.inputs, input_grads):
+            if g is None or not x.requires_grad:
+                continue
+            producer = x.grad_fn
+            if type(g) is ProductSum:
+                if producer is None:  # a leaf: keep gathering the factors of its uses
+                    self.add(x, g)
+                    continue
+                g = g.tensor()
+            if type(g) is not Tensor or g.data.shape != x.data.shape \
+                    or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
+                g = _to_input(fn, x, g)
+            if producer is not None and producer not in nodes:  # the first to reach producer
+                slots = nodes[producer] = [None] * len(producer.outputs)
+                slots[x.output_nr] = g
+            else:
+                self.add(x, g)
+
     def add(self, x: Tensor, g: Tensor | ProductSum) -> None:
-        """Deliver the gradient ``g`` to ``x``."""
+        """Deliver the gradient ``g`` to ``x``, adding it to what ``x`` has received so far."""
         fn = x.grad_fn
         if fn is not None:
             slots = self.nodes.get(fn)
-            if slots is None:  # the first gradient to reach this node
+            if slots is None:
                 slots = self.nodes[fn] = [None] * len(fn.outputs)
-                slots[x.output_nr] = g
-            else:
-                prev = slots[x.output_nr]
-                slots[x.output_nr] = g if prev is None else self._sum((fn, x.output_nr), prev, g)
+            prev = slots[x.output_nr]
+            slots[x.output_nr] = g if prev is None else self._sum((fn, x.output_nr), prev, g)
         elif self.wanted is None or id(x) in self.wanted:
             entry = self.leaves.get(id(x))
             if entry is None:
@@ -361,27 +381,16 @@ def run_backward(
     order = forward_order(roots)
     # The ops that backward is made of are not checked one by one under anomaly mode: each
     # node's returned gradients are, so a NaN is blamed on the op whose backward made it.
-    add, waiting = sums.add, sums.nodes  # bound once: the loop below is the engine's hot path
+    add_inputs, waiting = sums.add_inputs, sums.nodes  # bound once: this is the hot loop
     with _switched("grad_enabled", create_graph), _switched("anomaly", False):
         for root, g in zip(roots, root_grads):
-            add(root, g)
+            sums.add(root, g)
         for fn in reversed(order):
             grads = waiting.pop(fn, None)
             if grads is None:
                 continue  # no gradient flows into this node
-            in_grads = _call_backward(fn, grads, retain_graph, anomaly, observer, wanted, captured)
-            for x, g in zip(fn.inputs, in_grads):
-                if g is None or not x.requires_grad:
-                    continue
-                if type(g) is ProductSum:
-                    if x.grad_fn is None:  # a leaf: keep gathering the factors of its uses
-                        add(x, g)
-                        continue
-                    g = g.tensor()
-                if type(g) is not Tensor or g.data.shape != x.data.shape \
-                        or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
-                    g = _to_input(fn, x, g)
-                add(x, g)
+            add_inputs(fn, _call_backward(fn, grads, retain_graph, anomaly, observer, wanted,
+                                          captured))
         for x, g in sums.leaves.values():  # a leaf's hooks see its total gradient, once
             g = _materialize(g)
             if x.hooks:
