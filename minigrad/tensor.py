@@ -21,13 +21,15 @@ def _as_array(data: Any, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     tensor_dtypes: list[np.dtype] = []
-    if isinstance(data, (list, tuple)):
-        data = _values(data, tensor_dtypes)
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    array = np.asarray(data)
+    try:
+        array = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError):
+        if not isinstance(data, (list, tuple)):
+            raise
+        data = _values(data, tensor_dtypes)  # NumPy cannot read tensors inside a list
+        array = np.asarray(data, dtype=dtype)
     given = isinstance(data, (np.ndarray, np.generic)) or np.float64 in tensor_dtypes
-    if array.dtype == np.float64 and not given:
+    if dtype is None and array.dtype == np.float64 and not given:
         array = array.astype(np.float32)
     return array
 
