@@ -144,8 +144,9 @@ class EarlyStopping:
             raise KeyError(f"EarlyStopping: monitor={self.monitor!r} is not among the metrics "
                            f"evaluate() returned: {sorted(trainer.history.metrics)}")
         value = values[-1]
-        if self.best is None or (
-                self.best - value if self.mode == "min" else value - self.best) > self.min_delta:
+        gain = math.inf if self.best is None else (
+            self.best - value if self.mode == "min" else value - self.best)
+        if gain > self.min_delta:
             self.best, self.best_epoch, self.wait = value, trainer.epoch, 0
             if self.restore_best:
                 self.best_state = trainer.model.state_dict()
@@ -173,7 +174,8 @@ class Trainer:
     steps (default: a tenth of an epoch, or 100 steps when the epoch's length is unknown).
     ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
 
-    ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them.
+    ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them;
+    ``should_stop``, set by a callback, ends the running ``fit`` after its epoch.
 
     Resuming (``resume``) restores the model, the optimizer, the scheduler, the history, the
     epoch count and minigrad's random generator (dropout), so training continues exactly as

@@ -203,6 +203,9 @@ def test_checkpoint_holds_the_documented_keys_and_resume_checks_it(tmp_path):
     assert {"model", "optimizer", "epoch", "history", "scheduler"} <= set(state)
     assert state["epoch"] == 1
     assert state["history"]["train_loss"] == trainer.history.train_loss
+    assert state["history"]["epoch_fraction"] == [1.0]
+    older = {k: v for k, v in state["history"].items() if k != "epoch_fraction"}
+    assert History.from_state_dict(older).epoch_fraction == [1.0]  # saved before it existed
     np.testing.assert_array_equal(state["model"]["out.weight"], trainer.model.out.weight.data)
     mg.save({"model": state["model"]}, tmp_path / "weights.npz")
     with pytest.raises(ValueError, match=r"not a Trainer checkpoint \(missing \['epoch'"):
