@@ -1,5 +1,7 @@
 """minigrad: a reverse-mode autograd engine on NumPy, small enough to read in an afternoon."""
 
+__version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
+
 from minigrad.tensor import (  # noqa: I001  (binds the ops)
     Tensor, arange, ones, ones_like, randn, tensor, zeros, zeros_like,
 )
