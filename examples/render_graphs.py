@@ -1,87 +1,120 @@
-"""Draw the graphs that recurrent models build, as SVG files.
+"""Draw the graphs that recurrent models build: the pictures in docs/graphs/.
 
-    python examples/render_graphs.py [--out docs/graphs]
+    python examples/render_graphs.py [NAME ...] [--out docs/graphs] [--format svg]
 
-Writes five drawings: one LSTM cell step, one GRU cell step, a 2-layer LSTM language model
-unrolled over 35 steps with every layer collapsed to one box, a vanilla RNN unrolled over 12
-steps and shaded by the norm of the gradient that reached each tensor (watch it fade going
-back in time), and the backward pass of a tanh neuron drawn as ops. Rendering needs Graphviz's
-``dot`` (``apt-get install graphviz``); with ``--dot-only`` it writes the DOT sources instead.
+Five drawings (all of them unless NAMEs are given):
+  lstm_cell          one LSTM cell step, top to bottom, its gates and states named as in the
+                     cell's code (x, h, c in; i, f, g, o; the new c and h), with a legend
+  gru_cell           one GRU cell step (r, z, n, h)
+  lstm_collapsed     a 2-layer LSTM over 35 steps, each layer one box
+  rnn_grad_norm      a vanilla RNN over 6 steps, each tensor shaded by the norm of the gradient
+                     that reached it (watch it fade going back in time)
+  neuron_backward    o = tanh(w·x + b) and the graph of its gradients, made with
+                     create_graph=True and drawn as ops, with their values
+Rendering needs Graphviz's ``dot`` (``apt-get install graphviz``); ``--format gv`` writes the
+DOT sources, which need nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import graphviz
 
 import minigrad as mg
-from minigrad.models import RNN, GRUCell, LSTMCell
-from minigrad.models.lm import RNNLM
+from minigrad.models import LSTM, RNN, GRUCell, LSTMCell
+from minigrad.viz.render import GraphvizNotFoundError
 
 
-def cell_step(cell: mg.nn.Module, batch: int = 2):
-    """One step of a cell on random input from a zero state, drawn with its parameter names."""
-    x = mg.randn(batch, cell.input_size)
-    h, _ = cell(x)
-    return mg.draw_graph(h, params=cell)
+def lstm_cell_step() -> graphviz.Digraph:
+    """One LSTMCell step, top to bottom, with a legend: x, h and c in, then the gates and the
+    new c and h, named by the cell."""
+    cell = LSTMCell(3, 4)
+    x, h, c = mg.randn(2, 3).named("x"), mg.randn(2, 4).named("h"), mg.randn(2, 4).named("c")
+    h, (h, c) = cell(x, (h, c))
+    return mg.draw_graph(h, c, params=cell, rankdir="TB", legend=True)
 
 
-def collapsed_language_model():
-    """A 2-layer LSTM LM over 35 steps: each layer of the stack drawn as a single box."""
-    model = RNNLM(vocab_size=50, embed_size=16, hidden_size=16, num_layers=2)
-    ids = np.random.default_rng(0).integers(0, 50, (35, 4))
-    loss, _ = model.loss(ids[:-1], ids[1:])
-    return mg.draw_graph(loss, params=model, collapse="l*", rankdir="TB")
+def gru_cell_step() -> graphviz.Digraph:
+    """One GRUCell step, top to bottom: x and h in, then r, z, n and the new h."""
+    cell = GRUCell(3, 4)
+    x, h = mg.randn(2, 3).named("x"), mg.randn(2, 4).named("h")
+    h, _ = cell(x, h)
+    return mg.draw_graph(h, params=cell, rankdir="TB")
 
 
-def rnn_gradient_flow(steps: int = 12):
+def collapsed_lstm() -> graphviz.Digraph:
+    """A 2-layer LSTM over 35 steps, each layer drawn as a single box with its inputs."""
+    lstm = LSTM(16, 16, num_layers=2)
+    out, _ = lstm(mg.randn(35, 4, 16).named("x"))
+    return mg.draw_graph(out, params=lstm, collapse="l[0-9]")
+
+
+def rnn_gradient_flow(steps: int = 6) -> graphviz.Digraph:
     """A vanilla RNN unrolled over ``steps``, shaded by the gradient norm at every tensor."""
     rnn = RNN(4, 8)
     with mg.no_grad():  # small recurrent weights: gradients shrink going back in time
         rnn.weight_hh_l0.data *= 0.5
-    out, _ = rnn(mg.randn(steps, 1, 4))
+    out, _ = rnn(mg.randn(steps, 1, 4).named("x"))
     loss = out[-1].sum()
     with mg.trace_backward() as trace:
         loss.backward()
-    return mg.draw_graph(loss, params=rnn, color_by=trace.grad_norm, collapse="t*")
+    return mg.draw_graph(loss, params=rnn, color_by=trace.grad_norm, collapse="t*",
+                         rankdir="TB")
 
 
-def neuron_backward():
+def neuron_backward() -> graphviz.Digraph:
     """o = tanh(w·x + b) and, drawn as ops, the graph of do/dw made with create_graph=True."""
-    x = mg.tensor([2.0, 0.0])
-    w = mg.tensor([-3.0, 1.0], requires_grad=True)
-    b = mg.tensor(6.88, requires_grad=True)
+    x = mg.tensor([2.0, 0.0]).named("x")
+    w = mg.tensor([-3.0, 1.0], requires_grad=True).named("w")
+    b = mg.tensor(6.8813735870195432, requires_grad=True).named("b")  # o = 1/√2
     with mg.name_scope("forward"):
-        o = (w @ x + b).tanh()
+        o = (w @ x + b).tanh().named("o")
     with mg.name_scope("backward"):
         dw, db = mg.grad(o, [w, b], create_graph=True)
-    return mg.draw_graph(dw, db, params={"x": x, "w": w, "b": b, "o": o})
+    return mg.draw_graph(dw.named("do/dw"), db.named("do/db"), show_values=True, rankdir="TB")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/graphs"), help="output folder")
-    parser.add_argument("--dot-only", action="store_true", help="write DOT sources, no SVG")
-    args = parser.parse_args()
+DRAWINGS: dict[str, Callable[[], graphviz.Digraph]] = {
+    "lstm_cell": lstm_cell_step,
+    "gru_cell": gru_cell_step,
+    "lstm_collapsed": collapsed_lstm,
+    "rnn_grad_norm": rnn_gradient_flow,
+    "neuron_backward": neuron_backward,
+}
+
+
+def draw(name: str) -> graphviz.Digraph:
+    """One of the drawings, from the same seed every time."""
     mg.manual_seed(0)
-    drawings = {
-        "lstm_cell": lambda: cell_step(LSTMCell(3, 4)),
-        "gru_cell": lambda: cell_step(GRUCell(3, 4)),
-        "lstm_lm_collapsed": collapsed_language_model,
-        "rnn_grad_norm": rnn_gradient_flow,
-        "neuron_backward": neuron_backward,
-    }
+    return DRAWINGS[name]()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the drawings named on the command line (all by default) to the output folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"drawings to write (default all): {', '.join(DRAWINGS)}")
+    parser.add_argument("--out", type=Path, default=Path("docs/graphs"),
+                        help="output folder (default docs/graphs)")
+    parser.add_argument("--format", default="svg",
+                        help="svg (default), png, pdf, ... or gv for the DOT source")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in DRAWINGS]
+    if unknown:
+        parser.error(f"unknown drawing {unknown[0]!r}; choose from {', '.join(DRAWINGS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, draw in drawings.items():
-        graph = draw()
-        if args.dot_only:
-            path = args.out / f"{name}.gv"
+    for name in args.names or DRAWINGS:
+        graph, path = draw(name), args.out / f"{name}.{args.format}"
+        if args.format == "gv":
             path.write_text(graph.source)
         else:
-            path = args.out / f"{name}.svg"
-            path.write_bytes(graph.pipe(format="svg"))
+            try:
+                path.write_bytes(graph.pipe(format=args.format))
+            except GraphvizNotFoundError as e:
+                parser.exit(1, f"error: {e}\n")
         print(f"wrote {path}")
 
 

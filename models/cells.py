@@ -103,6 +103,12 @@ class Cell(Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
+def _name(**tensors: mg.Tensor) -> None:
+    """Name each tensor after its keyword: the names ``draw_graph`` and ``print_graph`` show."""
+    for name, t in tensors.items():
+        t.named(name)
+
+
 def _shapes(state: State) -> tuple:
     """The shape of a state, or the tuple of its parts' shapes."""
     if isinstance(state, tuple):
@@ -127,6 +133,7 @@ class RNNCell(Cell):
     def step(self, xp, h):
         pre = self.project_hidden(h, xp)
         h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
+        _name(h=h)
         return h, h
 
 
@@ -144,8 +151,10 @@ class LSTMCell(Cell):
     def step(self, xp, state):
         h, c = state
         i, f, g, o = self.project_hidden(h, xp).chunk(4)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = o.sigmoid() * c.tanh()
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        c = f * c + i * g
+        h = o * c.tanh()
+        _name(i=i, f=f, g=g, o=o, c=c, h=h)
         return h, (h, c)
 
 
@@ -162,6 +171,7 @@ class GRUCell(Cell):
         z = (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
         h = (1 - z) * n + z * h
+        _name(r=r, z=z, n=n, h=h)
         return h, h
 
 
@@ -182,8 +192,11 @@ class PeepholeLSTMCell(LSTMCell):
         i, f, g, o = self.project_hidden(h, xp).chunk(4)
         i = (i + self.peephole_i * c).sigmoid()
         f = (f + self.peephole_f * c).sigmoid()
-        c = f * c + i * g.tanh()
-        h = (o + self.peephole_o * c).sigmoid() * c.tanh()
+        g = g.tanh()
+        c = f * c + i * g
+        o = (o + self.peephole_o * c).sigmoid()
+        h = o * c.tanh()
+        _name(i=i, f=f, g=g, o=o, c=c, h=h)
         return h, (h, c)
 
 
@@ -196,7 +209,8 @@ class CoupledLSTMCell(LSTMCell):
     def step(self, xp, state):
         h, c = state
         f, g, o = self.project_hidden(h, xp).chunk(3)
-        f = f.sigmoid()
-        c = f * c + (1 - f) * g.tanh()
-        h = o.sigmoid() * c.tanh()
+        f, g, o = f.sigmoid(), g.tanh(), o.sigmoid()
+        c = f * c + (1 - f) * g
+        h = o * c.tanh()
+        _name(f=f, g=g, o=o, c=c, h=h)
         return h, (h, c)

@@ -1,10 +1,15 @@
-"""Tests of minigrad.viz: DOT source of drawn graphs, SVG rendering, print_graph, trace_backward."""
+"""Tests of minigrad.viz: DOT source of drawn graphs, SVG rendering, print_graph, trace_backward,
+and the drawings of examples/render_graphs.py.
+
+Tests that render need Graphviz's `dot`; without it they skip and say why (`pytest -rs`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,9 +22,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad.viz import GraphvizNotFoundError, demo_graph
+from minigrad.models import LSTMCell
+from minigrad.viz.render import GraphvizNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="rendering needs Graphviz's `dot`, which is not on PATH (apt-get install graphviz)",
+)
+_spec = importlib.util.spec_from_file_location("render_graphs", ROOT / "examples/render_graphs.py")
+render_graphs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render_graphs)
 NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
 
@@ -68,14 +82,17 @@ class Dot:
 
 
 def _lines(attrs: str) -> list[str]:
-    """The lines of an HTML-like label, tags dropped (entities kept)."""
+    """The lines of an HTML-like label (one line, or the cells of a table), tags dropped
+    (entities kept)."""
     start = attrs.index("label=<") + len("label=")
     depth = 0
     for end in range(start, len(attrs)):
         depth += {"<": 1, ">": -1}.get(attrs[end], 0)
         if depth == 0:
             break
-    return [re.sub(r"<[^>]*>", "", part) for part in attrs[start + 1:end].split("<BR/>")]
+    label = attrs[start + 1:end]
+    parts = re.findall(r"<TD[^>]*>(.*?)</TD>", label) if label.startswith("<TABLE") else [label]
+    return [re.sub(r"<[^>]*>", "", part) for part in parts]
 
 
 def _attr(attrs: str, key: str) -> str | None:
@@ -156,14 +173,101 @@ def test_params_from_anything_with_named_parameters():
         mg.draw_graph(y, params={"w": np.ones(2)})
 
 
-def test_multi_output_ops_label_their_output_edges():
+def test_outputs_of_multi_output_ops_say_which_output_they_are_in_their_own_label():
     x = mg.tensor(np.arange(6.0), requires_grad=True)
     a, _, c = x.chunk(3)
     dot = Dot(mg.draw_graph(a * c).source)
     split = dot.with_label("Split")
-    assert [label for tail, _, label in dot.edges if tail == split] == [
-        "taillabel=0", "taillabel=2"]
+    outputs = [head for tail, head, _ in dot.edges if tail == split]
+    assert [dot.lines(t) for t in outputs] == [["[0] (2,) float64"], ["[2] (2,) float64"]]
+    assert all(label == "" for _, _, label in dot.edges)  # no edge labels to pile up
     assert len(dot.ids("t")) == 4  # the unused piece is not drawn
+
+
+def test_unbind_outputs_are_labelled_on_their_nodes_and_named_ones_keep_the_number():
+    x = mg.tensor(np.ones((12, 2)), requires_grad=True)
+    parts = mg.unbind(x)
+    parts[5].named("x5")
+    dot = Dot(mg.draw_graph(mg.stack(parts)).source)
+    unbind = dot.with_label("Unbind")
+    outputs = [head for tail, head, _ in dot.edges if tail == unbind]
+    assert [dot.lines(t)[-1] for t in outputs] == [f"[{k}] (2,) float64" for k in range(12)]
+    assert dot.lines(outputs[5]) == ["x5", "[5] (2,) float64"]
+    with mg.name_scope("s"):
+        parts = mg.unbind(x)
+    boxed = Dot(mg.draw_graph(mg.stack(parts), collapse="s").source)
+    labels = [line for t in boxed.ids("t") for line in boxed.lines(t)]
+    assert boxed.labels("box") == ["s"] and labels.count("(2,) float64") == 12
+    assert not any("[" in line for line in labels)  # no number for the outputs of a box
+
+
+def test_tensor_names_label_drawings_and_printed_graphs_and_params_win():
+    w = mg.tensor(np.ones((2, 3)), requires_grad=True).named("not shown")
+    x = mg.tensor(np.ones(3)).named("x")
+    h = (w @ x).tanh().named("h")
+    assert h.name == "h" and (w @ x).name is None  # ops make unnamed tensors
+    dot = Dot(mg.draw_graph(h, params={"w": w}).source)
+    assert dot.lines(dot.with_label("h")) == ["h", "(2,) float64"]
+    assert dot.lines(dot.with_label("x")) == ["x", "(3,) float64"]
+    assert dot.with_label("w") and "not shown" not in mg.draw_graph(h, params={"w": w}).source
+    out = io.StringIO()
+    mg.print_graph(h, params={"w": w}, file=out)
+    assert [_left(line) for line in out.getvalue().splitlines()] == [
+        "h = Tanh(%0)", "  %0 = MatMul(w, x)", "    w", "    x"]
+
+
+def test_print_graph_tells_apart_tensors_that_share_a_name():
+    h = mg.tensor(np.ones(2), requires_grad=True).named("h")
+    for _ in range(2):
+        h = (h * 2).named("h")
+    out = io.StringIO()
+    mg.print_graph(h, file=out)
+    assert [_left(line) for line in out.getvalue().splitlines()] == [
+        "h = Mul(h_1, %0)", "  h_1 = Mul(h_2, %1)", "    h_2", "    %1", "  %0"]
+
+
+def test_named_sets_the_name_and_returns_the_tensor_and_rejects_a_non_string():
+    t = mg.tensor([1.0])
+    assert t.name is None and t.named("c") is t and t.name == "c"
+    assert t.detach().name is None
+    with pytest.raises(TypeError, match="Tensor.named: name must be a str; got int"):
+        t.named(3)
+    assert t.name == "c"
+
+
+def test_built_in_cells_name_their_gates_and_states_as_their_equations_do():
+    from minigrad.models import CoupledLSTMCell, GRUCell, PeepholeLSTMCell, RNNCell
+
+    x = mg.randn(2, 3)
+    for cell, names in [(RNNCell(3, 4), {"h"}), (GRUCell(3, 4), set("rznh")),
+                        (LSTMCell(3, 4), set("ifgoch")), (PeepholeLSTMCell(3, 4), set("ifgoch")),
+                        (CoupledLSTMCell(3, 4), set("fgoch"))]:
+        h, state = cell(x)
+        assert h.name == "h" and (not isinstance(state, tuple) or state[1].name == "c")
+        dot = Dot(mg.draw_graph(h, params=cell).source)
+        named = {dot.lines(t)[0] for t in dot.ids("t")} - {n for n, _ in cell.named_parameters()}
+        assert {n for n in named if "float32" not in n} == names, type(cell).__name__
+
+
+def test_the_legend_explains_fills_borders_and_dashes_and_stays_off_by_default():
+    o, p = neuron()
+    assert "parameter (leaf with grad)" not in mg.draw_graph(o).source
+    source = mg.draw_graph(o, legend=True).source
+    (graph_line,) = [line for line in source.splitlines() if line.strip().startswith("graph [")]
+    rows = re.findall(r'<TD BORDER="(\d)" BGCOLOR="([^"]*)" STYLE="([^"]*)"[^>]*></TD>'
+                      r'<TD ALIGN="LEFT"><FONT POINT-SIZE="9">([^<]*)</FONT>', graph_line)
+    assert rows == [("1", "#dbe8f6", "rounded", "parameter (leaf with grad)"),
+                    ("1", "#e3f1dc", "rounded", "input (leaf without grad)"),
+                    ("2", "#ffffff", "rounded", "root (drawn from)"),
+                    ("1", "#eeeeee", "dashed", "op: saved arrays freed by backward")]
+    assert "labelloc=b" in graph_line  # below the drawing, not beside it
+    w, x = mg.tensor(1.0, requires_grad=True), mg.tensor([1.0, 2.0])
+    fills = Dot(mg.draw_graph((w * x).sum()).source)  # w, x, w * x, the sum
+    assert [_attr(fills.nodes[t], "fillcolor") for t in fills.ids("t")] == [
+        "#dbe8f6", "#e3f1dc", None, None]  # the made ones take the default, white
+    o.backward()
+    shaded = mg.draw_graph(o, legend=True, color_by="grad_norm").source
+    assert "root (drawn from)" in shaded and "parameter (leaf with grad)" not in shaded
 
 
 def test_constants_show_their_value_and_values_and_grads_are_summarised():
@@ -385,26 +489,72 @@ def _svg_text(graph) -> str:
     return " ".join(el.text for el in ET.fromstring(graph.pipe(format="svg")).iter() if el.text)
 
 
+@needs_dot
 def test_awkward_names_are_escaped_for_dot_and_html():
     w = mg.tensor([1.0, 2.0], requires_grad=True)
     with mg.name_scope('sc<o>pe"&\\'):
-        y = (w * w).sum()
-    graph = mg.draw_graph(y, params={"<a&b>": w, 'q"\\n]': y})
-    assert "<B>&lt;a&amp;b&gt;</B>" in graph.source
+        y = (w * w).sum().named("<&y>")
+    graph = mg.draw_graph(y, params={"<a&b>": w})
+    assert "<B>&lt;a&amp;b&gt;</B>" in graph.source and "<B>&lt;&amp;y&gt;</B>" in graph.source
     assert '<B>sc&lt;o&gt;pe"&amp;\\</B>' in graph.source
     text = _svg_text(graph)
-    assert "<a&b>" in text and 'q"\\n]' in text and 'sc<o>pe"&\\' in text
+    assert "<a&b>" in text and "<&y>" in text and 'sc<o>pe"&\\' in text
     assert 'sc<o>pe"&\\' in _svg_text(mg.draw_graph(y, collapse="sc*"))
 
 
-@pytest.mark.parametrize("demo, labels", [
-    ("lstm_cell", ["lstm_cell", "weight_ih", "(2, 16) float32", "Split", "Sigmoid", "h'", "c'"]),
-    ("gru_unroll", ["gru", "t2", "weight_hh", "(2, 12) float32", "x2", "Split"]),
-    ("tanh_neuron", ["forward", "backward", "do/dw1", "0.7071", "Tanh", "TanhGrad"]),
+@pytest.mark.parametrize("name, labels", [
+    ("lstm_cell", ["lstmcell", "weight_ih", "x", "h", "c", "i", "f", "g", "o", "[3] (2, 4) float32",
+                   "Split", "Sigmoid", "root (drawn from)"]),
+    ("gru_cell", ["grucell", "weight_hh", "r", "z", "n", "h", "[2] (2, 4) float32"]),
+    ("lstm_collapsed", ["l0", "l1", "389 ops", "weight_hh_l1", "(35, 4, 16) float32"]),
+    ("rnn_grad_norm", ["t5", "grad norm", "[5] (1, 8) float32", "Unbind"]),
+    ("neuron_backward", ["forward", "backward", "do/dw", "do/db", "0.7071", "0.5", "TanhGrad"]),
 ])
-def test_rendered_demos_parse_as_svg_and_show_their_labels(demo, labels):
-    text = _svg_text(demo_graph(demo))
-    assert all(label in text for label in labels)
+@needs_dot
+def test_rendered_drawings_parse_as_svg_and_show_their_labels(name, labels):
+    text = _svg_text(render_graphs.draw(name))
+    assert all(label in text.split("  ") or f" {label} " in f" {text} " for label in labels)
+
+
+def test_the_readme_drawing_is_one_lstm_step_top_to_bottom_with_named_gates_and_states():
+    dot = Dot(render_graphs.draw("lstm_cell").source)
+    first = [dot.lines(t)[0] for t in dot.ids("t")]
+    assert sorted(n for n in first if "float32" not in n) == sorted(
+        ["bias_hh", "bias_ih", "weight_hh", "weight_ih", "x", "h", "c", "i", "f", "g", "o",
+         "c", "h"])
+    roots = [dot.lines(t)[0] for t in dot.ids("t") if "penwidth=2" in dot.nodes[t]]
+    assert sorted(roots) == ["c", "h"]  # the new state
+    source = render_graphs.draw("lstm_cell").source
+    assert "rankdir=TB" in source and "root (drawn from)" in source
+    assert len(dot.ids("op")) <= 15 and len(dot.ids("t")) <= 25  # small enough to read
+
+
+def _readme_drawing_code() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Drawing graphs"):]
+    return section[section.index("```python\n") + 10:section.index("```\n")]
+
+
+def test_the_readme_snippet_draws_the_readme_picture():
+    code = _readme_drawing_code()
+    assert "graph.render(" in code
+    mg.manual_seed(0)
+    scope = {}
+    exec("\n".join(line for line in code.splitlines() if ".render(" not in line), scope)
+    assert scope["graph"].source == render_graphs.draw("lstm_cell").source
+
+
+@needs_dot
+def test_the_readme_snippet_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(_readme_drawing_code(), {})
+    svg = ET.parse(tmp_path / "lstm_cell.svg").getroot()
+    assert {"x", "i", "f", "g", "o", "weight_ih"} <= {el.text for el in svg.iter()}
+
+
+def test_the_same_drawing_comes_out_every_time():
+    for name in render_graphs.DRAWINGS:
+        assert render_graphs.draw(name).source == render_graphs.draw(name).source
 
 
 def test_missing_dot_says_to_install_graphviz(monkeypatch, tmp_path):
@@ -427,8 +577,6 @@ def test_bad_arguments_raise_clear_errors():
         mg.draw_graph(o, np.ones(2))
     with pytest.raises(ValueError, match="rankdir must be"):
         mg.draw_graph(o, rankdir="up")
-    with pytest.raises(ValueError, match="unknown demo 'mlp'; choose from lstm_cell"):
-        demo_graph("mlp")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,15 +665,36 @@ def test_trace_backward_stops_watching_when_the_block_ends_even_on_error():
 # command line
 
 
+@needs_dot
 def test_command_line_writes_an_svg(tmp_path):
-    out = tmp_path / "gru.svg"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "minigrad.viz", "gru_unroll", "-o", str(out),
-                          "--collapse", "t*"], capture_output=True, text=True, env=env, cwd=ROOT)
+    run = subprocess.run([sys.executable, "examples/render_graphs.py", "gru_cell", "--out",
+                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert run.returncode == 0, run.stderr
+    out = tmp_path / "gru_cell.svg"
     assert run.stderr == "" and run.stdout == f"wrote {out}\n"
     text = " ".join(el.text for el in ET.parse(out).getroot().iter() if el.text)
-    assert all(f"t{t}" in text for t in range(3)) and "19 ops" in text
-    bad = subprocess.run([sys.executable, "-m", "minigrad.viz", "mlp"], capture_output=True,
-                         text=True, env=env, cwd=ROOT)
-    assert bad.returncode == 2 and "invalid choice: 'mlp'" in bad.stderr
+    assert all(f" {n} " in f" {text} " for n in ["r", "z", "n", "h", "weight_ih"])
+
+
+def test_command_line_writes_dot_sources_without_graphviz_and_rejects_unknown_names(tmp_path):
+    render_graphs.main(["lstm_cell", "neuron_backward", "--out", str(tmp_path), "--format", "gv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lstm_cell.gv", "neuron_backward.gv"]
+    assert (tmp_path / "lstm_cell.gv").read_text() == render_graphs.draw("lstm_cell").source
+    bad = subprocess.run([sys.executable, "examples/render_graphs.py", "mlp"],
+                         capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert bad.returncode == 2 and "unknown drawing 'mlp'; choose from lstm_cell" in bad.stderr
+
+
+def test_missing_dot_gives_a_clear_error_on_the_command_line(tmp_path):
+    env = ENV | {"PATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "examples/render_graphs.py", "gru_cell", "--out",
+                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert run.returncode == 1 and "apt-get install graphviz" in run.stderr
+
+
+def test_import_minigrad_puts_the_graph_tools_in_view_without_loading_graphviz():
+    code = ("import sys, pydoc, minigrad as mg; print('graphviz' in sys.modules); "
+            "print(all(f in dir(mg) and f in pydoc.render_doc(mg) for f in "
+            "('draw_graph', 'print_graph', 'trace_backward')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert run.stdout.split() == ["False", "True"], run.stderr

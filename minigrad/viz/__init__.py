@@ -1,0 +1,19 @@
+"""Computation graphs you can read: draw them with Graphviz, print them, trace backward.
+
+- ``draw.py``: ``draw_graph``, the graph behind some tensors as a ``graphviz.Digraph``;
+- ``text.py``: ``print_graph``, the same graph as an indented tree of text;
+- ``trace.py``: ``trace_backward``, the ops that backward visits, in order, with the norms of
+  the gradients flowing through them;
+- ``graph.py``: what those share: roots, tensor names, summaries, scopes;
+- ``render.py``: the hand-over to Graphviz (imported on the first drawing only).
+
+Graphs are walked iteratively (no recursion, a 10,000-step unroll is fine), never need the
+arrays that backward frees, and give the same output every time for the same computation.
+``examples/render_graphs.py`` draws the pictures in ``docs/graphs/``.
+"""
+
+from minigrad.viz.draw import draw_graph
+from minigrad.viz.text import print_graph
+from minigrad.viz.trace import Trace, TraceRecord, trace_backward
+
+__all__ = ["Trace", "TraceRecord", "draw_graph", "print_graph", "trace_backward"]
