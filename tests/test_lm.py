@@ -247,7 +247,8 @@ def test_bad_input_gets_clear_errors_and_leaves_the_model_intact():
     with pytest.raises(IndexError, match="cross_entropy: target 6 is out of range for 6 classes"):
         model.loss(x, np.full((4, 2), 6))
     bad_state = (mg.zeros(1, 3, 3, dtype=np.float64),) * 2
-    with pytest.raises(ValueError, match=r"LSTM: expected hx as 2 tensors of shape \(1, 2, 3\)"):
+    with pytest.raises(ValueError, match=r"LSTM: expected hx as a tuple of 2 tensors, .* each "
+                                         r"of shape \(1, 2, 3\) .*got a tuple of shapes"):
         model(x, bad_state)
     with pytest.raises(ValueError, match="cell must be one of"):
         RNNLM(6, 3, 3, cell="transformer")
