@@ -1,6 +1,7 @@
 """Data for sequence models, all offline: vocabularies, text corpora and truncated-BPTT batches
 for language models, padding and minibatches, and generated tasks (integer addition, date
-normalisation, phrase sentiment tagging). Pure NumPy and the standard library; every generator
+normalisation, phrase sentiment tagging), or seq2seq data from your own (question, answer)
+strings (``Seq2SeqData.from_pairs``). Pure NumPy and the standard library; every generator
 takes a seed and returns the same arrays for the same seed."""
 
 from minigrad.data.batching import minibatches, pad_batch
