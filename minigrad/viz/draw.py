@@ -75,8 +75,9 @@ def draw_graph(
             gradient). Any callable Tensor -> number or None works the same way.
         rankdir: Graphviz layout direction: ``"LR"`` (default), ``"TB"``, ``"RL"`` or ``"BT"``.
             Top to bottom (``"TB"``) suits a single step, which is deep rather than long.
-        legend: add a small key: parameter and input fills (leaves with and without grad), the
-            root's thick border, and the dashed border of an op whose saved arrays backward
+        legend: add a small key below the drawing: the fills of parameters and inputs (leaves
+            with and without grad; left out under ``color_by``, whose fills replace them), the
+            roots' thick border, and the dashed border of an op whose saved arrays backward
             has freed.
 
     The output of an op with several outputs (``chunk``, ``split``, ``unbind``) shows which one
