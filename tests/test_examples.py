@@ -82,6 +82,28 @@ def test_a_bad_value_ends_the_script_itself_with_exit_code_2_and_no_traceback():
         "char_lm.py: error: argument --temperatures: must be a positive number; got 0\n")
 
 
+@pytest.mark.parametrize("name", ["char_lm", "tagging", "vanishing_gradients"])
+def test_every_default_in_help_is_shown_once(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        example(name).parse_args(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--tag-epochs", "0"], "--tag-epochs must be positive; got 0"),
+    (["--sentences", "-5"], "--sentences must be positive; got -5"),
+    (["--gen-lr", "0"], "--gen-lr must be positive; got 0.0"),
+])
+def test_tagging_rejects_bad_values_before_training(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        example("tagging").parse_args(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: {message}\n")
+
+
 @pytest.mark.parametrize(("name", "option", "path"), [
     ("vanishing_gradients", "out", "runs/vanishing_gradients.png"),
     ("dates", "plot", "runs/dates_attention.png"),

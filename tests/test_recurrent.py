@@ -466,20 +466,11 @@ def test_a_cell_instance_instead_of_a_cell_class_gives_a_clear_error():
     assert Recurrent(LSTMCell, 3, 5)(mg.randn(4, 2, 3))[0].shape == (4, 2, 5)
 
 
-class TupleStateCellWithoutInitState(Cell):
-    """The README's LSTM cell without ``init_state``: its state is ``(h, c)``, but it gets the
-    base class's single ``(B, H)`` zero tensor."""
+class TupleStateCellWithoutInitState(LSTMCell):
+    """An LSTM cell written without ``init_state`` (as the README's snippet once was): its state
+    is ``(h, c)``, but it gets the base class's single ``(B, H)`` zero tensor."""
 
-    gates = 4
-    fold_hidden_bias = True
-
-    def step(self, xp, state):
-        h, c = state
-        i, f, g, o = self.project_hidden(h, xp).chunk(4)
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-        c = f * c + i * g
-        h = o * c.tanh()
-        return h, (h, c)
+    init_state = Cell.init_state
 
 
 class RowsAsState(Module):
