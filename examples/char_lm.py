@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         trainer.resume(args.checkpoint)
         print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
     step = StatefulStep(model, train)
-    history = trainer.fit(args.epochs, step.batches, step,
+    # fit trains that many more epochs; --epochs counts the whole run, resumed epochs included
+    history = trainer.fit(max(0, args.epochs - trainer.epoch), step.batches, step,
                           evaluate=lambda: {"valid_ppl": model.perplexity(valid)},
                           monitor="valid_ppl", time_limit=args.minutes * 60)
 

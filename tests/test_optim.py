@@ -380,3 +380,15 @@ def test_reduce_lr_on_plateau_errors():
     with pytest.raises(ValueError, match="patience and cooldown must be >= 0"):
         ReduceLROnPlateau(opt, patience=-1)
     assert math.isinf(ReduceLROnPlateau(opt).best)
+
+
+def test_an_optimizer_without_update_names_its_class():
+    from minigrad.optim import Optimizer
+
+    class Plain(Optimizer):
+        pass
+
+    p = Parameter(np.ones(2))
+    p.grad = mg.tensor(np.ones(2))
+    with pytest.raises(NotImplementedError, match="^Plain must define _update$"):
+        Plain([p], {"lr": 0.1, "weight_decay": 0.0}).step()
