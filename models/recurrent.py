@@ -122,22 +122,20 @@ class Recurrent(Module):
                 else mg.zeros(batch, self.hidden_size, dtype=dtype) for cell in self.cells]
         if hx is None:
             return zero
-        parts = hx if isinstance(hx, tuple) else (hx,)
-        expected_parts = len(zero[0]) if isinstance(zero[0], tuple) else 1
+        tuple_state = isinstance(zero[0], tuple)
         want = (len(self.cells), batch, self.hidden_size)
-        if (isinstance(hx, tuple) != isinstance(zero[0], tuple) or len(parts) != expected_parts
-                or any(p.shape != want for p in parts)):
-            what = (f"a tuple of {expected_parts} tensors, one per part of the cell's state "
-                    f"(an LSTM's is (h_0, c_0)), each" if isinstance(zero[0], tuple)
-                    else "a tensor")
-            got = (f"a tuple of shapes {tuple(p.shape for p in parts)}" if isinstance(hx, tuple)
-                   else f"a tensor of shape {hx.shape}")
+        if _shapes(hx) != (tuple([want] * len(zero[0])) if tuple_state else want):
+            what = (f"a tuple of {len(zero[0])} tensors, one per part of the cell's state "
+                    f"(an LSTM's is (h_0, c_0)), each" if tuple_state else "a tensor")
+            got = (f"a tuple of shapes {_shapes(hx)}" if isinstance(hx, tuple)
+                   else f"a tensor of shape {hx.shape}" if isinstance(hx, mg.Tensor)
+                   else f"a {type(hx).__name__}")
             raise ValueError(
                 f"{name}: expected hx as {what} of shape {want} "
                 f"(layers*directions, batch, hidden); got {got}"
             )
-        per_cell = list(zip(*(mg.unbind(p) for p in parts)))
-        return [s if isinstance(hx, tuple) else s[0] for s in per_cell]
+        per_cell = zip(*(mg.unbind(p) for p in (hx if tuple_state else (hx,))))
+        return [s if tuple_state else s[0] for s in per_cell]
 
     def forward(self, x: mg.Tensor, hx: State | None = None) -> tuple[mg.Tensor, State]:
         """Run the stack over ``x``; return ``(output, h_n)``."""

@@ -443,6 +443,8 @@ def test_wrong_hx_gives_a_clear_error():
             lstm(x, bad)
     with pytest.raises(ValueError, match=lstm_hx + re.escape("a tensor of shape (4, 2, 4)")):
         lstm(x, mg.randn(4, 2, 4))
+    with pytest.raises(ValueError, match=lstm_hx + "a list$"):
+        lstm(x, [mg.randn(4, 2, 4), mg.randn(4, 2, 4)])
     gru = GRU(3, 4)
     gru_hx = r"GRU: expected hx as a tensor of shape \(1, 2, 4\) .*; got a tensor of shape"
     for bad in [mg.randn(2, 2, 4), mg.randn(1, 2, 5), mg.randn(2, 4)]:
