@@ -1,6 +1,6 @@
 """Tag, classify and write sentences: the N -> N, N -> 1 and 1 -> N shapes of sequence models.
 
-    python examples/tagging.py                     # about 1.5 minutes on 2 cores
+    python examples/tagging.py                     # about a minute on 2 cores
     python examples/tagging.py --tag-epochs 5 --plot curves/
 
 The data is ``minigrad.data.sentiment``: generated sentences of 1-3 phrases such as "the plot
@@ -59,7 +59,7 @@ from minigrad.train import History, Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line; the defaults run in about a minute and a half."""
+    """The command line; the defaults run in about a minute."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sentences", type=int, default=10_000,
                    help="sentences, 20%% held out (default: %(default)s)")
