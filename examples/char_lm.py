@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
                       checkpoint=args.checkpoint, progress=not args.no_progress,
                       perplexity=True, unit="tok")
     if args.resume:
-        trainer.resume(args.checkpoint)
+        try:  # a missing or damaged checkpoint ends the run with its message
+            trainer.resume(args.checkpoint)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"char_lm: cannot resume: {err}") from None
         print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
     step = StatefulStep(model, train)
     # fit trains that many more epochs; --epochs counts the whole run, resumed epochs included

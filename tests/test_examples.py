@@ -118,3 +118,11 @@ def test_vanishing_gradients_rejects_an_empty_sequence_or_state(option, capsys):
         example("vanishing_gradients").parse_args([option, "0"])
     assert info.value.code == 2
     assert capsys.readouterr().err.endswith(f"error: {option} must be at least 1; got 0\n")
+
+
+def test_char_lm_resuming_from_a_missing_checkpoint_ends_with_its_message(tmp_path):
+    result = run_script("char_lm", "--chars", "3000", "--no-progress", "--resume",
+                        "--checkpoint", str(tmp_path / "missing.npz"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (f"char_lm: cannot resume: [Errno 2] No such file or directory: "
+                             f"{str(tmp_path / 'missing.npz')!r}\n")
