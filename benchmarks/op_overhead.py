@@ -1,7 +1,7 @@
 """Per-op overhead of the engine: microseconds per op on a tiny tensor, where NumPy's own work
 is negligible and what remains is bookkeeping (Function objects, graph recording, backward).
 
-    PYTHONPATH=. python benchmarks/op_overhead.py [--ops 1000] [--repeats 100]
+    python benchmarks/op_overhead.py [--ops 1000] [--repeats 100]
 
 The chain: ``y`` starts as a shape-(1,) float32 leaf that requires grad, then alternates
 ``y = y * c`` and ``y = y + d`` for ``--ops`` ops, where ``c`` and ``d`` are shape-(1,) float32

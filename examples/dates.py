@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128, help="LSTM hidden size")
     p.add_argument("--reverse", action="store_true", help="encode each date backwards")
     p.add_argument("--seed", type=int, default=0, help="seed of initialization and shuffling")
-    p.add_argument("--plot", type=Path, default=Path("dates_attention.png"),
+    p.add_argument("--plot", type=Path, default=Path("runs/dates_attention.png"),
                    help="where to save the attention heat maps")
     p.add_argument("--examples", type=int, default=4, help="held-out dates in the heat maps")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
@@ -87,6 +87,7 @@ def plot_attention(model: Seq2Seq, data: Seq2SeqData, rows: np.ndarray, path: Pa
     for ax in axes[len(rows):]:
         ax.set_axis_off()
     fig.colorbar(image, ax=axes.tolist(), shrink=0.8, label="attention weight")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
 
 
