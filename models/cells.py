@@ -79,7 +79,7 @@ class Cell(Module):
 
     def step(self, xp: mg.Tensor, state: State) -> tuple[mg.Tensor, State]:
         """One step from the projected input ``xp``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step")
 
     def forward(self, x: mg.Tensor, state: State | None = None) -> tuple[mg.Tensor, State]:
         """One step: ``(h, new_state)`` from input ``x (B, I)`` and ``state`` (zeros if None)."""

@@ -325,3 +325,13 @@ def test_step_matches_pytorch(cell_type, kwargs, bias):
     assert len(inputs) == (3 if cell_type is LSTMCell else 2) + (4 if bias else 2)
     for t, m in inputs:
         np.testing.assert_allclose(m.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_a_cell_without_step_names_its_class():
+    from minigrad.models import Cell
+
+    class Unfinished(Cell):
+        pass
+
+    with pytest.raises(NotImplementedError, match="^Unfinished must define step$"):
+        Unfinished(2, 3)(mg.randn(4, 2))
