@@ -21,12 +21,19 @@ def _as_array(data: Any, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     tensor_dtypes: list[np.dtype] = []
-    try:
-        array = np.asarray(data, dtype=dtype)
-    except (TypeError, ValueError):
-        if not isinstance(data, (list, tuple)):
-            raise
-        data = _values(data, tensor_dtypes)  # NumPy cannot read tensors inside a list
+    array = None
+    if isinstance(data, (list, tuple)):
+        first = data
+        while isinstance(first, (list, tuple)) and first:
+            first = first[0]
+        if not isinstance(first, Tensor):  # NumPy would stack tensors where torch.tensor refuses
+            try:
+                array = np.asarray(data, dtype=dtype)
+            except (TypeError, ValueError):  # NumPy cannot read one-element tensors in a list
+                pass
+        if array is None:
+            data = _values(data, tensor_dtypes)
+    if array is None:
         array = np.asarray(data, dtype=dtype)
     given = isinstance(data, (np.ndarray, np.generic)) or np.float64 in tensor_dtypes
     if dtype is None and array.dtype == np.float64 and not given:
