@@ -33,6 +33,11 @@ def _as_array(data: Any, dtype=None) -> np.ndarray:
                 pass
         if array is None:
             data = _values(data, tensor_dtypes)
+            try:
+                array = np.asarray(data, dtype=dtype)
+            except ValueError as e:
+                raise ValueError(f"tensor: nested lists must be rectangular, with the same "
+                                 f"length at each depth ({e})") from None
     if array is None:
         array = np.asarray(data, dtype=dtype)
     given = isinstance(data, (np.ndarray, np.generic)) or np.float64 in tensor_dtypes

@@ -487,3 +487,8 @@ def test_bad_arguments_are_clear_errors(name: str) -> None:
         fn(x)
     np.testing.assert_array_equal(x.data, np.arange(6.0).reshape(2, 3))
     assert x.grad is None and x.grad_fn is None
+
+
+def test_a_ragged_list_says_the_lists_must_be_rectangular() -> None:
+    with pytest.raises(ValueError, match=r"tensor: nested lists must be rectangular"):
+        mg.tensor([[1.0, 2.0], [3.0]])
