@@ -188,6 +188,12 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element; got shape {self.shape}")
         return self.data.item()
 
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
         if self.grad_fn is None:

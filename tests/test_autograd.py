@@ -651,3 +651,9 @@ def test_a_weight_shared_by_linear_ops_gets_one_total_gradient():
     with mg.detect_anomaly():
         (checked,) = mg.grad(loss(w), [w])
     np.testing.assert_allclose(checked.data, expected, rtol=1e-12)
+
+
+def test_float_and_int_of_a_one_element_tensor_are_its_value():
+    assert float(mg.tensor([[2.5]])) == 2.5 and int(mg.tensor(3.9)) == 3
+    with pytest.raises(ValueError, match=r"item\(\) needs a tensor with one element; got shape"):
+        float(mg.tensor([1.0, 2.0]))
