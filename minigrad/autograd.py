@@ -308,28 +308,6 @@ class GradientSums:
         self.create_graph = create_graph
         self.wanted = wanted  # ids of the leaves to keep (mg.grad); None keeps every leaf
 
-    def add_inputs(self, fn: Function, input_grads: tuple) -> None:
-        """Deliver what ``fn.backward`` returned to each input that requires grad, reduced to
-        the input's shape and dtype."""
-        nodes = self.nodes
-        for x, g in zip(fn.inputs, input_grads):
-            if g is None or not x.requires_grad:
-                continue
-            producer = x.grad_fn
-            if type(g) is ProductSum:
-                if producer is None:  # a leaf: keep gathering the factors of its uses
-                    self.add(x, g)
-                    continue
-                g = g.tensor()
-            if type(g) is not Tensor or g.data.shape != x.data.shape \
-                    or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
-                g = _to_input(fn, x, g)
-            if producer is not None and producer not in nodes:  # the first to reach producer
-                slots = nodes[producer] = [None] * len(producer.outputs)
-                slots[x.output_nr] = g
-            else:
-                self.add(x, g)
-
     def add(self, x: Tensor, g: Tensor | ProductSum) -> None:
         """Deliver the gradient ``g`` to ``x``, adding it to what ``x`` has received so far."""
         fn = x.grad_fn
@@ -381,16 +359,32 @@ def run_backward(
     order = forward_order(roots)
     # The ops that backward is made of are not checked one by one under anomaly mode: each
     # node's returned gradients are, so a NaN is blamed on the op whose backward made it.
-    add_inputs, waiting = sums.add_inputs, sums.nodes  # bound once: this is the hot loop
+    add, waiting = sums.add, sums.nodes  # bound once: this is the engine's hot loop
     with _switched("grad_enabled", create_graph), _switched("anomaly", False):
         for root, g in zip(roots, root_grads):
-            sums.add(root, g)
+            add(root, g)
         for fn in reversed(order):
             grads = waiting.pop(fn, None)
             if grads is None:
                 continue  # no gradient flows into this node
-            add_inputs(fn, _call_backward(fn, grads, retain_graph, anomaly, observer, wanted,
-                                          captured))
+            in_grads = _call_backward(fn, grads, retain_graph, anomaly, observer, wanted, captured)
+            for x, g in zip(fn.inputs, in_grads):
+                if g is None or not x.requires_grad:
+                    continue
+                if type(g) is ProductSum:
+                    if x.grad_fn is None:  # a leaf: keep gathering the factors of its uses
+                        add(x, g)
+                        continue
+                    g = g.tensor()
+                if type(g) is not Tensor or g.data.shape != x.data.shape \
+                        or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
+                    g = _to_input(fn, x, g)
+                producer = x.grad_fn
+                if producer is not None and producer not in waiting:  # the first to reach it:
+                    slots = waiting[producer] = [None] * len(producer.outputs)  # nothing to sum
+                    slots[x.output_nr] = g
+                else:
+                    add(x, g)
         for x, g in sums.leaves.values():  # a leaf's hooks see its total gradient, once
             g = _materialize(g)
             if x.hooks:
@@ -406,17 +400,8 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
                    wanted: set[int] | None, captured: dict[int, Tensor]) -> tuple:
     """Run ``fn.backward`` on its outputs' summed gradients: first the outputs' hooks, retained
     and captured gradients, then backward itself, then the checks, the observer and freeing."""
-    if fn.saved is None:
-        raise GraphFreedError(
-            f"Trying to backward through {fn.name} a second time, but its saved arrays "
-            "were freed by the first backward. Specify retain_graph=True on the first "
-            "backward (or mg.grad) if you need to backward through the graph twice."
-        )
-    if fn.hooked or wanted is not None:
+    if fn.saved is None or fn.hooked or wanted is not None or None in grads:  # all rare
         grads = _outputs_seen(fn, grads, wanted, captured)
-    if None in grads:  # an output no gradient reached counts as zero
-        grads = [_wrap(np.zeros(*fn.output_meta[i])) if g is None else g
-                 for i, g in enumerate(grads)]
     in_grads = fn.backward(*grads)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)
@@ -446,7 +431,15 @@ def _hook(t: Tensor, g: Tensor) -> Tensor:
 
 
 def _outputs_seen(fn: Function, grads: list, wanted, captured: dict) -> list:
-    """Give non-leaf outputs their hooks, retained ``.grad`` and captured gradients."""
+    """The gradients ``fn.backward`` gets, after checking the node was not freed: non-leaf
+    outputs get their hooks, retained ``.grad`` and captured gradients, and an output no
+    gradient reached counts as zero."""
+    if fn.saved is None:
+        raise GraphFreedError(
+            f"Trying to backward through {fn.name} a second time, but its saved arrays "
+            "were freed by the first backward. Specify retain_graph=True on the first "
+            "backward (or mg.grad) if you need to backward through the graph twice."
+        )
     for i, ref in enumerate(fn.outputs):
         y = ref()
         g = grads[i]
@@ -458,7 +451,7 @@ def _outputs_seen(fn: Function, grads: list, wanted, captured: dict) -> list:
             y.grad = g if y.grad is None else y.grad + g
         if wanted is not None and id(y) in wanted:
             captured[id(y)] = g
-    return grads
+    return [_wrap(np.zeros(*fn.output_meta[i])) if g is None else g for i, g in enumerate(grads)]
 
 
 def _root_grads(outputs: Sequence[Tensor], grad_outputs) -> list[Tensor]:
