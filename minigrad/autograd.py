@@ -401,7 +401,7 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
     """Run ``fn.backward`` on its outputs' summed gradients: first the outputs' hooks, retained
     and captured gradients, then backward itself, then the checks, the observer and freeing."""
     if fn.saved is None or fn.hooked or wanted is not None or None in grads:  # all rare
-        grads = _outputs_seen(fn, grads, wanted, captured)
+        grads = _before_backward(fn, grads, wanted, captured)
     in_grads = fn.backward(*grads)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)
@@ -430,7 +430,7 @@ def _hook(t: Tensor, g: Tensor) -> Tensor:
     return g
 
 
-def _outputs_seen(fn: Function, grads: list, wanted, captured: dict) -> list:
+def _before_backward(fn: Function, grads: list, wanted, captured: dict) -> list:
     """The gradients ``fn.backward`` gets, after checking the node was not freed: non-leaf
     outputs get their hooks, retained ``.grad`` and captured gradients, and an output no
     gradient reached counts as zero."""
