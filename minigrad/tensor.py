@@ -173,7 +173,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        return _ew.Detach.apply(self)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
@@ -271,20 +271,22 @@ class Tensor:
     def __rmatmul__(self, other) -> Tensor:
         return _la.MatMul.apply(_as_tensor(other, self), self)
 
+    # Comparisons are ops without gradient. == and != keep Python's identity test, so that
+    # tensors stay hashable by identity (minigrad.ops.elementwise.eq and ne compare elements).
     def __lt__(self, other) -> Tensor:
-        return Tensor._wrap(self.data < _raw(other))
+        return _ew.compare(_ew.Less, self, other)
 
     def __le__(self, other) -> Tensor:
-        return Tensor._wrap(self.data <= _raw(other))
+        return _ew.compare(_ew.LessEqual, self, other)
 
     def __gt__(self, other) -> Tensor:
-        return Tensor._wrap(self.data > _raw(other))
+        return _ew.compare(_ew.Greater, self, other)
 
     def __ge__(self, other) -> Tensor:
-        return Tensor._wrap(self.data >= _raw(other))
+        return _ew.compare(_ew.GreaterEqual, self, other)
 
     def __getitem__(self, index) -> Tensor:
-        return _sh.GetItem.apply(self, index=_raw_index(index))
+        return _sh.getitem(self, index)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -449,16 +451,6 @@ class Tensor:
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x - logsumexp(x) along ``axis``, computed stably."""
         return _nn.LogSoftmax.apply(self, axis=axis)
-
-
-def _raw(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
-
-
-def _raw_index(index: Any) -> Any:
-    if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
-    return _raw(index)
 
 
 def _as_tensor(x: Any, like: Any = None) -> Tensor:

@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import random
 from minigrad.ops import linalg as _la
 from minigrad.ops import nn as _nn
-from minigrad.ops.elementwise import where
+from minigrad.ops.elementwise import ne, where
 from minigrad.ops.nn import log_softmax, softmax
 from minigrad.tensor import Tensor
 
@@ -28,6 +27,12 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_tensor(x: Any, op: str, what: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: {what} must be a Tensor; got a {type(x).__name__}")
+
+
+def _ids(x: Any) -> Tensor:
+    """Integer ids as a tensor: a Tensor as it is, anything else wrapped without a copy, so that
+    they reach the ops that read them as an input (a traced program reads them at every call)."""
+    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x))
 
 
 def _check_reduction(reduction: str, op: str) -> None:
@@ -49,22 +54,16 @@ def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tenso
 
     Gradients of repeated ids accumulate; the row ``padding_idx`` gets no gradient.
     """
-    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
-    num = weight.shape[0]
+    ids = _ids(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(
             f"Embedding: ids must be integers; got dtype {ids.dtype} (shape {ids.shape})"
         )
-    bad = ids[(ids < 0) | (ids >= num)]
-    if bad.size:
-        raise IndexError(
-            f"Embedding: id {bad.flat[0]} is out of range for num_embeddings={num} "
-            f"(valid ids are 0..{num - 1})"
-        )
+    ids = _nn.EmbeddingIds.apply(ids, num_embeddings=weight.shape[0])
     rows = weight[ids]
     if padding_idx is None:
         return rows
-    return where((ids != padding_idx)[..., None], rows, rows.detach())
+    return where(ne(ids, padding_idx)[..., None], rows, rows.detach())
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
@@ -76,8 +75,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout: p must be in [0, 1); got {p}")
     if not training or p == 0:
         return x
-    keep = random.generator().random(x.shape, dtype=np.float32) >= p
-    return _nn.Dropout.apply(x, mask=keep.astype(x.dtype) / (1 - p))
+    return x * _nn.DropoutMask.apply(x, p=p)
 
 
 def cross_entropy(
@@ -101,7 +99,7 @@ def cross_entropy(
             f"cross_entropy: logits must be floating point with at least one axis; got dtype "
             f"{logits.dtype} and shape {logits.shape}"
         )
-    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    target = _ids(target)
     if target.dtype.kind not in "iu":
         raise TypeError(
             f"cross_entropy: target must hold integer class ids; got dtype {target.dtype} "
@@ -121,29 +119,19 @@ def cross_entropy(
             f"cross_entropy: logits of shape {logits.shape} with classes on axis {axis} need "
             f"a target of shape {expected}; got {target.shape}{hint}"
         )
-    classes = logits.shape[axis]
-    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-    bad = target[valid & ((target < 0) | (target >= classes))]
-    if bad.size:
-        raise IndexError(
-            f"cross_entropy: target {bad.flat[0]} is out of range for {classes} classes "
-            f"(valid ids are 0..{classes - 1})"
-        )
-    weight = valid.astype(logits.dtype)
-    if reduction == "mean":
-        with np.errstate(divide="ignore", invalid="ignore"):  # no valid target: nan, as PyTorch
-            weight /= weight.sum()
-    grids = np.indices(target.shape, sparse=True)  # the target's own positions, per axis
-    hits = (*grids[:axis], np.where(valid, target, 0), *grids[axis:])
-    return _nn.CrossEntropy.apply(logits, hits=hits, weight=weight, axis=axis, reduction=reduction)
+    target, weight = _nn.ClassTargets.apply(
+        target, classes=logits.shape[axis], ignore_index=ignore_index, mean=reduction == "mean",
+        dtype=logits.dtype,
+    )
+    return _nn.CrossEntropy.apply(logits, target, weight, axis=axis, reduction=reduction)
 
 
 def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Squared error (x - target) ** 2, averaged ('mean'), added ('sum') or kept ('none')."""
     _check_tensor(x, "mse_loss", "input")
     _check_reduction(reduction, "mse_loss")
-    if not isinstance(target, Tensor):
-        target = Tensor(target, dtype=x.dtype)
+    if not isinstance(target, Tensor):  # an input of the ops below, converted by an op
+        target = Tensor._wrap(np.asarray(target)).astype(x.dtype)
     if target.shape != x.shape:
         raise ValueError(
             f"mse_loss: input of shape {x.shape} and target of shape {target.shape} must have "

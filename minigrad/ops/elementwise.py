@@ -1,15 +1,33 @@
-"""Elementwise ops. Broadcast gradients are reduced to each input's shape by the engine."""
+"""Elementwise ops. Broadcast gradients are reduced to each input's shape by the engine.
+
+Comparisons and sign have no gradient: they are ``NonDifferentiable`` ops, so that a backward
+that needs a mask (relu, abs, clip, max) computes it from its inputs by ops, as everything else.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function
+from minigrad.autograd import Function, no_grad
 from minigrad.tensor import Tensor, _as_tensor
 
 
-def _broadcast_error(op: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+def _broadcast_error(op: str, a, b) -> ValueError:
     return ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast together")
+
+
+class NonDifferentiable(Function):
+    """Base of ops without a gradient (comparisons, sign, argmax, random masks).
+
+    They run without recording a node, so their outputs are leaves that never require grad, as
+    in PyTorch; a program traced from ops still sees them, since they are ops.
+    """
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **options) -> Tensor | tuple[Tensor, ...]:
+        """Run the op on tensors; nothing is recorded."""
+        with no_grad():
+            return super().apply(*inputs, **options)
 
 
 class Add(Function):
@@ -183,11 +201,11 @@ class Abs(Function):
         return np.abs(x)
 
     def backward(self, gy):
-        return gy * Tensor._wrap(np.sign(self.inputs[0].data))
+        return gy * Sign.apply(self.inputs[0])
 
 
 class Clip(Function):
-    """clip: y = min(max(x, lo), hi); dx = dy * [lo <= x <= hi]"""
+    """clip: y = min(max(x, lo), hi); dx = dy * [lo <= x <= hi] = dy * [y == x]"""
 
     def __init__(self, lo: float | None, hi: float | None) -> None:
         if lo is not None and hi is not None and lo > hi:
@@ -198,30 +216,23 @@ class Clip(Function):
         return np.clip(x, self.lo, self.hi)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        inside = np.ones(x.shape, bool)
-        if self.lo is not None:
-            inside &= x >= self.lo
-        if self.hi is not None:
-            inside &= x <= self.hi
-        return gy * Tensor._wrap(inside)
+        return gy * Equal.apply(self.inputs[0], self.output())
 
 
 class Where(Function):
-    """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)"""
+    """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)  (cond: no gradient)"""
 
-    def __init__(self, cond: np.ndarray) -> None:
-        self.cond = cond
-
-    def forward(self, a, b):
-        return np.where(self.cond, a, b)
+    def forward(self, cond, a, b):
+        return np.where(cond, a, b)
 
     def backward(self, gy):
+        cond = self.inputs[0]
         zero = Tensor._wrap(np.zeros((), gy.dtype))
-        need_a, need_b = self.needs_input_grad
+        _, need_a, need_b = self.needs_input_grad
         return (
-            Where.apply(gy, zero, cond=self.cond) if need_a else None,
-            Where.apply(zero, gy, cond=self.cond) if need_b else None,
+            None,
+            Where.apply(cond, gy, zero) if need_a else None,
+            Where.apply(cond, zero, gy) if need_b else None,
         )
 
 
@@ -238,9 +249,91 @@ class Cast(Function):
         return gy.astype(self.inputs[0].dtype)
 
 
+class Detach(NonDifferentiable):
+    """detach: y = x (the same array), cut from the graph; no gradient"""
+
+    def forward(self, x):
+        return x
+
+
+class Sign(NonDifferentiable):
+    """sign: y = -1, 0 or 1 where x < 0, x = 0 or x > 0; no gradient"""
+
+    def forward(self, x):
+        return np.sign(x)
+
+
+class Compare(NonDifferentiable):
+    """A comparison of two broadcast operands, giving booleans; no gradient (a step function)."""
+
+    ufunc: np.ufunc
+
+    def forward(self, a, b):
+        try:
+            return self.ufunc(a, b)
+        except ValueError:
+            raise _broadcast_error(self.ufunc.__name__, a, b) from None
+
+
+class Less(Compare):
+    """less: y = a < b"""
+
+    ufunc = np.less
+
+
+class LessEqual(Compare):
+    """less_equal: y = a <= b"""
+
+    ufunc = np.less_equal
+
+
+class Greater(Compare):
+    """greater: y = a > b"""
+
+    ufunc = np.greater
+
+
+class GreaterEqual(Compare):
+    """greater_equal: y = a >= b"""
+
+    ufunc = np.greater_equal
+
+
+class Equal(Compare):
+    """equal: y = a == b"""
+
+    ufunc = np.equal
+
+
+class NotEqual(Compare):
+    """not_equal: y = a != b"""
+
+    ufunc = np.not_equal
+
+
+def compare(op: type[Compare], a, b) -> Tensor:
+    """``op`` applied to ``a`` and ``b``; a Python number takes the other's dtype."""
+    a = _as_tensor(a, b)
+    return op.apply(a, _as_tensor(b, a))
+
+
+def eq(a, b) -> Tensor:
+    """Elementwise ``a == b`` as booleans, as ``torch.eq`` (``Tensor.__eq__`` stays identity)."""
+    return compare(Equal, a, b)
+
+
+def ne(a, b) -> Tensor:
+    """Elementwise ``a != b`` as booleans, as ``torch.ne``."""
+    return compare(NotEqual, a, b)
+
+
 def where(cond, a, b) -> Tensor:
-    """Pick ``a`` where ``cond`` is true and ``b`` elsewhere, broadcasting all three."""
-    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    """Pick ``a`` where ``cond`` is true and ``b`` elsewhere, broadcasting all three. ``cond``
+    is an input of the op (with no gradient), so a traced program reads it at every call."""
+    if isinstance(cond, Tensor):
+        cond = cond.astype(bool)
+    else:
+        cond = Tensor._wrap(np.asarray(cond, dtype=bool))
     a = _as_tensor(a, b)
     b = _as_tensor(b, a)
     try:
@@ -249,28 +342,28 @@ def where(cond, a, b) -> Tensor:
         raise ValueError(
             f"where: cond {cond.shape}, a {a.shape} and b {b.shape} do not broadcast together"
         ) from None
-    return Where.apply(a, b, cond=cond)
+    return Where.apply(cond, a, b)
 
 
-def _select(a, b, keep_a, op: str) -> Tensor:
+def _select(a, b, keep_a: type[Compare], op: str) -> Tensor:
     """``a`` where ``keep_a(a, b)`` holds, else ``b``; a Python number takes the other's dtype."""
     a = _as_tensor(a, b)
     b = _as_tensor(b, a)
     try:
-        cond = keep_a(a.data, b.data)
+        np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise _broadcast_error(op, a.data, b.data) from None
-    return Where.apply(a, b, cond=cond)
+        raise _broadcast_error(op, a, b) from None
+    return Where.apply(keep_a.apply(a, b), a, b)
 
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties the gradient goes to ``a``."""
-    return _select(a, b, np.greater_equal, "maximum")
+    return _select(a, b, GreaterEqual, "maximum")
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum; at ties the gradient goes to ``a``."""
-    return _select(a, b, np.less_equal, "minimum")
+    return _select(a, b, LessEqual, "minimum")
 
 
 def exp(x) -> Tensor:

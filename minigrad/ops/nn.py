@@ -1,10 +1,13 @@
-"""Neural-network ops: softmax, log_softmax and cross-entropy (computed stably), dropout."""
+"""Neural-network ops: softmax, log_softmax and cross-entropy (computed stably); the ops
+without gradient that read class targets, embedding ids and draw dropout masks."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from minigrad import random
 from minigrad.autograd import Function, is_grad_enabled
+from minigrad.ops.elementwise import NonDifferentiable
 from minigrad.ops.reduce import normalize_axes
 from minigrad.tensor import Tensor
 
@@ -50,48 +53,106 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return LogSoftmax.apply(x, axis=axis)
 
 
+def _hits(t: np.ndarray, axis: int) -> tuple:
+    """The index of the target entries of logits with classes on ``axis``: ``x[_hits(t, axis)]``
+    has the target's shape and picks ``x[..., t, ...]`` at each target position."""
+    grids = np.indices(t.shape, sparse=True)  # the target's own positions, per axis
+    return (*grids[:axis], t, *grids[axis:])
+
+
+class ClassTargets(NonDifferentiable):
+    """class_targets: (t', w) = (t with ignored entries set to 0, [t != ignore] / count for the
+    mean or [t != ignore] otherwise), after checking 0 <= t < classes; no gradient"""
+
+    def __init__(self, classes: int, ignore_index: int | None, mean: bool, dtype: np.dtype) -> None:
+        self.classes, self.ignore_index, self.mean, self.dtype = classes, ignore_index, mean, dtype
+
+    def forward(self, t):
+        n = self.classes
+        valid = np.ones(t.shape, bool) if self.ignore_index is None else t != self.ignore_index
+        bad = t[valid & ((t < 0) | (t >= n))]
+        if bad.size:
+            raise IndexError(
+                f"cross_entropy: target {bad.flat[0]} is out of range for {n} classes "
+                f"(valid ids are 0..{n - 1})"
+            )
+        w = valid.astype(self.dtype)
+        if self.mean:
+            with np.errstate(divide="ignore", invalid="ignore"):  # no valid target: nan, as torch
+                w /= w.sum()
+        return (t if self.ignore_index is None else np.where(valid, t, 0)), w
+
+
+class OneHot(NonDifferentiable):
+    """one_hot: y = 1 at class t along axis, 0 elsewhere; no gradient"""
+
+    def __init__(self, classes: int, axis: int, dtype: np.dtype) -> None:
+        self.classes, self.axis, self.dtype = classes, axis, dtype
+
+    def forward(self, t):
+        y = np.zeros(t.shape[:self.axis] + (self.classes,) + t.shape[self.axis:], self.dtype)
+        y[_hits(t, self.axis)] = 1
+        return y
+
+
 class CrossEntropy(Function):
     """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
 
-    ``hits`` indexes the target entries of the logits (``x[hits]`` has the target's shape) and
-    ``weight``, of the target's shape, is 0 at ignored targets and 1 / count for the mean.
+    The targets ``t`` and their weights ``w`` (of the target's shape, 0 at ignored targets and
+    1 / count for the mean) are inputs without gradient, made by ``ClassTargets``.
     """
 
-    def __init__(self, hits: tuple, weight: np.ndarray, axis: int, reduction: str) -> None:
-        self.hits, self.weight, self.axis, self.reduction = hits, weight, axis, reduction
+    def __init__(self, axis: int, reduction: str) -> None:
+        self.axis, self.reduction = axis, reduction
 
-    def forward(self, x):
+    def forward(self, x, t, w):
+        hits = _hits(t, self.axis)
         e = x - x.max(axis=self.axis, keepdims=True)  # worked on in place: logits are big
-        picked = e[self.hits]
+        picked = e[hits]
         np.exp(e, out=e)
         total = e.sum(axis=self.axis)
-        loss = (np.log(total) - picked) * self.weight
-        self.save_for_backward(e, total)  # softmax = e / total, formed only in backward
+        loss = (np.log(total) - picked) * w
+        self.save_for_backward(e, total, hits)  # softmax = e / total, formed only in backward
         return loss if self.reduction == "none" else np.asarray(loss.sum(), x.dtype)
 
     def backward(self, gy):
-        if is_grad_enabled():  # create_graph: softmax must be an op of x for second derivatives
-            (x,) = self.inputs
-            onehot = np.zeros(x.shape, x.dtype)
-            onehot[self.hits] = 1
-            w = Tensor._wrap(np.expand_dims(self.weight, self.axis))
+        x, t, w = self.inputs
+        if is_grad_enabled():  # create_graph: the gradient as ops of the inputs
+            w = w.unsqueeze(self.axis)
             g = gy.reshape(w.shape) if self.reduction == "none" else gy
-            return (x.softmax(self.axis) - Tensor._wrap(onehot)) * (w * g)
-        e, total = self.saved
-        scale = self.weight * gy.data  # the weight of each target's row in dx
+            onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
+            return (x.softmax(self.axis) - onehot) * (w * g), None, None
+        e, total, hits = self.saved
+        scale = w.data * gy.data  # the weight of each target's row in dx
         dx = e * np.expand_dims(scale / total, self.axis)  # one pass: softmax times its weight
-        dx[self.hits] -= scale
-        return Tensor._wrap(dx)
+        dx[hits] -= scale
+        return Tensor._wrap(dx), None, None
 
 
-class Dropout(Function):
-    """dropout: y = x * mask; dx = dy * mask  (mask: kept / (1 - p), drawn by the caller)"""
+class DropoutMask(NonDifferentiable):
+    """dropout_mask: m = [u >= p] / (1 - p), u ~ U[0, 1) of x's shape from minigrad's generator,
+    drawn afresh at every call; no gradient"""
 
-    def __init__(self, mask: np.ndarray) -> None:
-        self.mask = mask
+    def __init__(self, p: float) -> None:
+        self.p = p
 
     def forward(self, x):
-        return x * self.mask
+        keep = random.generator().random(x.shape, dtype=np.float32) >= self.p
+        return keep.astype(x.dtype) / (1 - self.p)
 
-    def backward(self, gy):
-        return gy * Tensor._wrap(self.mask)
+
+class EmbeddingIds(NonDifferentiable):
+    """embedding_ids: y = ids, after checking 0 <= ids < num_embeddings; no gradient"""
+
+    def __init__(self, num_embeddings: int) -> None:
+        self.num_embeddings = num_embeddings
+
+    def forward(self, ids):
+        n = self.num_embeddings
+        bad = ids[(ids < 0) | (ids >= n)]
+        if bad.size:
+            raise IndexError(
+                f"Embedding: id {bad.flat[0]} is out of range for num_embeddings={n} "
+                f"(valid ids are 0..{n - 1})"
+            )
+        return ids

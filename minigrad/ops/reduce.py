@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from minigrad.autograd import Function
+from minigrad.ops.elementwise import Equal, NonDifferentiable
 from minigrad.tensor import Tensor
 
 Axis = int | Sequence[int] | None
@@ -47,7 +48,7 @@ class Sum(Function):
         return gy.reshape(_kept_shape(shape, self.axes)).broadcast_to(shape)
 
 
-def _check_not_empty(x: np.ndarray, op: str) -> None:
+def _check_not_empty(x: np.ndarray | Tensor, op: str) -> None:
     if x.size == 0:
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
 
@@ -64,14 +65,13 @@ class Max(Function):
         op = self.name.lower()
         self.axes = normalize_axes(self.axis, x.ndim, op)
         _check_not_empty(x, op)
-        y = self.pick(x, axis=self.axes, keepdims=True)
-        hit = x == y
-        self.save_for_backward(hit / hit.sum(axis=self.axes, keepdims=True, dtype=x.dtype))
-        return y if self.keepdims else np.squeeze(y, axis=self.axes)
+        return self.pick(x, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
-        (share,) = self.saved
-        return gy.reshape(_kept_shape(share.shape, self.axes)) * Tensor._wrap(share)
+        x = self.inputs[0]
+        kept = _kept_shape(x.shape, self.axes)
+        hit = Equal.apply(x, self.output().reshape(kept)).astype(x.dtype)
+        return gy.reshape(kept) * (hit / hit.sum(self.axes, keepdims=True))
 
 
 class Min(Max):
@@ -81,26 +81,46 @@ class Min(Max):
     pick = staticmethod(np.min)
 
 
-def _arg(pick, op: str, x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
-    """The int64 positions that ``pick`` (np.argmax or np.argmin) finds; not differentiable."""
+class ArgMax(NonDifferentiable):
+    """argmax: y = the int64 position of the largest x along axis (the first at ties); no
+    gradient"""
+
+    pick = staticmethod(np.argmax)
+
+    def __init__(self, axis: int | None, keepdims: bool) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        return self.pick(x, axis=self.axis, keepdims=self.keepdims).astype(np.int64)
+
+
+class ArgMin(ArgMax):
+    """argmin: y = the int64 position of the smallest x along axis (the first at ties); no
+    gradient"""
+
+    pick = staticmethod(np.argmin)
+
+
+def _arg(op: type[ArgMax], x: Tensor, axis: int | None, keepdims: bool) -> Tensor:
+    """The positions that ``op`` (ArgMax or ArgMin) finds, after checking the arguments."""
+    name = op.__name__.lower()
     if axis is not None and not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{op}: axis must be an int or None; got {axis!r}")
-    normalize_axes(axis, x.ndim, op)  # for its range check
-    _check_not_empty(x.data, op)
-    axis = None if x.ndim == 0 else axis
-    return Tensor._wrap(pick(x.data, axis=axis, keepdims=keepdims).astype(np.int64))
+        raise TypeError(f"{name}: axis must be an int or None; got {axis!r}")
+    normalize_axes(axis, x.ndim, name)  # for its range check
+    _check_not_empty(x, name)
+    return op.apply(x, axis=None if x.ndim == 0 else axis, keepdims=keepdims)
 
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Position of the largest value along ``axis`` (in the flattened tensor when None), the
     first one at ties, as an int64 tensor that does not require grad."""
-    return _arg(np.argmax, "argmax", x, axis, keepdims)
+    return _arg(ArgMax, x, axis, keepdims)
 
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Position of the smallest value along ``axis`` (in the flattened tensor when None), the
     first one at ties, as an int64 tensor that does not require grad."""
-    return _arg(np.argmin, "argmin", x, axis, keepdims)
+    return _arg(ArgMin, x, axis, keepdims)
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:

@@ -101,40 +101,78 @@ def sum_to(x: Tensor, shape: Shape) -> Tensor:
     return SumTo.apply(x, shape=shape)
 
 
+class _Array:
+    """Stands in an index for an integer or boolean array that the op takes as an input."""
+
+    def __repr__(self) -> str:
+        return "<array>"
+
+
+ARRAY = _Array()
+
+
+def _index_inputs(index) -> tuple[object, tuple[Tensor, ...]]:
+    """Split an index into what stays an option (slices, ints, None, ..., lists; ``ARRAY`` where
+    an array goes) and its arrays, as tensors: data flows into the op, it is not baked in."""
+    parts = index if type(index) is tuple else (index,)
+    if not any(isinstance(p, (Tensor, np.ndarray)) for p in parts):
+        return index, ()
+    arrays = tuple(p if isinstance(p, Tensor) else Tensor._wrap(p)
+                   for p in parts if isinstance(p, (Tensor, np.ndarray)))
+    options = tuple(ARRAY if isinstance(p, (Tensor, np.ndarray)) else p for p in parts)
+    return (options if type(index) is tuple else ARRAY), arrays
+
+
+def _full_index(index, arrays: tuple[np.ndarray, ...]):
+    """The NumPy index: ``index`` with its ``ARRAY`` places filled by ``arrays`` in order."""
+    if not arrays:
+        return index
+    if index is ARRAY:
+        return arrays[0]
+    rest = iter(arrays)
+    return tuple(next(rest) if p is ARRAY else p for p in index)
+
+
 def _is_advanced(index) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return any(isinstance(p, (list, np.ndarray)) for p in parts)
 
 
 class GetItem(Function):
-    """getitem: y = x[index]; dx = zeros with dy added at index (repeats accumulate)"""
+    """getitem: y = x[index]; dx = zeros with dy added at index (repeats accumulate)
+
+    Index arrays come as inputs after ``x`` (no gradient); ``index`` holds ``ARRAY`` for them.
+    """
 
     def __init__(self, index) -> None:
         self.index = index
 
-    def forward(self, x):
+    def forward(self, x, *arrays):
+        index = _full_index(self.index, arrays)
         try:
-            return x[self.index]
+            return x[index]
         except IndexError as e:
-            raise IndexError(f"getitem: {e} (tensor of shape {x.shape}, index {self.index!r})") \
+            raise IndexError(f"getitem: {e} (tensor of shape {x.shape}, index {index!r})") \
                 from None
 
     def backward(self, gy):
-        return IndexAdd.apply(gy, index=self.index, shape=self.inputs[0].shape)
+        x, *arrays = self.inputs
+        return IndexAdd.apply(gy, *arrays, index=self.index, shape=x.shape), *[None] * len(arrays)
 
 
 class IndexAdd(Function):
-    """index_add: y = zeros(shape) with x added at index; dx = dy[index]"""
+    """index_add: y = zeros(shape) with x added at index; dx = dy[index]  (index arrays as in
+    getitem)"""
 
     def __init__(self, index, shape: Shape) -> None:
         self.index, self.shape = index, shape
 
-    def forward(self, x):
+    def forward(self, x, *arrays):
         y = np.zeros(self.shape, x.dtype)
-        index = self.index
+        index = _full_index(self.index, arrays)
         if not _is_advanced(index):
             y[index] = x
-        elif isinstance(index, np.ndarray) and index.dtype.kind in "iu":  # whole rows (embeddings)
+        elif self.index is ARRAY and index.dtype.kind in "iu":  # whole rows (embeddings)
             # np.add.at is 5x faster on a 1-D target: add each element at its flat position
             rows = index.reshape(-1, 1)
             rows = np.where(rows < 0, rows + len(y), rows)  # negative ids count from the end
@@ -145,7 +183,14 @@ class IndexAdd(Function):
         return y
 
     def backward(self, gy):
-        return gy[self.index]
+        arrays = self.inputs[1:]
+        return GetItem.apply(gy, *arrays, index=self.index), *[None] * len(arrays)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    """``x[index]`` with NumPy's basic and advanced indexing; index arrays are op inputs."""
+    index, arrays = _index_inputs(index)
+    return GetItem.apply(x, *arrays, index=index)
 
 
 class Concat(Function):
