@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.nn import functional as F
+from minigrad.ops.nn import DropoutMask
 from tests.strategies import arrays, leaf, shapes
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -189,6 +190,34 @@ def test_dropout_function_errors_and_identity():
             F.dropout(x, p)
     with pytest.raises(TypeError, match="dropout: input must be a Tensor"):
         F.dropout(np.ones(3), 0.5)
+
+
+def test_dropout_draws_its_mask_in_an_op_so_that_running_the_op_again_redraws_it():
+    """y = x * mask, the mask made by the DropoutMask op from minigrad's generator: replaying
+    that op after the same seed gives the same mask, as a compiled call must."""
+    x = mg.randn(5, 6, requires_grad=True)
+    mg.manual_seed(11)
+    y = F.dropout(x, 0.3)
+    mul = y.grad_fn
+    assert mul.name == "Mul" and mul.inputs[0] is x and not mul.inputs[1].requires_grad
+    mg.manual_seed(11)
+    replayed = DropoutMask(p=0.3).forward(x.data)
+    np.testing.assert_array_equal(mul.inputs[1].data, replayed)
+    np.testing.assert_array_equal(y.data, x.data * replayed)
+
+
+def test_cross_entropy_reads_its_target_as_an_input():
+    """The target (not a copy) reaches the op as an input, and so do the ignore mask and the
+    weights made from it: nothing about the target is an option of the op."""
+    target = np.array([2, 0, 1])
+    loss = F.cross_entropy(mg.randn(3, 4, requires_grad=True), target)
+    x, t, w = loss.grad_fn.inputs
+    assert t.data is target and not (t.requires_grad or w.requires_grad)
+    assert loss.grad_fn.axis == 1 and loss.grad_fn.reduction == "mean"
+    ignoring = F.cross_entropy(mg.randn(3, 4, requires_grad=True), mg.tensor(target),
+                               ignore_index=0, reduction="sum")
+    np.testing.assert_array_equal(ignoring.grad_fn.inputs[1].data, [2, 0, 1])
+    np.testing.assert_array_equal(ignoring.grad_fn.inputs[2].data, [1.0, 0.0, 1.0])
 
 
 @given(st.data())

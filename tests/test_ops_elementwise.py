@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad.ops import elementwise as ew
 from tests.strategies import arrays, broadcast_shapes, distinct_arrays, leaf, shapes
 
 
@@ -356,3 +357,83 @@ def test_clip_rejects_lo_above_hi() -> None:
     with pytest.raises(ValueError, match=r"(?i)clip.*lo \(1\.0\).*hi \(0\.0\)"):
         x.clip(1.0, 0.0)
     _untouched(x)
+
+
+# -- ops without gradient: comparisons, sign, detach ----------------------------------------------
+
+COMPARISONS = {
+    "less": (operator.lt, np.less),
+    "less_equal": (operator.le, np.less_equal),
+    "greater": (operator.gt, np.greater),
+    "greater_equal": (operator.ge, np.greater_equal),
+    "eq": (ew.eq, np.equal),
+    "ne": (ew.ne, np.not_equal),
+}
+
+
+@pytest.mark.parametrize("name", COMPARISONS)
+@given(data=st.data())
+def test_comparisons_match_numpy_and_record_no_graph(name: str, data) -> None:
+    op, reference = COMPARISONS[name]
+    shape_a, shape_b = data.draw(broadcast_shapes(2))
+    a = data.draw(hnp.arrays(np.float64, shape_a, elements=st.sampled_from([-1.0, 0.0, 0.5])))
+    b = data.draw(hnp.arrays(np.float64, shape_b, elements=st.sampled_from([-1.0, 0.0, 0.5])))
+    x, y = leaf(a), leaf(b)
+    for got, want in ((op(x, y), reference(a, b)), (op(x, 0.5), reference(a, 0.5)),
+                      (op(a, y), reference(a, b))):
+        assert got.dtype == bool and got.shape == want.shape
+        np.testing.assert_array_equal(got.data, want)
+        assert got.is_leaf and not got.requires_grad
+
+
+def test_a_python_number_compares_in_the_tensors_dtype_as_numpy_does() -> None:
+    x = mg.tensor(np.float32([0.1, 0.2]))
+    np.testing.assert_array_equal((x >= 0.1).data, np.float32([0.1, 0.2]) >= 0.1)
+    assert (x >= 0.1).data[0]  # float32(0.1) < 0.1 in float64: the number is not upcast
+    np.testing.assert_array_equal((mg.tensor([1, 2]) < 1.5).data, [True, False])
+
+
+@given(data=st.data())
+def test_a_mask_from_a_comparison_carries_no_gradient(data) -> None:
+    """x * [x > 0.3]: the mask is piecewise constant, so the gradient is the mask itself."""
+    x = leaf(data.draw(arrays(data.draw(shapes()), avoid=(0.3,))))
+    assert mg.gradcheck(lambda t: t * (t > 0.3) + t * t * (0.3 >= t), [x])
+    (g,) = mg.grad((x * (x > 0.3)).sum(), [x])
+    np.testing.assert_array_equal(g.data, x.data > 0.3)
+
+
+def test_comparisons_reject_shapes_that_do_not_broadcast() -> None:
+    x = leaf(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"less: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        _ = x < mg.tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"not_equal: shapes \(2, 3\) and \(4,\)"):
+        ew.ne(x, np.ones(4))
+    _untouched(x)
+
+
+def test_tensors_stay_hashable_by_identity() -> None:
+    x, y = mg.tensor([1.0]), mg.tensor([1.0])
+    assert x != y and x == x and len({x, y}) == 2
+
+
+@given(data=st.data())
+def test_sign_matches_numpy_and_has_no_gradient(data) -> None:
+    a = data.draw(hnp.arrays(np.float64, data.draw(shapes()),
+                             elements=st.sampled_from([-2.5, -0.0, 0.0, 1.0])))
+    s = ew.Sign.apply(leaf(a))
+    np.testing.assert_array_equal(s.data, np.sign(a))
+    assert s.dtype == np.float64 and s.is_leaf and not s.requires_grad
+
+
+@given(data=st.data())
+def test_abs_gradient_of_gradient_sees_sign_as_a_constant(data) -> None:
+    x = leaf(data.draw(arrays(data.draw(shapes()), avoid=(0.0,))))
+    assert mg.gradgradcheck(lambda t: t.abs() * t, [x])
+
+
+def test_detach_shares_the_array_and_is_a_leaf_without_grad() -> None:
+    x = leaf(np.arange(3.0))
+    y = (x * 2).detach()
+    assert y.is_leaf and not y.requires_grad
+    z = x * 2
+    assert z.detach().data is z.data

@@ -1,6 +1,7 @@
 """softmax and log_softmax: forward values against NumPy, gradients and second derivatives,
-stability at large magnitudes, dtypes and errors. (cross_entropy, dropout and embedding are
-tested with the layers that use them.)"""
+stability at large magnitudes, dtypes and errors; the ops without gradient that read class
+targets and embedding ids and draw dropout masks. (cross_entropy, dropout and embedding
+themselves are tested with the functions and layers that use them.)"""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad.ops.nn import ClassTargets, DropoutMask, EmbeddingIds, OneHot
 from tests.strategies import arrays, axis, leaf, shapes
 
 
@@ -128,3 +131,75 @@ def test_out_of_range_axis_is_a_clear_error(name: str, ax: int) -> None:
         with pytest.raises(ValueError, match=rf"^{name}: axis {ax} is out of range.* 2 dim"):
             fn(x, ax)
     assert x.grad is None and x.grad_fn is None
+
+
+# -- ops without gradient: class targets, one-hot, embedding ids, dropout masks -----------------
+
+
+@st.composite
+def targets(draw):
+    """Integer targets, a class count above all of them, and an ignore_index (None, or a value
+    that some entries take: inside or outside the classes)."""
+    classes = draw(st.integers(1, 4))
+    t = draw(hnp.arrays(np.int64, draw(shapes()), elements=st.integers(0, classes - 1)))
+    ignore_index = draw(st.sampled_from([None, -100, 0]))
+    if ignore_index is not None:
+        t = np.where(draw(hnp.arrays(bool, t.shape)), ignore_index, t)
+    return t, classes, ignore_index
+
+
+@given(targets(), st.booleans(), st.sampled_from([np.float32, np.float64]))
+def test_class_targets_give_safe_ids_and_weights(case, mean: bool, dtype) -> None:
+    t, classes, ignore_index = case
+    safe, w = ClassTargets.apply(mg.tensor(t), classes=classes, ignore_index=ignore_index,
+                                 mean=mean, dtype=dtype)
+    valid = t != ignore_index
+    np.testing.assert_array_equal(safe.data, np.where(valid, t, 0))
+    expected = valid / valid.sum() if mean and valid.any() else valid.astype(float)
+    if mean and not valid.any():
+        assert np.isnan(w.data).all()
+    else:
+        np.testing.assert_allclose(w.data, expected, rtol=1e-6)
+    assert w.dtype == dtype and not (safe.requires_grad or w.requires_grad)
+
+
+def test_class_targets_check_every_id_but_the_ignored_ones() -> None:
+    t = mg.tensor([2, -100, 3])
+    with pytest.raises(IndexError, match=r"cross_entropy: target 3 is out of range for 3 "
+                                         r"classes \(valid ids are 0\.\.2\)"):
+        ClassTargets.apply(t, classes=3, ignore_index=-100, mean=True, dtype=np.float32)
+    safe, _ = ClassTargets.apply(t, classes=4, ignore_index=-100, mean=True, dtype=np.float32)
+    np.testing.assert_array_equal(safe.data, [2, 0, 3])
+
+
+@given(targets(), st.data())
+def test_one_hot_puts_a_one_at_each_target_class(case, data) -> None:
+    t, classes, _ = case
+    t = np.clip(t, 0, classes - 1)  # only ClassTargets' safe ids reach OneHot
+    ax = data.draw(st.integers(0, t.ndim))
+    y = OneHot.apply(mg.tensor(t), classes=classes, axis=ax, dtype=np.float64)
+    expected = np.moveaxis(np.eye(classes)[t], -1, ax)
+    assert y.shape == expected.shape and y.dtype == np.float64
+    np.testing.assert_array_equal(y.data, expected)
+
+
+def test_embedding_ids_pass_the_same_array_through_or_name_the_bad_id() -> None:
+    ids = np.array([[0, 4], [2, 1]])
+    assert EmbeddingIds.apply(mg.tensor(ids), num_embeddings=5).data is ids
+    with pytest.raises(IndexError, match=r"Embedding: id 5 is out of range for "
+                                         r"num_embeddings=5 \(valid ids are 0\.\.4\)"):
+        EmbeddingIds.apply(mg.tensor([1, 5, -1]), num_embeddings=5)
+
+
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from([0.1, 0.5, 0.9]), shapes(),
+       st.sampled_from([np.float32, np.float64]))
+def test_dropout_mask_is_drawn_from_minigrads_generator_at_every_call(seed, p, shape,
+                                                                       dtype) -> None:
+    x = leaf(np.ones(shape), dtype=dtype)
+    mg.manual_seed(seed)
+    first, second = DropoutMask.apply(x, p=p), DropoutMask.apply(x, p=p)
+    rng = np.random.default_rng(seed)
+    for m in (first, second):
+        kept = rng.random(shape, dtype=np.float32) >= p
+        np.testing.assert_array_equal(m.data, kept.astype(dtype) / (1 - p))
+        assert m.dtype == dtype and not m.requires_grad

@@ -74,6 +74,18 @@ def test_max_and_min_ties_share_the_gradient(name: str) -> None:
     np.testing.assert_allclose(x.grad.data, [[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
 
 
+@pytest.mark.parametrize("name", SELECTIONS)
+def test_max_and_min_ties_share_the_gradient_under_create_graph_too(name: str) -> None:
+    """The share among ties is computed by ops from x and y (a mask from an equality), so the
+    recorded backward gives the same gradient, and its own gradient sees the share as constant."""
+    sign = 1.0 if name == "max" else -1.0
+    x = leaf(sign * np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]))
+    (g,) = mg.grad(REDUCTIONS[name][0](x, axis=1).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.data, [[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    (gg,) = mg.grad((g * x).sum(), [x])
+    np.testing.assert_allclose(gg.data, g.data)
+
+
 def test_min_is_its_own_node_in_the_graph() -> None:
     y = mg.tensor([2.0, -1.0, 5.0], requires_grad=True).min()
     assert y.grad_fn.name == "Min" and y.item() == -1.0

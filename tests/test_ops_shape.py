@@ -168,6 +168,38 @@ def test_getitem_examples(index) -> None:
     check(lambda t: t[index], [leaf(a)], a[index])
 
 
+def test_index_arrays_are_inputs_of_getitem_and_the_rest_of_the_index_is_an_option() -> None:
+    """Arrays (ndarray or Tensor, integer or boolean) reach the op as inputs without gradient,
+    so a traced program reads them at every call; slices, ints, None and lists are options."""
+    x = leaf(np.arange(24.0).reshape(2, 3, 4))
+    rows, cols = np.array([1, 0, 1]), mg.tensor([3, 3, 0])
+    y = x[rows, ::-1, cols]
+    assert y.grad_fn.inputs[0] is x and y.grad_fn.inputs[2] is cols
+    assert y.grad_fn.inputs[1].data is rows and not y.grad_fn.inputs[1].requires_grad
+    assert repr(y.grad_fn.index) == "(<array>, slice(None, None, -1), <array>)"
+    np.testing.assert_array_equal(y.data, x.data[rows, ::-1, cols.data])
+    z = x[0, [2, 0], None]
+    assert z.grad_fn.inputs == (x,) and z.grad_fn.index == (0, [2, 0], None)
+    (g,) = mg.grad((y * y).sum(), [x], create_graph=True)
+    assert g.grad_fn.name == "IndexAdd" and g.grad_fn.inputs[2] is cols
+
+
+@given(data=st.data())
+def test_index_add_of_rows_matches_numpy_add_at(data) -> None:
+    """The embedding backward: rows of x added at integer ids, repeats and negative ids too."""
+    shape = data.draw(shapes(min_dims=1))
+    ids = data.draw(hnp.arrays(np.int64, data.draw(shapes(max_dims=2)),
+                               elements=st.integers(-shape[0], shape[0] - 1)))
+    x = data.draw(arrays(ids.shape + shape[1:]))
+    y = mg.ops.shape.IndexAdd.apply(leaf(x), mg.tensor(ids), index=mg.ops.shape.ARRAY,
+                                    shape=shape)
+    expected = np.zeros(shape)
+    np.add.at(expected, ids, x)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda t: mg.ops.shape.IndexAdd.apply(
+        t, mg.tensor(ids), index=mg.ops.shape.ARRAY, shape=shape), [leaf(x)])
+
+
 # -- concat, stack --------------------------------------------------------------------------------
 
 
