@@ -274,16 +274,16 @@ class Tensor:
     # Comparisons are ops without gradient. == and != keep Python's identity test, so that
     # tensors stay hashable by identity (minigrad.ops.elementwise.eq and ne compare elements).
     def __lt__(self, other) -> Tensor:
-        return _ew.compare(_ew.Less, self, other)
+        return _ew.compare(self, "<", other)
 
     def __le__(self, other) -> Tensor:
-        return _ew.compare(_ew.LessEqual, self, other)
+        return _ew.compare(self, "<=", other)
 
     def __gt__(self, other) -> Tensor:
-        return _ew.compare(_ew.Greater, self, other)
+        return _ew.compare(self, ">", other)
 
     def __ge__(self, other) -> Tensor:
-        return _ew.compare(_ew.GreaterEqual, self, other)
+        return _ew.compare(self, ">=", other)
 
     def __getitem__(self, index) -> Tensor:
         return _sh.getitem(self, index)

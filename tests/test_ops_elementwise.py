@@ -362,10 +362,10 @@ def test_clip_rejects_lo_above_hi() -> None:
 # -- ops without gradient: comparisons, sign, detach ----------------------------------------------
 
 COMPARISONS = {
-    "less": (operator.lt, np.less),
-    "less_equal": (operator.le, np.less_equal),
-    "greater": (operator.gt, np.greater),
-    "greater_equal": (operator.ge, np.greater_equal),
+    "<": (operator.lt, np.less),
+    "<=": (operator.le, np.less_equal),
+    ">": (operator.gt, np.greater),
+    ">=": (operator.ge, np.greater_equal),
     "eq": (ew.eq, np.equal),
     "ne": (ew.ne, np.not_equal),
 }

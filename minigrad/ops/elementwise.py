@@ -216,7 +216,7 @@ class Clip(Function):
         return np.clip(x, self.lo, self.hi)
 
     def backward(self, gy):
-        return gy * Equal.apply(self.inputs[0], self.output())
+        return gy * Compare.apply(self.inputs[0], self.output(), op="==")
 
 
 class Where(Function):
@@ -264,67 +264,37 @@ class Sign(NonDifferentiable):
 
 
 class Compare(NonDifferentiable):
-    """A comparison of two broadcast operands, giving booleans; no gradient (a step function)."""
+    """compare: y = (a op b) as booleans, op one of < <= > >= == !=; no gradient (a step)"""
 
-    ufunc: np.ufunc
+    ufuncs = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+              "==": np.equal, "!=": np.not_equal}
+
+    def __init__(self, op: str) -> None:
+        self.op = op
 
     def forward(self, a, b):
+        ufunc = self.ufuncs[self.op]
         try:
-            return self.ufunc(a, b)
+            return ufunc(a, b)
         except ValueError:
-            raise _broadcast_error(self.ufunc.__name__, a, b) from None
+            raise _broadcast_error(ufunc.__name__, a, b) from None
 
 
-class Less(Compare):
-    """less: y = a < b"""
-
-    ufunc = np.less
-
-
-class LessEqual(Compare):
-    """less_equal: y = a <= b"""
-
-    ufunc = np.less_equal
-
-
-class Greater(Compare):
-    """greater: y = a > b"""
-
-    ufunc = np.greater
-
-
-class GreaterEqual(Compare):
-    """greater_equal: y = a >= b"""
-
-    ufunc = np.greater_equal
-
-
-class Equal(Compare):
-    """equal: y = a == b"""
-
-    ufunc = np.equal
-
-
-class NotEqual(Compare):
-    """not_equal: y = a != b"""
-
-    ufunc = np.not_equal
-
-
-def compare(op: type[Compare], a, b) -> Tensor:
-    """``op`` applied to ``a`` and ``b``; a Python number takes the other's dtype."""
+def compare(a, op: str, b) -> Tensor:
+    """``a op b`` elementwise (``op`` one of < <= > >= == !=), as booleans without gradient; a
+    Python number takes the other operand's dtype."""
     a = _as_tensor(a, b)
-    return op.apply(a, _as_tensor(b, a))
+    return Compare.apply(a, _as_tensor(b, a), op=op)
 
 
 def eq(a, b) -> Tensor:
     """Elementwise ``a == b`` as booleans, as ``torch.eq`` (``Tensor.__eq__`` stays identity)."""
-    return compare(Equal, a, b)
+    return compare(a, "==", b)
 
 
 def ne(a, b) -> Tensor:
     """Elementwise ``a != b`` as booleans, as ``torch.ne``."""
-    return compare(NotEqual, a, b)
+    return compare(a, "!=", b)
 
 
 def where(cond, a, b) -> Tensor:
@@ -345,25 +315,25 @@ def where(cond, a, b) -> Tensor:
     return Where.apply(cond, a, b)
 
 
-def _select(a, b, keep_a: type[Compare], op: str) -> Tensor:
-    """``a`` where ``keep_a(a, b)`` holds, else ``b``; a Python number takes the other's dtype."""
+def _select(a, b, keep_a: str, op: str) -> Tensor:
+    """``a`` where ``a keep_a b`` holds, else ``b``; a Python number takes the other's dtype."""
     a = _as_tensor(a, b)
     b = _as_tensor(b, a)
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise _broadcast_error(op, a, b) from None
-    return Where.apply(keep_a.apply(a, b), a, b)
+    return Where.apply(Compare.apply(a, b, op=keep_a), a, b)
 
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties the gradient goes to ``a``."""
-    return _select(a, b, GreaterEqual, "maximum")
+    return _select(a, b, ">=", "maximum")
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum; at ties the gradient goes to ``a``."""
-    return _select(a, b, LessEqual, "minimum")
+    return _select(a, b, "<=", "minimum")
 
 
 def exp(x) -> Tensor:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from minigrad.autograd import Function
-from minigrad.ops.elementwise import Equal, NonDifferentiable
+from minigrad.ops.elementwise import Compare, NonDifferentiable
 from minigrad.tensor import Tensor
 
 Axis = int | Sequence[int] | None
@@ -70,7 +70,7 @@ class Max(Function):
     def backward(self, gy):
         x = self.inputs[0]
         kept = _kept_shape(x.shape, self.axes)
-        hit = Equal.apply(x, self.output().reshape(kept)).astype(x.dtype)
+        hit = Compare.apply(x, self.output().reshape(kept), op="==").astype(x.dtype)
         return gy.reshape(kept) * (hit / hit.sum(self.axes, keepdims=True))
 
 
