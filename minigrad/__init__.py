@@ -26,6 +26,7 @@ from minigrad.random import manual_seed
 from minigrad import nn, optim
 from minigrad.checkpoint import load, save
 from minigrad.viz import draw_graph, print_graph, trace_backward
+from minigrad.compile import compile
 
 __all__ = [
     "AnomalyError", "arange", "cat", "concat", "detect_anomaly", "draw_graph", "enable_grad", "exp",
@@ -33,5 +34,5 @@ __all__ = [
     "is_grad_enabled", "load", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
     "name_scope", "nn", "no_grad", "ones", "ones_like", "optim", "print_graph", "randn", "relu",
     "save", "set_grad_enabled", "sigmoid", "softmax", "split", "sqrt", "stack", "tanh", "Tensor",
-    "tensor", "trace_backward", "unbind", "where", "zeros", "zeros_like",
+    "tensor", "trace_backward", "unbind", "where", "zeros", "zeros_like", "compile",
 ]

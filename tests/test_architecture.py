@@ -15,7 +15,7 @@ LAYERS = [
     ("engine", ["minigrad.tensor", "minigrad.autograd", "minigrad.random"]),
     ("ops", ["minigrad.ops"]),
     ("tools", ["minigrad.gradcheck", "minigrad.reference", "minigrad.viz", "minigrad.checkpoint"]),
-    ("nn", ["minigrad.nn", "minigrad.optim", "minigrad"]),  # the package re-exports nn, optim
+    ("nn", ["minigrad.nn", "minigrad.optim", "minigrad.compile", "minigrad"]),  # re-exported
     ("models and data", ["minigrad.models", "minigrad.data", "minigrad.train"]),
 ]
 ALLOWED = {("minigrad.tensor", "minigrad.ops")}  # Tensor binds the op methods, at the bottom

@@ -1,0 +1,38 @@
+"""mg.compile: trace a function once, then replay it as a flat program of array operations.
+
+The stages, one module each, in the order a call goes through them:
+
+- ``trace.py``: run the function once on stand-ins for its tensors and record every op it
+  applies (the forward program) and, through ``mg.grad(..., create_graph=True)``, every op
+  its backward applies (the backward program). Reading a value in Python raises
+  ``TraceError``, naming the line.
+- ``program.py``: the IR those programs are written in: ``Instr`` (one op over numbered array
+  slots) and ``Program`` (instructions, inputs, outputs, constants), printed one line per
+  instruction, drawn with Graphviz, and replayed on arrays by ``Program.run``.
+- ``passes.py``: rewrites of a program, each doing one thing: dead-code elimination and
+  elementwise fusion.
+- ``kernels.py``: the code that fusion generates: NumPy source, or numba loops when numba is
+  installed, cached on disk.
+- ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled
+  call as one node of the eager graph.
+
+``from minigrad.compile import TraceError, TraceWarning`` to catch or filter what tracing
+reports.
+"""
+
+from minigrad.compile.compiled import (
+    CompiledCall,
+    CompiledFunction,
+    CompiledModule,
+    Specialization,
+    TraceWarning,
+    compile,
+)
+from minigrad.compile.passes import ALL, PASSES
+from minigrad.compile.program import Instr, Program
+from minigrad.compile.trace import Traced, TraceError, is_tracing
+
+__all__ = [
+    "ALL", "CompiledCall", "CompiledFunction", "CompiledModule", "Instr", "PASSES", "Program",
+    "Specialization", "TraceError", "TraceWarning", "Traced", "compile", "is_tracing",
+]

@@ -1,0 +1,323 @@
+"""``mg.compile``: a function or module that traces itself once per signature and then replays.
+
+The first call with a new signature (the shapes and dtypes of the tensor and array arguments,
+which of them require grad, the other arguments' values, the grad mode, and the training flags
+of the modules involved) traces the function (``trace.py``), runs the passes (``passes.py``)
+and keeps the result; later calls with that signature replay the programs. A small cache
+keeps the last ``cache_size`` signatures. In an eager graph a compiled call is one node,
+``CompiledCall``: its forward runs the forward program and keeps what the backward program
+reads; its backward runs the backward program.
+
+What a compiled function cannot do: ``create_graph=True`` through it raises (its backward is
+one replayed program, which records no graph: differentiate the plain function for higher
+derivatives). A Python number among the arguments is baked in (another value traces again).
+Hooks and ``retain_grad`` work on its arguments and results, not inside it. Replacing a
+parameter object (rather than its values, as optimizers and ``load_state_dict`` do) needs a
+new ``mg.compile``. Side effects in Python (appending to a list) happen at the tracing call
+only, and twice when the trace falls back to eager.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.compile.passes import ALL, PASSES, run_passes
+from minigrad.compile.program import Program, type_text
+from minigrad.compile.trace import Trace, TraceError, flatten, is_tracing, trace, unflatten
+from minigrad.nn.module import Module
+from minigrad.tensor import Tensor
+
+if TYPE_CHECKING:
+    import graphviz
+
+
+class TraceWarning(UserWarning):
+    """Warned once when a compiled function falls back to eager for a signature."""
+
+
+@dataclass
+class Specialization:
+    """The compiled form of one signature: the programs as traced (``traced``: forward and
+    backward, before the passes) and as run (``forward``, ``backward``), and the time that
+    tracing and the passes took.
+
+    ``forward`` returns the function's output arrays, then the values ``backward`` reads;
+    ``backward`` takes those values, then one gradient per tracked output.
+    """
+
+    signature: str
+    trace: Trace
+    traced: tuple[Program, Program | None]
+    forward: Program
+    backward: Program | None
+    seconds: float
+
+    def fits(self) -> bool:
+        """Whether the tensors read from outside still have the traced shapes and dtypes."""
+        return all(x.data.shape == m[0] and x.data.dtype == m[1] and x.requires_grad == r
+                   for x, m, r in zip(self.trace.leaves, self._leaf_meta, self._leaf_grad))
+
+    def __post_init__(self) -> None:
+        self._leaf_meta = [(x.data.shape, x.data.dtype) for x in self.trace.leaves]
+        self._leaf_grad = [x.requires_grad for x in self.trace.leaves]
+
+    def __call__(self, leaves: list) -> Any:
+        """Run on the call's tensors and arrays, as one node; nest the results as traced."""
+        inputs = [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in leaves]
+        outputs = CompiledCall.apply(*inputs, *self.trace.leaves, specialization=self)
+        outputs = [y if tracked else y.detach() for y, tracked in zip(outputs, self.trace.tracked)]
+        return unflatten(self.trace.out_spec, outputs)
+
+    def __str__(self) -> str:
+        parts = [f"signature {self.signature} (traced in {self.seconds * 1e3:.1f} ms)"]
+        for title, program in (("forward, as traced", self.traced[0]),
+                               ("forward, after the passes", self.forward),
+                               ("backward, as traced", self.traced[1]),
+                               ("backward, after the passes", self.backward)):
+            if program is not None:
+                parts.append(f"-- {title}:\n{program}")
+        return "\n".join(parts)
+
+
+class CompiledCall(Function):
+    """One call of a compiled function in an eager graph: forward runs the forward program,
+    backward runs the backward program on what forward kept."""
+
+    def __init__(self, specialization: Specialization) -> None:
+        self.specialization = specialization
+
+    def forward(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        spec = self.specialization
+        values = spec.forward.run(arrays)
+        n = len(spec.trace.tracked)
+        if spec.backward is not None:
+            self.save_for_backward(*values[n:])
+        return tuple(values[:n])
+
+    def backward(self, *grads: Tensor) -> tuple[Tensor | None, ...]:
+        spec = self.specialization
+        if is_grad_enabled():
+            raise RuntimeError(
+                f"mg.compile: create_graph=True through a compiled call of {spec.trace.name} is "
+                "not supported: its backward is one replayed program, which records no graph. "
+                "Differentiate the uncompiled function for higher derivatives."
+            )
+        tracked = [g.data for g, t in zip(grads, spec.trace.tracked) if t]
+        results = spec.backward.run([*self.saved, *tracked])
+        return tuple(None if k is None else Tensor._wrap(results[k])
+                     for k in spec.trace.grad_of)
+
+    @property
+    def name(self) -> str:
+        """The label in drawings and errors: the compiled function's name."""
+        return f"Compiled[{self.specialization.trace.name}]"
+
+
+def _link(forward: Program, backward: Program | None,
+          grad_slots: list[int]) -> tuple[Program, Program | None]:
+    """Join the two programs: the forward values that backward reads (its inputs that are not
+    gradients) become forward outputs, after the function's own."""
+    if backward is None:
+        return forward, None
+    made = {s for ins in backward.instrs for s in ins.outputs}
+    read = [s for ins in backward.instrs for s in ins.inputs] + backward.outputs
+    kept = [s for s in dict.fromkeys(read) if s not in made and s not in backward.constants
+            and s not in grad_slots]
+    return (replace(forward, outputs=forward.outputs + kept),
+            replace(backward, inputs=kept + grad_slots))
+
+
+def _leaf_key(x: Tensor | np.ndarray) -> tuple:
+    if isinstance(x, Tensor):
+        return (x.data.shape, x.data.dtype, x.requires_grad)
+    return (x.shape, x.dtype, None)
+
+
+def _signature_text(key: tuple) -> str:
+    leaves = ", ".join(type_text((shape, dtype)) + (" requires_grad" if rg else "")
+                       for shape, dtype, rg in key[1])
+    return f"({leaves}), grad {'on' if key[2] else 'off'}, training {key[3]}"
+
+
+class CompiledFunction:
+    """What ``mg.compile`` returns for a function: call it as the function.
+
+    ``traces`` lists what was compiled for each signature in the cache (print one to see its
+    programs), ``print()`` prints them all, ``kernels()`` gives the source of the generated
+    kernels, and ``draw()`` draws a program.
+    """
+
+    def __init__(self, fn: Callable, name: str, passes: Sequence[str], fallback: bool,
+                 cache_size: int) -> None:
+        unknown = [p for p in passes if p not in PASSES]
+        if unknown:
+            raise ValueError(f"mg.compile: unknown passes {unknown}; the passes are {ALL}")
+        if cache_size < 1:
+            raise ValueError(f"mg.compile: cache_size must be at least 1; got {cache_size}")
+        self._fn, self._name, self._passes = fn, name, tuple(passes)
+        self._fallback, self._cache_size = fallback, cache_size
+        self._cache: OrderedDict[tuple, Specialization | str] = OrderedDict()
+        self._modules: dict[int, Module] = {}
+        self._warned: set[str] = set()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if is_tracing():  # called inside another compiled function: becomes part of its trace
+            return self._fn(*args, **kwargs)
+        leaves, spec = flatten((args, kwargs))
+        key = self._key(spec, leaves)
+        entry = self._cache.get(key)
+        if entry is None or (isinstance(entry, Specialization) and not entry.fits()):
+            entry = self._specialize(key, args, kwargs)
+        else:
+            self._cache.move_to_end(key)
+        if isinstance(entry, str):  # the reason it runs eagerly
+            return self._fn(*args, **kwargs)
+        return entry(leaves)
+
+    def _key(self, spec: Any, leaves: list) -> tuple:
+        return (spec, tuple(_leaf_key(x) for x in leaves), is_grad_enabled(),
+                tuple(m.training for m in self._modules.values()))
+
+    def _watch(self) -> list[Tensor]:
+        return []
+
+    def _specialize(self, key: tuple, args: tuple, kwargs: dict) -> Specialization | str:
+        """Trace one call and run the passes; on a TraceError, raise or fall back to eager."""
+        self._cache.pop(key, None)
+        start = time.perf_counter()
+        try:
+            traced = trace(self._fn, args, kwargs, self._name, self._watch())
+        except TraceError as e:
+            if not self._fallback:
+                raise
+            if str(e) not in self._warned:
+                self._warned.add(str(e))
+                warnings.warn(f"{e}. Running {self._name} eagerly for this signature.",
+                              TraceWarning, stacklevel=3)
+            entry: Specialization | str = str(e)
+        else:
+            for module in traced.modules:
+                for m in module.modules():
+                    self._modules.setdefault(id(m), m)
+            key = key[:3] + (tuple(m.training for m in self._modules.values()),)
+            backward = traced.backward and run_passes(traced.backward, self._passes)
+            forward, backward = _link(traced.forward, backward, traced.grad_slots)
+            entry = Specialization(
+                _signature_text(key), traced, _link(traced.forward, traced.backward,
+                                                    traced.grad_slots),
+                run_passes(forward, self._passes), backward, time.perf_counter() - start)
+        self._cache[key] = entry
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry
+
+    # -- looking inside -----------------------------------------------------------------------
+
+    @property
+    def traces(self) -> list[Specialization]:
+        """The signatures compiled so far (oldest first, at most ``cache_size``)."""
+        return [e for e in self._cache.values() if isinstance(e, Specialization)]
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """Why the signatures in the cache that run eagerly could not be traced."""
+        return [e for e in self._cache.values() if isinstance(e, str)]
+
+    def print(self) -> None:
+        """Print every compiled signature's programs, before and after the passes."""
+        for entry in self.traces:
+            print(entry, end="\n\n")
+        for reason in self.fallbacks:
+            print(f"runs eagerly: {reason}", end="\n\n")
+
+    def kernels(self) -> str:
+        """The source of every generated kernel, in the order the programs run them."""
+        sources = {}
+        for entry in self.traces:
+            for program in (entry.forward, entry.backward):
+                for ins in program.kernels() if program is not None else ():
+                    sources[ins.label] = ins.source
+        return "\n\n".join(sources.values())
+
+    def draw(self, program: str = "forward", passes: bool = True,
+             trace: int = -1) -> graphviz.Digraph:
+        """Draw a program of the ``trace``-th signature: ``"forward"`` or ``"backward"``, after
+        the passes or (``passes=False``) as traced."""
+        entry = self.traces[trace]
+        if program not in ("forward", "backward"):
+            raise ValueError(f"draw: program must be 'forward' or 'backward'; got {program!r}")
+        index = 0 if program == "forward" else 1
+        chosen = (entry.forward, entry.backward)[index] if passes else entry.traced[index]
+        if chosen is None:
+            raise ValueError(f"draw: the signature {entry.signature} has no backward program")
+        return chosen.draw()
+
+    def __repr__(self) -> str:
+        return f"<compiled {self._name}: {len(self.traces)} trace(s)>"
+
+
+class CompiledModule(CompiledFunction):
+    """What ``mg.compile`` returns for a Module: calling it runs the compiled forward; every
+    other attribute (``parameters()``, ``state_dict()``, submodules, ...) is the module's, so
+    that it shares the parameters and can stand in for the module. ``train()`` and ``eval()``
+    return the compiled module."""
+
+    def __init__(self, module: Module, passes: Sequence[str], fallback: bool,
+                 cache_size: int) -> None:
+        super().__init__(module, type(module).__name__, passes, fallback, cache_size)
+        self.module = module
+        self._modules.update((id(m), m) for m in module.modules())
+
+    def _watch(self) -> list[Tensor]:
+        return list(self.module.parameters())
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "module":  # not set yet
+            raise AttributeError(name)
+        return getattr(self.module, name)
+
+    def train(self, mode: bool = True) -> CompiledModule:
+        """Set the module's training mode; returns the compiled module."""
+        self.module.train(mode)
+        return self
+
+    def eval(self) -> CompiledModule:
+        """Evaluation mode (``train(False)``); returns the compiled module."""
+        return self.train(False)
+
+    def __repr__(self) -> str:
+        return f"compiled {self.module!r}"
+
+
+def compile(fn_or_module: Callable | Module, *, passes: Sequence[str] = ALL,
+            fallback: bool = True, cache_size: int = 8) -> CompiledFunction:
+    """Compile a function of tensors, or a Module, for replay (``torch.compile``'s shape).
+
+    Returns a callable with the same signature (for a Module, an object that behaves like the
+    module and shares its parameters). ``passes`` names the passes to run (``"dce"``,
+    ``"fuse"``; ``()`` for none). A function whose tracing raises ``TraceError`` (it reads a
+    value, e.g. ``if x.item() > 0``) runs eagerly for that signature, after one
+    ``TraceWarning`` that names the line; with ``fallback=False`` the error is raised.
+    ``cache_size`` signatures are kept, the least recently used dropped first.
+    """
+    if isinstance(fn_or_module, Module):
+        return CompiledModule(fn_or_module, passes, fallback, cache_size)
+    if not callable(fn_or_module):
+        raise TypeError(
+            f"mg.compile: expected a function or a Module; got a {type(fn_or_module).__name__}"
+        )
+    compiled = CompiledFunction(fn_or_module, getattr(fn_or_module, "__qualname__", None)
+                                or type(fn_or_module).__name__, passes, fallback, cache_size)
+    if inspect.isfunction(fn_or_module) or inspect.ismethod(fn_or_module):
+        functools.update_wrapper(compiled, fn_or_module)  # name, docstring, signature
+    return compiled

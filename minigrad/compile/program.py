@@ -1,0 +1,144 @@
+"""The compiler's IR: a ``Program`` is a list of ``Instr`` over numbered array slots.
+
+A slot holds one array. A program's inputs and constants fill some slots; each instruction
+reads arrays from slots, runs, and writes its results to new slots; the outputs are read from
+slots at the end. Printed, a program reads like ``jax.make_jaxpr``'s output::
+
+    inputs: s0 f32[2,3], s1 f32[3]
+    constants: s2 f32[] = 2.0
+    s3 = Mul(s0, s1)                      # f32[2,3]
+    s4 = Mul(s3, s2)                      # f32[2,3]
+    outputs: s4
+
+``run`` replays the program on arrays: no Tensor, no graph node, one call per instruction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import graphviz
+
+Meta = tuple[tuple[int, ...], np.dtype]  # a slot's shape and dtype
+
+
+@dataclass
+class Instr:
+    """One step of a program: ``outputs = fn(*inputs)`` over slots.
+
+    ``label`` is what printing and drawing show (the op's name, or a fused kernel's);
+    ``fn`` runs it on arrays and returns one array or, when ``unpack``, a tuple of them (an
+    op such as ``Split`` returns a tuple, even of one array). ``op`` and ``options`` say which
+    ``Function`` class, with which keyword options, the instruction came from (for the
+    passes); ``impure`` marks an op that draws random numbers (never removed or merged); a
+    fused kernel keeps its generated ``source`` and the instructions it replaced (``fused``).
+    """
+
+    label: str
+    fn: Callable[..., Any]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    unpack: bool = False
+    op: type | None = None
+    options: dict = field(default_factory=dict)
+    impure: bool = False
+    source: str | None = None
+    fused: tuple[Instr, ...] = ()
+
+    def text(self) -> str:
+        """The instruction as one line: ``s7 = Mul(s3, s5)``."""
+        args = [f"s{s}" for s in self.inputs]
+        args += [f"{k}={_short(v)}" for k, v in self.options.items()]
+        return f"{', '.join(f's{s}' for s in self.outputs)} = {self.label}({', '.join(args)})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def type_text(meta: Meta) -> str:
+    """``f32[2,3]``: a slot's dtype and shape, as jaxprs print them."""
+    shape, dtype = meta
+    kind = {"f": "f", "i": "i", "u": "u", "b": "bool", "c": "c"}.get(dtype.kind, dtype.kind)
+    name = "bool" if kind == "bool" else f"{kind}{dtype.itemsize * 8}"
+    return f"{name}[{','.join(map(str, shape))}]"
+
+
+@dataclass
+class Program:
+    """Instructions over slots, with the slots that hold the inputs, the outputs and the
+    constants (arrays fixed at trace time); ``meta`` gives every slot's shape and dtype."""
+
+    instrs: list[Instr]
+    inputs: list[int]
+    outputs: list[int]
+    constants: dict[int, np.ndarray]
+    meta: dict[int, Meta]
+
+    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Replay the program on ``arrays`` (one per input slot); return the output arrays."""
+        env: dict[int, np.ndarray] = dict(self.constants)
+        env.update(zip(self.inputs, arrays))
+        for ins in self.instrs:
+            result = ins.fn(*[env[s] for s in ins.inputs])
+            if ins.unpack:
+                env.update(zip(ins.outputs, result))
+            else:
+                env[ins.outputs[0]] = result
+        return [env[s] for s in self.outputs]
+
+    def __str__(self) -> str:
+        lines = ["inputs: " + ", ".join(f"s{s} {type_text(self.meta[s])}" for s in self.inputs)]
+        if self.constants:
+            lines.append("constants: " + ", ".join(
+                f"s{s} {type_text(self.meta[s])} = {_value_text(a)}"
+                for s, a in self.constants.items()))
+        for ins in self.instrs:
+            types = ", ".join(type_text(self.meta[s]) for s in ins.outputs)
+            lines.append(f"{ins.text():<44} # {types}")
+        lines.append("outputs: " + ", ".join(f"s{s}" for s in self.outputs))
+        return "\n".join(lines)
+
+    def kernels(self) -> list[Instr]:
+        """The fused kernels among the instructions (those with generated source)."""
+        return [ins for ins in self.instrs if ins.source is not None]
+
+    def draw(self, rankdir: str = "TB") -> graphviz.Digraph:
+        """The program as a Graphviz drawing: slots are boxes (inputs green, constants grey,
+        outputs bold), instructions ovals (fused kernels orange), edges follow the data."""
+        from minigrad.viz.render import to_digraph
+
+        nodes, edges = [], []
+        outputs = set(self.outputs)
+        for s in [*self.inputs, *self.constants, *(o for i in self.instrs for o in i.outputs)]:
+            attrs = {"label": f"s{s}\n{type_text(self.meta[s])}", "shape": "box",
+                     "style": "filled", "fillcolor": "white"}
+            if s in self.inputs:
+                attrs["fillcolor"] = "#e3f1dc"
+            elif s in self.constants:
+                attrs["fillcolor"] = "#dddddd"
+                attrs["label"] = f"s{s} = {_value_text(self.constants[s])}"
+            if s in outputs:
+                attrs["penwidth"] = "2.5"
+            nodes.append(("", f"s{s}", attrs))
+        for k, ins in enumerate(self.instrs):
+            fill = "#fdd0a2" if ins.source is not None else "#eeeeee"
+            nodes.append(("", f"i{k}", {"label": ins.label, "shape": "oval", "style": "filled",
+                                        "fillcolor": fill}))
+            edges += [(f"s{s}", f"i{k}", {}) for s in dict.fromkeys(ins.inputs)]
+            edges += [(f"i{k}", f"s{s}", {}) for s in ins.outputs]
+        return to_digraph(nodes, edges, {}, graph_attr={"rankdir": rankdir},
+                          node_attr={"fontsize": "10", "height": "0.3"})
+
+
+def _value_text(array: np.ndarray) -> str:
+    if array.size == 1:
+        return np.format_float_positional(array.item(), trim="-") \
+            if array.dtype.kind == "f" else str(array.item())
+    return f"<{type_text((array.shape, array.dtype))}>"

@@ -1,0 +1,531 @@
+"""mg.compile: a compiled call gives the outputs and gradients that eager gives (random
+expressions, every cell, stacked bidirectional LSTMs, a language model trained with truncated
+BPTT), reads parameters and random numbers afresh at every call, traces again for a new
+signature, and never bakes a value read in Python into its program: it raises or falls back."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+from minigrad.compile import ALL, CompiledCall, TraceError, TraceWarning, kernels
+from minigrad.compile.trace import flatten
+from minigrad.models import (
+    LSTM,
+    RNNLM,
+    Cell,
+    CoupledLSTMCell,
+    GRUCell,
+    LSTMCell,
+    PeepholeLSTMCell,
+    RNNCell,
+)
+from minigrad.models.lm import detach_state
+from tests.strategies import leaf
+from tests.test_expressions import expressions
+
+BACKENDS = ["numpy"] + (["numba"] if importlib.util.find_spec("numba") else [])
+RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
+@contextmanager
+def kernel_backend(name: str):
+    """Generate fused kernels with ``name`` ("numpy" or "numba") inside the block."""
+    previous, kernels.BACKEND = kernels.BACKEND, name
+    try:
+        yield
+    finally:
+        kernels.BACKEND = previous
+
+
+def outputs_and_grads(fn, inputs, params=()):
+    """``fn``'s output arrays, and the gradients of a fixed random weighting of its outputs
+    with respect to the inputs that require grad and ``params`` (None where unused)."""
+    outputs = flatten(fn(*inputs), arrays=False)[0]
+    rng = np.random.default_rng(0)
+    terms = [(y * mg.tensor(rng.uniform(-1, 1, y.shape), dtype=y.dtype)).sum()
+             for y in outputs if y.requires_grad]
+    wrt = [x for x in flatten(inputs)[0] if isinstance(x, mg.Tensor) and x.requires_grad]
+    grads = mg.grad(sum(terms[1:], terms[0]), wrt + list(params), allow_unused=True)
+    return [y.data for y in outputs], [None if g is None else g.data for g in grads]
+
+
+def assert_close(got, want) -> None:
+    """Equal within 1e-10 (float64) or 1e-5 (float32), relative to the largest magnitude."""
+    got_outputs, got_grads = got
+    want_outputs, want_grads = want
+    assert len(got_outputs) == len(want_outputs) and len(got_grads) == len(want_grads)
+    for a, b in zip(got_outputs + got_grads, want_outputs + want_grads):
+        assert (a is None) == (b is None)
+        if b is not None:
+            assert a.shape == b.shape and a.dtype == b.dtype
+            rtol = RTOL.get(b.dtype, 0)
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(1.0, np.abs(b).max()))
+
+
+def assert_compiled_equals_eager(fn, compiled, make_inputs, params=()) -> None:
+    """At the tracing call and at a replay on new values, the compiled outputs and gradients
+    equal the eager ones."""
+    for seed in (0, 1):
+        inputs = make_inputs(seed)
+        assert_close(outputs_and_grads(compiled, inputs, params),
+                     outputs_and_grads(fn, inputs, params))
+
+
+# -- compiled equals eager ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("passes", [(), ("dce",), ALL], ids=["no passes", "dce", "all"])
+@given(expr=expressions())
+def test_random_expressions_compiled_equal_eager_at_the_trace_and_at_replays(expr, passes):
+    compiled = mg.compile(expr, passes=passes, fallback=False)
+    with kernel_backend("numpy"):
+        assert_compiled_equals_eager(
+            expr, compiled, lambda seed: [leaf(np.tanh(a + seed)) for a in expr.inputs])
+    assert len(compiled.traces) == 1
+
+
+class MinimalGatedCell(Cell):
+    """A user's cell, the minimal gated unit of examples/custom_cell.py:
+    f = σ(W_f x + U_f h + b_f); h' = (1 − f)⊙h + f⊙tanh(W_h x + U_h (f⊙h) + b_h)."""
+
+    gates = 2
+
+    def step(self, xp, h):
+        x_f, x_h = xp.chunk(2)
+        u_f, u_h = self.weight_hh.chunk(2, axis=0)
+        b_f, b_h = self.bias_hh.chunk(2)
+        f = (x_f + h @ u_f.T + b_f).sigmoid()
+        h = (1 - f) * h + f * (x_h + (f * h) @ u_h.T + b_h).tanh()
+        return h, h
+
+
+CELLS = [RNNCell, partial(RNNCell, nonlinearity="relu"), LSTMCell, GRUCell, PeepholeLSTMCell,
+         CoupledLSTMCell, MinimalGatedCell]
+CELL_IDS = ["rnn_tanh", "rnn_relu", "lstm", "gru", "peephole", "coupled", "user_mgu"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell_type", CELLS, ids=CELL_IDS)
+@settings(max_examples=10)
+@given(batch=st.integers(1, 3), input_size=st.integers(1, 3), hidden=st.integers(1, 4),
+       data=st.data())
+def test_every_cell_compiled_equals_eager(cell_type, dtype, backend, batch, input_size, hidden,
+                                          data):
+    mg.manual_seed(data.draw(st.integers(0, 99)))
+    cell = cell_type(input_size, hidden).to(dtype)
+    zero = cell.init_state(batch, dtype)
+    parts = len(zero) if isinstance(zero, tuple) else 1
+
+    def make_inputs(seed):
+        rng = np.random.default_rng(seed)
+        x, *state = [mg.tensor(rng.uniform(-1, 1, (batch, n)), dtype=dtype, requires_grad=True)
+                     for n in [input_size] + [hidden] * parts]
+        return x, tuple(state) if parts > 1 else state[0]
+
+    with kernel_backend(backend):
+        compiled = mg.compile(cell, fallback=False)
+        assert_compiled_equals_eager(cell, compiled, make_inputs, list(cell.parameters()))
+    assert len(compiled.traces) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=5)
+@given(steps=st.integers(1, 4), batch=st.integers(1, 3), seed=st.integers(0, 99))
+def test_a_two_layer_bidirectional_lstm_compiled_equals_eager(dtype, backend, steps, batch,
+                                                              seed):
+    mg.manual_seed(seed)
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True).to(dtype)
+
+    def make_inputs(k):
+        rng = np.random.default_rng(k)
+        x = mg.tensor(rng.uniform(-1, 1, (steps, batch, 3)), dtype=dtype, requires_grad=True)
+        h, c = (mg.tensor(rng.uniform(-1, 1, (4, batch, 4)), dtype=dtype, requires_grad=True)
+                for _ in range(2))
+        return x, (h, c)
+
+    with kernel_backend(backend):
+        compiled = mg.compile(lstm, fallback=False)
+        assert_compiled_equals_eager(lstm, compiled, make_inputs, list(lstm.parameters()))
+
+
+def train_rnnlm_with_truncated_bptt(model, loss_fn, stream, bptt, seed):
+    """SGD on ``stream (T, B)`` in chunks of ``bptt`` steps (the last one shorter), carrying
+    the detached state; returns the losses."""
+    opt = mg.optim.SGD(model.parameters(), lr=0.5)
+    state, losses = None, []
+    for k, start in enumerate(range(0, len(stream) - 1, bptt)):
+        x = stream[start:start + bptt]
+        y = stream[start + 1:start + 1 + len(x)]
+        x = x[:len(y)]
+        mg.manual_seed(seed + k)  # dropout draws the same masks in both runs
+        loss, state = loss_fn(x, y, state)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state = detach_state(state)
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_rnnlm_trained_with_truncated_bptt_compiled_equals_eager(cell):
+    stream = np.random.default_rng(0).integers(0, 11, (14, 3))  # chunks of 5, 5 and 3 steps
+    mg.manual_seed(0)
+    eager = RNNLM(11, 6, 6, num_layers=2, cell=cell, dropout=0.25, tie_weights=True)
+    twin = RNNLM(11, 6, 6, num_layers=2, cell=cell, dropout=0.25, tie_weights=True)
+    twin.load_state_dict(eager.state_dict())
+    compiled = mg.compile(twin.loss, fallback=False)
+    want = train_rnnlm_with_truncated_bptt(eager, eager.loss, stream, 5, seed=7)
+    got = train_rnnlm_with_truncated_bptt(twin, compiled, stream, 5, seed=7)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), twin.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-5, atol=1e-6, err_msg=name)
+    # no state, then a state, then the shorter last chunk: three signatures
+    assert [t.signature.count("i64[5,3]") for t in compiled.traces] == [2, 2, 0]
+
+
+@pytest.mark.xfail(raises=TraceError, strict=True,
+                   reason="models/seq2seq.py checks ids by value in Python (_ids, Encoder's "
+                          "padding checks), which a traced program cannot do")
+def test_a_seq2seq_model_compiles_for_batches_of_different_lengths():
+    model, batches = seq2seq_and_batches()
+    compiled = mg.compile(model.loss, fallback=False)
+    for src, tgt in batches:
+        compiled(src, tgt)
+
+
+def seq2seq_and_batches():
+    from minigrad.models import AttentionDecoder, Encoder, Seq2Seq
+
+    mg.manual_seed(0)
+    model = Seq2Seq(Encoder(9, 4, 5), AttentionDecoder(9, 4, 5))
+    rng = np.random.default_rng(0)
+    batches = []
+    for length in (3, 5):
+        src = rng.integers(4, 9, (2, length))
+        src[0, -1] = 0  # padding
+        tgt = np.concatenate([np.full((2, 1), 2), rng.integers(4, 9, (2, length)),
+                              np.full((2, 1), 3)], axis=1)
+        batches.append((src, tgt))
+    return model, batches
+
+
+def test_a_seq2seq_model_falls_back_with_one_warning_and_equals_eager():
+    model, batches = seq2seq_and_batches()
+    compiled = mg.compile(model.loss)
+    with pytest.warns(TraceWarning, match="Seq2Seq.loss"):
+        for src, tgt in batches:
+            got = outputs_and_grads(compiled, (src, tgt), list(model.parameters()))
+            assert_close(got, outputs_and_grads(model.loss, (src, tgt), model.parameters()))
+    assert len(compiled.fallbacks) == 2 and not compiled.traces
+
+
+def test_gradcheck_passes_on_a_compiled_function():
+    def f(x, w):
+        return ((x @ w).tanh() * x.sum(axis=1, keepdims=True)).sigmoid()
+
+    rng = np.random.default_rng(0)
+    x, w = leaf(rng.normal(size=(3, 4))), leaf(rng.normal(size=(4, 4)))
+    assert mg.gradcheck(mg.compile(f, fallback=False), [x, w])
+
+
+# -- what is read at every call ------------------------------------------------------------------
+
+
+def test_parameters_changed_by_an_optimizer_step_or_load_state_dict_are_seen():
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.Tanh(), mg.nn.Linear(4, 2))
+    compiled = mg.compile(model, fallback=False)
+    opt = mg.optim.Adam(model.parameters(), lr=0.1)
+    x = mg.randn(5, 3)
+    for _ in range(3):
+        loss = (compiled(x) ** 2).sum()
+        np.testing.assert_allclose(loss.data, (model(x) ** 2).sum().data, rtol=1e-6)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    other = mg.nn.Sequential(mg.nn.Linear(3, 4), mg.nn.Tanh(), mg.nn.Linear(4, 2))
+    model.load_state_dict(other.state_dict())
+    np.testing.assert_allclose(compiled(x).data, other(x).data, rtol=1e-6)
+    assert len(compiled.traces) == 1
+
+
+def test_dropout_draws_a_fresh_mask_at_every_call_equal_to_eager_from_the_same_seed():
+    layer = LSTM(3, 5, num_layers=2, dropout=0.5)
+    compiled = mg.compile(layer, fallback=False)
+    x = mg.randn(4, 2, 3, requires_grad=True)
+    runs = {}
+    for name, fn in (("eager", layer), ("compiled", compiled)):
+        mg.manual_seed(1)
+        runs[name] = [outputs_and_grads(fn, (x,), list(layer.parameters())) for _ in range(3)]
+    for got, want in zip(runs["compiled"], runs["eager"]):
+        assert_close(got, want)
+    first, second = (outputs for outputs, _ in runs["compiled"][:2])
+    assert not np.allclose(first[0], second[0])  # a fresh mask at every call
+    with layer.evaluating():
+        np.testing.assert_allclose(compiled(x)[0].data, layer(x)[0].data, rtol=1e-5, atol=1e-7)
+    assert len(compiled.traces) == 2  # training, then eval without a graph
+
+
+# -- one node, hooks, create_graph ----------------------------------------------------------------
+
+
+def test_a_compiled_call_is_one_node_whose_hooks_and_retained_grads_work():
+    compiled = mg.compile(lambda x, w: ((x @ w).tanh() * 2).sum(axis=0), fallback=False)
+    x, w = mg.randn(3, 4, requires_grad=True), mg.randn(4, 2, requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(("x", g.shape)))
+    y = compiled(x, w)
+    assert isinstance(y.grad_fn, CompiledCall) and y.grad_fn.inputs[:2] == (x, w)
+    assert y.grad_fn.name.startswith("Compiled[") and "<lambda>" in y.grad_fn.name
+    y.retain_grad()
+    y.register_hook(lambda g: seen.append(("y", g.shape)))
+    y.sum().backward()
+    assert seen == [("y", (2,)), ("x", (3, 4))]
+    np.testing.assert_array_equal(y.grad.data, np.ones(2, np.float32))
+
+
+def test_create_graph_through_a_compiled_call_raises_a_clear_error():
+    compiled = mg.compile(lambda x: (x * x).sum())
+    x = mg.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="create_graph=True through a compiled call"):
+        mg.grad(compiled(x), x, create_graph=True)
+
+
+def test_an_output_eager_would_not_track_comes_back_without_grad():
+    compiled = mg.compile(lambda x, c: (x * 2, c * 3), fallback=False)
+    y, z = compiled(mg.randn(2, requires_grad=True), mg.randn(2))
+    assert y.requires_grad and not z.requires_grad and z.grad_fn is None
+
+
+# -- signatures and the cache ---------------------------------------------------------------------
+
+
+def test_a_new_signature_traces_again_and_the_cache_keeps_the_most_recent():
+    compiled = mg.compile(lambda x: (x * x).sum(), cache_size=2, fallback=False)
+    for rows in (2, 3, 2, 4):
+        compiled(mg.randn(rows, 3, requires_grad=True)).backward()
+    assert ["f32[2,3]" in t.signature for t in compiled.traces] == [True, False]
+    assert "f32[4,3]" in compiled.traces[1].signature  # 3 rows was the least recently used
+    compiled(mg.randn(4, 3, dtype=np.float64, requires_grad=True))
+    with mg.no_grad():
+        compiled(mg.randn(4, 3, requires_grad=True))
+    assert compiled.traces[-1].backward is None and "grad off" in compiled.traces[-1].signature
+
+
+def test_a_module_compiled_as_a_function_traces_again_when_its_training_flag_changes():
+    drop = mg.nn.Dropout(0.5)
+    compiled = mg.compile(lambda x: drop(x) * 2, fallback=False)
+    x = mg.ones(10)
+    compiled(x)
+    drop.eval()
+    np.testing.assert_array_equal(compiled(x).data, np.full(10, 2, np.float32))
+    assert len(compiled.traces) == 2
+
+
+def test_a_compiled_module_behaves_like_the_module_and_shares_its_parameters():
+    model = LSTM(3, 4, num_layers=2)
+    compiled = mg.compile(model)
+    assert compiled.hidden_size == 4 and compiled.cells is model.cells
+    assert list(compiled.parameters()) == list(model.parameters())
+    assert list(compiled.state_dict()) == list(model.state_dict())
+    assert compiled.eval() is compiled and not model.training
+    assert compiled.train() is compiled and model.training
+    assert "compiled LSTM" in repr(compiled)
+
+
+# -- what cannot be traced: errors and fallback ---------------------------------------------------
+
+
+def reads_item(x):
+    return x * x.sum().item()
+
+
+def branches_on_a_value(x):
+    if x.sum() > 0:
+        return x * 2
+    return -x
+
+
+def reads_numpy(x):
+    return x * float(x.numpy().sum())
+
+
+VALUE_READS = [
+    (reads_item, r"Tensor\.item\(\)", "x.sum().item()"),
+    (branches_on_a_value, r"bool\(\)", "if x.sum() > 0:"),
+    (reads_numpy, r"Tensor\.numpy\(\)", "x.numpy().sum()"),
+]
+
+
+@pytest.mark.parametrize("fn, what, line", VALUE_READS, ids=["item", "if", "numpy"])
+def test_reading_a_value_raises_naming_the_line_without_fallback(fn, what, line):
+    with pytest.raises(TraceError, match=what) as error:
+        mg.compile(fn, fallback=False)(mg.randn(3, requires_grad=True))
+    assert "test_compile.py" in str(error.value) and line in str(error.value)
+    assert fn.__name__ in str(error.value)
+
+
+@pytest.mark.parametrize("fn, what, line", VALUE_READS, ids=["item", "if", "numpy"])
+def test_reading_a_value_warns_once_then_runs_eagerly(fn, what, line):
+    compiled = mg.compile(fn)
+    x = mg.randn(3, requires_grad=True)
+    with pytest.warns(TraceWarning, match=what):
+        y = compiled(x)
+    np.testing.assert_array_equal(y.data, fn(x).data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(compiled(x).data, fn(x).data)
+    assert len(compiled.fallbacks) == 1 and not compiled.traces
+
+
+class ReadsItsWeight(mg.nn.Module):
+    """y = x * sum(w), with the sum taken in NumPy (what tracing refuses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = mg.nn.Parameter(np.ones(2))
+
+    def forward(self, x):
+        return x * float(self.w.data.sum())
+
+
+def test_a_failed_trace_leaves_the_engine_and_the_parameters_as_they_were():
+    apply, init = mg.Function.__dict__["apply"], mg.Tensor.__dict__["__init__"]
+    module = ReadsItsWeight()
+    compiled = mg.compile(module, fallback=False)
+    with pytest.raises(TraceError, match=r"`\.sum` reads a parameter of shape \(2,\)"):
+        compiled(mg.randn(2))  # though no op has read the weight yet
+    assert mg.Function.__dict__["apply"] is apply and mg.Tensor.__dict__["__init__"] is init
+    assert "__eq__" not in mg.Tensor.__dict__
+    assert type(module.w.data) is np.ndarray and module.w.data.sum() == 2
+
+
+class Scale(mg.Function):
+    """y = x * factor, the factor kept in the node (what tracing refuses)."""
+
+    def __init__(self, factor: np.ndarray) -> None:
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+    def backward(self, gy):
+        return gy * mg.tensor(self.factor)
+
+
+class Cube(mg.Function):
+    """y = x ** 3, whose backward reads an array saved by forward (what tracing refuses)."""
+
+    def forward(self, x):
+        self.save_for_backward(x * x)
+        return x ** 3
+
+    def backward(self, gy):
+        (square,) = self.saved
+        return gy * 3 * mg.Tensor._wrap(square)
+
+
+def hooked_inside(x):
+    y = x * 2
+    y.register_hook(lambda g: g)
+    return y.sum()
+
+
+UNTRACEABLE = [
+    (lambda x: x + mg.randn(*x.shape), "random numbers outside an op"),
+    (lambda x: Scale.apply(x, factor=np.full(x.shape, 2.0)), r"Scale keeps data in self\.factor"),
+    (lambda x: Cube.apply(x).sum(), r"an array that Cube\.forward saved"),
+    (hooked_inside, "a hook or retain_grad"),
+    (lambda x: x * (x != 0), "compares by identity"),
+    (lambda x: x.data, "returning or passing the array of a traced tensor"),
+    (lambda x: x * mg.zeros(*x.shape, requires_grad=True), "created inside requires grad"),
+    (lambda x: mg.tensor(x, dtype=np.float32) * 2, "converting argument 0"),
+    (lambda x: x * float(x.data.sum()), "`.sum` reads argument 0"),
+]
+
+
+@pytest.mark.parametrize("fn, what", UNTRACEABLE, ids=[
+    "random draw", "data in an option", "saved array read in backward", "hook inside",
+    "identity comparison", "returned array", "leaf made inside", "dtype conversion",
+    "data read"])
+def test_what_a_program_cannot_replay_raises_a_trace_error(fn, what):
+    x = mg.tensor(np.linspace(-1, 1, 4), requires_grad=True)  # float64
+    with pytest.raises(TraceError, match=what):
+        mg.compile(fn, fallback=False)(x)
+
+
+def test_bad_arguments_to_compile_give_clear_errors():
+    with pytest.raises(TypeError, match="expected a function or a Module; got a int"):
+        mg.compile(3)
+    with pytest.raises(ValueError, match=r"unknown passes \['fusion'\]"):
+        mg.compile(lambda x: x, passes=("fusion",))
+    with pytest.raises(ValueError, match="cache_size must be at least 1"):
+        mg.compile(lambda x: x, cache_size=0)
+    with pytest.raises(TypeError, match="nor a hashable constant"):
+        mg.compile(lambda x, options: x)(mg.randn(2), {1, 2})
+    compiled = mg.compile(lambda x: x * 2)
+    compiled(mg.randn(2))
+    with pytest.raises(ValueError, match="program must be 'forward' or 'backward'"):
+        compiled.draw("sideways")
+    with pytest.raises(ValueError, match="has no backward program"):
+        compiled.draw("backward")
+
+
+# -- looking inside -------------------------------------------------------------------------------
+
+
+def test_the_printed_programs_show_every_op_before_and_fused_kernels_after_the_passes(capsys):
+    def f(x, b):
+        return ((x + b).tanh() * x).sum()
+
+    compiled = mg.compile(f, fallback=False)
+    with kernel_backend("numpy"):
+        compiled(mg.randn(2, 3, requires_grad=True), mg.randn(3, requires_grad=True)).backward()
+    text = str(compiled.traces[0])
+    assert "signature (f32[2,3] requires_grad, f32[3] requires_grad), grad on" in text
+    traced_forward = text.split("-- forward, after")[0]
+    for line in ("inputs: s0 f32[2,3], s1 f32[3]", "s2 = Add(s0, s1)", "s3 = Tanh(s2)",
+                 "s4 = Mul(s3, s0)", "Sum(s4, axis=None, keepdims=False)"):
+        assert line in traced_forward
+    assert "TanhGrad(" in text.split("-- backward, as traced")[1]
+    fused = compiled.traces[0].forward.kernels()
+    assert len(fused) == 1 and fused[0].text().startswith("s3, s4 = fused_")
+    source = compiled.kernels()
+    assert "np.tanh(t0)" in source and "t2 = t1 * a0" in source
+    compiled.print()
+    assert capsys.readouterr().out.count("-- forward, after the passes") == 1
+    drawing = compiled.draw(passes=False).source
+    assert "Tanh" in drawing and "fused_" not in drawing
+    assert "fused_" in compiled.draw().source
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
+def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels, "_LOADED", {})
+    compiled = mg.compile(lambda x, y: ((x * y - y) ** 3 / (x + y)).sum(), fallback=False)
+    x, y = mg.randn(4, 5, requires_grad=True), mg.randn(4, 5) + 3
+    with kernel_backend("numba"):
+        compiled(x, y).backward()
+        source = compiled.kernels()
+        assert "@njit(cache=True)" in source and "for j in range(o0.shape[1]):" in source
+        name = compiled.traces[0].forward.kernels()[0].label
+        assert (tmp_path / "kernels" / f"{name}.py").exists()
+        assert list((tmp_path / "kernels" / "__pycache__").glob(f"{name}*.nbi"))
+        kernels._LOADED.clear()  # as a new process: import the file, load the machine code
+        loop = kernels._load(name, (tmp_path / "kernels" / f"{name}.py").read_text())
+        kernel = compiled.traces[0].forward.kernels()[0]
+        loop(x.data, y.data, *[np.empty((4, 5), np.float32) for _ in kernel.outputs])
+    assert sum(loop.stats.cache_hits.values()) == 1
