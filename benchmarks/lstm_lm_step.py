@@ -6,8 +6,11 @@ Model: Embedding(V -> E) -> LSTM(E -> H) -> Linear(H -> V), cross-entropy over e
 float32. Two configurations: "big" (V=1000, E=128, H=256, batch 20, 35 steps) and "tiny"
 (V=50, E=16, H=32, batch 1, 35 steps). Prints the best and median milliseconds per step and
 the peak memory that tracemalloc sees during one step (NumPy reports its allocations to it).
-If PyTorch is importable, the same steps run side by side in it: once with the LSTM cell
-written from the same ops as ours, once with its fused ``nn.LSTM``.
+The "compiled" row runs the same loss through ``mg.compile``; its "1st call" column is the
+time of the call that traces it and compiles its kernels (numba's are cached on disk, so a
+second run of this script pays less). If PyTorch is importable, the same steps run side by
+side in it: once with the LSTM cell written from the same ops as ours, once with its fused
+``nn.LSTM``.
 
 Threads come from the environment: compare like with like, e.g.
 ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/lstm_lm_step.py`` (NumPy's BLAS
@@ -49,8 +52,9 @@ class LanguageModel(mg.nn.Module):
         return self.out(h)
 
 
-def minigrad_step(cfg: dict) -> Callable[[], None]:
-    """One training step of minigrad's model on fixed random data."""
+def minigrad_step(cfg: dict, compiled: bool = False) -> Callable[[], None]:
+    """One training step of minigrad's model on fixed random data; with ``compiled``, the
+    loss (forward and backward) runs as programs traced by ``mg.compile`` at the first call."""
     mg.manual_seed(0)
     model = LanguageModel(cfg["vocab"], cfg["embed"], cfg["hidden"])
     opt = mg.optim.SGD(model.parameters(), lr=0.1)
@@ -58,9 +62,13 @@ def minigrad_step(cfg: dict) -> Callable[[], None]:
     x = rng.integers(0, cfg["vocab"], (cfg["steps"], cfg["batch"]))
     y = rng.integers(0, cfg["vocab"], (cfg["steps"], cfg["batch"]))
 
+    def loss_of(x: np.ndarray, y: np.ndarray) -> mg.Tensor:
+        return F.cross_entropy(model(x).reshape(-1, cfg["vocab"]), y.reshape(-1))
+
+    loss_fn = mg.compile(loss_of, fallback=False) if compiled else loss_of
+
     def step() -> None:
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab"]), y.reshape(-1))
+        loss = loss_fn(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -133,15 +141,21 @@ def main() -> None:
         print("(PyTorch not installed: showing minigrad only)")
     print(f"threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"torch {torch.get_num_threads() if torch else '-'}")
-    print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9}")
+    print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9} "
+          f"{'1st call s':>10}")
     for name, cfg in CONFIGS.items():
-        runs = {"minigrad": minigrad_step(cfg)}
+        runs = {"minigrad": minigrad_step(cfg), "minigrad, compiled": minigrad_step(cfg, True)}
         if torch is not None:
             runs.update(torch_steps(cfg))
         for label, step in runs.items():
+            first = "-"
+            if "compiled" in label:  # tracing, the passes and compiling the kernels
+                start = time.perf_counter()
+                step()
+                first = f"{time.perf_counter() - start:.2f}"
             best, median, peak = measure(step, args.repeats)
-            peak_text = f"{peak:9.1f}" if label == "minigrad" else f"{'-':>9}"
-            print(f"{name:<6} {label:<24} {best:8.2f} {median:10.2f} {peak_text}")
+            peak_text = f"{peak:9.1f}" if label.startswith("minigrad") else f"{'-':>9}"
+            print(f"{name:<6} {label:<24} {best:8.2f} {median:10.2f} {peak_text} {first:>10}")
 
 
 if __name__ == "__main__":

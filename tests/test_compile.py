@@ -29,6 +29,7 @@ from minigrad.models import (
     RNNCell,
 )
 from minigrad.models.lm import detach_state
+from minigrad.ops.linalg import MatMul
 from tests.strategies import leaf
 from tests.test_expressions import expressions
 
@@ -529,3 +530,18 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
         kernel = compiled.traces[0].forward.kernels()[0]
         loop(x.data, y.data, *[np.empty((4, 5), np.float32) for _ in kernel.outputs])
     assert sum(loop.stats.cache_hits.values()) == 1
+
+
+def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
+    lstm = LSTM(3, 4)
+    compiled = mg.compile(lstm, passes=("dce", "gather"), fallback=False)
+    x = mg.randn(6, 2, 3, requires_grad=True)
+    assert_close(outputs_and_grads(compiled, (x,), list(lstm.parameters())),
+                 outputs_and_grads(lstm, (x,), list(lstm.parameters())))
+    entry = compiled.traces[0]
+    weight_grads = [ins for ins in entry.backward.instrs
+                    if ins.op is MatMul and entry.backward.meta[ins.outputs[0]][0] == (16, 4)]
+    assert len(weight_grads) == 1  # weight_hh (16, 4), used at six steps
+    traced = [ins for ins in entry.traced[1].instrs
+              if ins.op is MatMul and entry.traced[1].meta[ins.outputs[0]][0] == (16, 4)]
+    assert len(traced) == 6

@@ -53,8 +53,11 @@ their keyword options."""
 
 _QUIET = (ew.Sigmoid,)  # ops whose forward silences overflow (e ** -x = inf gives 0, rightly)
 _TRANSCENDENTAL = (ew.Exp, ew.Log, ew.Tanh, ew.Sigmoid)
-"""Ops that a numba loop computes one element at a time with the C library, about 5x slower
-than NumPy's vectorized versions (measured on float32): kernels with them stay NumPy."""
+_SMALL = 256
+"""A numba loop computes exp, log and tanh one element at a time with the C library, about 5x
+slower per element than NumPy's vectorized versions (measured on float32), but it saves
+NumPy's microsecond per op: kernels with those ops use numba up to ``_SMALL`` elements
+(about where the two cross on this project's benchmark machine), NumPy above."""
 
 
 def _numba_installed() -> bool:
@@ -90,9 +93,9 @@ def make_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequenc
                 meta: dict[int, Meta]) -> Kernel:
     """The kernel that computes ``instrs`` (elementwise, in order, all of one output shape)
     from the slots ``inputs`` and returns the slots ``outputs``."""
-    if BACKEND == "numba" and not any(ins.op in _TRANSCENDENTAL for ins in instrs):
-        shape = meta[outputs[0]][0]
-        return _numba_kernel(instrs, inputs, outputs, shape, [meta[s][1] for s in outputs])
+    size = int(np.prod(meta[outputs[0]][0], dtype=np.int64))
+    if BACKEND == "numba" and (size <= _SMALL or not any(i.op in _TRANSCENDENTAL for i in instrs)):
+        return _numba_kernel(instrs, inputs, outputs, meta)
     return _numpy_kernel(instrs, inputs, outputs)
 
 
@@ -132,42 +135,59 @@ _LOADED: dict[str, Callable] = {}  # numba kernels already imported in this proc
 
 
 def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
-                  shape: tuple[int, ...], dtypes: list[np.dtype]) -> Kernel:
-    """A numba loop over the elements of 2-D views: every array is seen as (rows, last axis),
-    broadcast inputs with stride 0, so that one compiled loop serves every shape."""
+                  meta: dict[int, Meta]) -> Kernel:
+    """A numba loop over the elements of 2-D views, (rows, last axis), and the Python function
+    that makes the views and the output arrays: a broadcast input is read in place, as a row,
+    a column or a single number."""
+    shape = meta[outputs[0]][0]
+    rows, cols = (int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]) if shape else (1, 1)
     lines, results = _lines(instrs, inputs, outputs, "x")
-    arity = len(inputs)
-    args = [f"a{k}" for k in range(arity)] + [f"o{k}" for k in range(len(results))]
-    source = "\n".join([
+    views, hoisted, loads = [], [], []
+    for k, s in enumerate(inputs):
+        view, index = _view(meta[s][0], shape, rows, cols)
+        views.append(view.format(f"a{k}"))
+        (hoisted if index == "0, 0" else loads).append(f"x{k} = a{k}[{index}]")
+    outs = [f"o{k}" for k in range(len(outputs))]
+    loop = "\n".join([
         "import numpy as np",
         "from numba import njit",
         "",
         "",
         "@njit(cache=True)",
-        f"def kernel({', '.join(args)}):",
+        f"def kernel({', '.join([f'a{k}' for k in range(len(inputs))] + outs)}):",
+        *[f"    {line}" for line in hoisted],
         "    for i in range(o0.shape[0]):",
         "        for j in range(o0.shape[1]):",
-        *[f"            x{k} = a{k}[i, j]" for k in range(arity)],
-        *[f"            {line}" for line in lines],
+        *[f"            {line}" for line in loads + lines],
         *[f"            o{k}[i, j] = {r}" for k, r in enumerate(results)],
     ]) + "\n"
-    name = _name(source)
-    source = source.replace("def kernel(", f"def {name}(")
-    loop = _LOADED.get(name) or _load(name, source)
-    rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
-    cols = shape[-1] if shape else 1
-    single = len(results) == 1
+    name = _name(loop)
+    loop = loop.replace("def kernel(", f"def {name}(")
+    wrapper = "\n".join([
+        f"def run_{name}({', '.join(f'a{k}' for k in range(len(inputs)))}):",
+        *[f"    o{k} = np.empty(({rows}, {cols}), np.{meta[s][1].name})"
+          for k, s in enumerate(outputs)],
+        f"    {name}({', '.join(views + outs)})",
+        f"    return {', '.join(f'{o}.reshape({shape})' for o in outs)}",
+    ]) + "\n"
+    namespace = {"np": np, name: _LOADED.get(name) or _load(name, loop)}
+    exec(compile(wrapper, f"<run_{name}>", "exec"), namespace)
+    return Kernel(name, f"{loop}\n\n{wrapper}", namespace[f"run_{name}"])
 
-    def run(*arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        views = [a.reshape(rows, cols) if a.shape == shape else
-                 np.broadcast_to(a, shape).reshape(rows, cols) for a in arrays]
-        outs = [np.empty((rows, cols), dtype) for dtype in dtypes]
-        loop(*views, *outs)
-        if single:
-            return outs[0].reshape(shape)
-        return tuple([o.reshape(shape) for o in outs])
 
-    return Kernel(name, source, run)
+def _view(given: tuple[int, ...], shape: tuple[int, ...], rows: int, cols: int
+          ) -> tuple[str, str]:
+    """How the kernel sees an input of shape ``given`` broadcast to ``shape``: the expression
+    that makes its 2-D view (``{}`` is the array) and the index of element (i, j) in it."""
+    if given == shape:
+        return f"{{}}.reshape({rows}, {cols})", "i, j"
+    if int(np.prod(given, dtype=np.int64)) == 1:
+        return "{}.reshape(1, 1)", "0, 0"
+    if given[-1:] == (cols,) and int(np.prod(given, dtype=np.int64)) == cols:
+        return f"{{}}.reshape(1, {cols})", "0, j"
+    if given[-1:] == (1,) and given[:-1] == shape[:-1]:
+        return f"{{}}.reshape({rows}, 1)", "i, 0"
+    return f"np.broadcast_to({{}}, {shape}).reshape({rows}, {cols})", "i, j"
 
 
 def _load(name: str, source: str) -> Callable:

@@ -5,6 +5,8 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
   whose results it then dropped (the unused pieces of a ``chunk``, a final state nobody
   reads); backward records the gradients of values no input needs. Walking backwards from the
   outputs keeps what they depend on.
+- ``gather``: a weight's gradient summed over the steps that used it, ``Σ aᵢᵀ bᵢ``, becomes
+  one matmul of the stacked factors.
 - ``fuse``: elementwise fusion. A run of elementwise instructions (``Sigmoid``, ``Mul``,
   ``Add``...) over arrays of one shape becomes one generated kernel (see ``kernels.py``) that
   reads the run's inputs once and writes only the values used after it.
@@ -18,6 +20,9 @@ from dataclasses import replace
 
 from minigrad.compile.kernels import fusible, make_kernel
 from minigrad.compile.program import Instr, Program
+from minigrad.ops.elementwise import Add
+from minigrad.ops.linalg import MatMul
+from minigrad.ops.shape import Concat, Transpose
 
 
 def dead_code_elimination(program: Program) -> Program:
@@ -33,6 +38,96 @@ def dead_code_elimination(program: Program) -> Program:
     return replace(program, instrs=kept[::-1], constants=constants)
 
 
+def gather(program: Program) -> Program:
+    """Turn a sum of products ``Σ aᵢᵀ bᵢ`` into one product ``[a₁; a₂; ...]ᵀ [b₁; b₂; ...]``.
+
+    A weight used at every step of a recurrent layer gets its gradient as one such product per
+    step, added up as it arrives (what the eager engine's ``ProductSum`` gathers). One matmul
+    over the stacked factors does the same sum with one call into BLAS instead of one per step,
+    and none of the additions. Only a sum made entirely of such products, each read by the sum
+    alone, is rewritten.
+    """
+    instrs = program.instrs
+    readers, maker = _readers(instrs), _makers(instrs)
+    meta = dict(program.meta)
+    replaced: dict[int, list[Instr]] = {}  # position of a sum -> the instructions it becomes
+    removed: set[int] = set()
+    for root, ins in enumerate(instrs):
+        if ins.op is not Add or _inside_a_sum(ins.outputs[0], instrs, readers):
+            continue
+        found = _sum_of_products(root, instrs, readers, maker, meta)
+        if found is None:
+            continue
+        (lefts, rights), positions = found
+        out = ins.outputs[0]
+        (p, q), dtype = meta[out]
+        a, b, a_t = (max(meta) + k for k in (1, 2, 3))
+        meta[a] = ((sum(meta[s][0][0] for s in lefts), p), dtype)  # [a₁; a₂; ...]
+        meta[b] = ((sum(meta[s][0][0] for s in rights), q), dtype)  # [b₁; b₂; ...]
+        meta[a_t] = (meta[a][0][::-1], dtype)
+        replaced[root] = [
+            Instr("Concat", Concat(axis=0).forward, lefts, (a,), op=Concat, options={"axis": 0}),
+            Instr("Concat", Concat(axis=0).forward, rights, (b,), op=Concat, options={"axis": 0}),
+            Instr("Transpose", Transpose(axes=None).forward, (a,), (a_t,), op=Transpose,
+                  options={"axes": None}),
+            Instr("MatMul", MatMul().forward, (a_t, b), (out,), op=MatMul),
+        ]
+        removed.update(positions)
+    result = []
+    for k, ins in enumerate(instrs):
+        result += replaced.get(k, [] if k in removed else [ins])
+    return replace(program, instrs=result, meta=meta)
+
+
+def _sum_of_products(root: int, instrs: list[Instr], readers: dict[int, list[int]],
+                     maker: dict[int, int], meta: dict
+                     ) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], list[int]] | None:
+    """For the Add at ``root``: the factors ``(a₁, a₂, ...), (b₁, b₂, ...)`` of the products
+    ``MatMul(Transpose(aᵢ), bᵢ)`` of matrices it adds up, through Adds that only it reads, and
+    the positions of all those instructions; None if it adds anything else."""
+    target = meta[instrs[root].outputs[0]]
+    lefts, rights, positions, pending = [], [], [], [instrs[root].outputs[0]]
+    while pending:
+        s = pending.pop()
+        k = maker.get(s)
+        op = None if k is None else instrs[k].op
+        if op is Add and (k == root or _inside_a_sum(s, instrs, readers)):
+            positions.append(k)
+            pending += reversed(instrs[k].inputs)
+            continue
+        if op is not MatMul or len(readers[s]) != 1 or meta[s] != target:
+            return None
+        transposed, right = instrs[k].inputs
+        j = maker.get(transposed)
+        if (j is None or instrs[j].op is not Transpose or instrs[j].options["axes"] is not None
+                or len(readers[transposed]) != 1 or len(meta[transposed][0]) != 2
+                or meta[right][1] != target[1]):
+            return None
+        lefts.append(instrs[j].inputs[0])
+        rights.append(right)
+        positions += [j, k]
+    return (tuple(lefts), tuple(rights)), positions
+
+
+def _inside_a_sum(s: int, instrs: list[Instr], readers: dict[int, list[int]]) -> bool:
+    """Whether slot ``s`` is read by one instruction only, an Add (so it is a partial sum)."""
+    return len(readers[s]) == 1 and instrs[readers[s][0]].op is Add
+
+
+def _readers(instrs: list[Instr]) -> dict[int, list[int]]:
+    """Slot -> the positions of the instructions that read it."""
+    readers: dict[int, list[int]] = defaultdict(list)
+    for k, ins in enumerate(instrs):
+        for s in ins.inputs:
+            readers[s].append(k)
+    return readers
+
+
+def _makers(instrs: list[Instr]) -> dict[int, int]:
+    """Slot -> the position of the instruction that makes it."""
+    return {s: k for k, ins in enumerate(instrs) for s in ins.outputs}
+
+
 def fuse(program: Program) -> Program:
     """Replace groups of elementwise instructions of one output shape, each joined to the next
     by data, with one kernel per group.
@@ -42,13 +137,7 @@ def fuse(program: Program) -> Program:
     group, before that place, may read a value the group makes.
     """
     instrs = program.instrs
-    readers: dict[int, list[int]] = defaultdict(list)  # slot -> positions that read it
-    maker: dict[int, int] = {}  # slot -> the position that makes it
-    for k, ins in enumerate(instrs):
-        for s in ins.inputs:
-            readers[s].append(k)
-        for s in ins.outputs:
-            maker[s] = k
+    readers, maker = _readers(instrs), _makers(instrs)
     group_of: dict[int, list[int]] = {}  # position -> the positions of its group, in order
 
     def closed(members: list[int], end: int) -> bool:
@@ -96,6 +185,7 @@ def _kernel(members: list[Instr], positions: list[int], readers: dict[int, list[
 
 PASSES: dict[str, Callable[[Program], Program]] = {
     "dce": dead_code_elimination,
+    "gather": gather,
     "fuse": fuse,
 }
 ALL: tuple[str, ...] = tuple(PASSES)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,15 +84,28 @@ class Program:
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Replay the program on ``arrays`` (one per input slot); return the output arrays."""
-        env: dict[int, np.ndarray] = dict(self.constants)
-        env.update(zip(self.inputs, arrays))
-        for ins in self.instrs:
-            result = ins.fn(*[env[s] for s in ins.inputs])
-            if ins.unpack:
-                env.update(zip(ins.outputs, result))
+        constants, steps = self._plan
+        env = constants.copy()  # env[s]: the array in slot s
+        for s, a in zip(self.inputs, arrays):
+            env[s] = a
+        for fn, inputs, outputs, unpack in steps:
+            result = fn(*[env[s] for s in inputs])
+            if unpack:
+                for s, a in zip(outputs, result):
+                    env[s] = a
             else:
-                env[ins.outputs[0]] = result
+                env[outputs] = result
         return [env[s] for s in self.outputs]
+
+    @cached_property
+    def _plan(self) -> tuple[list, list[tuple]]:
+        """What ``run`` needs, prepared at its first call: a list of slots holding the
+        constants, and each instruction as (fn, input slots, output slot(s), unpack)."""
+        constants: list[np.ndarray | None] = [None] * (max(self.meta, default=-1) + 1)
+        for s, a in self.constants.items():
+            constants[s] = a
+        return constants, [(ins.fn, ins.inputs, ins.outputs if ins.unpack else ins.outputs[0],
+                            ins.unpack) for ins in self.instrs]
 
     def __str__(self) -> str:
         lines = ["inputs: " + ", ".join(f"s{s} {type_text(self.meta[s])}" for s in self.inputs)]
