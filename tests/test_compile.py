@@ -545,3 +545,24 @@ def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
     traced = [ins for ins in entry.traced[1].instrs
               if ins.op is MatMul and entry.traced[1].meta[ins.outputs[0]][0] == (16, 4)]
     assert len(traced) == 6
+
+
+def test_a_rebound_variable_a_new_parameter_or_a_changed_option_traces_again():
+    x = mg.ones(4)
+    shift = mg.ones(4)
+    add_shift = mg.compile(lambda x: x + shift, fallback=False)
+    np.testing.assert_array_equal(add_shift(x).data, np.full(4, 2, np.float32))
+    shift = mg.zeros(4)
+    np.testing.assert_array_equal(add_shift(x).data, np.ones(4, np.float32))
+    layer = mg.nn.Linear(4, 2)
+    compiled = mg.compile(layer, fallback=False)
+    compiled(x)
+    layer.weight = mg.nn.Parameter(np.zeros((2, 4), np.float32))
+    np.testing.assert_array_equal(compiled(x).data, layer.bias.data)
+    drop = mg.nn.Dropout(0.0)
+    compiled = mg.compile(drop, fallback=False)
+    x = mg.ones(100)
+    np.testing.assert_array_equal(compiled(x).data, x.data)
+    drop.p = 0.5
+    assert set(compiled(x).data) == {0.0, 2.0}
+    assert len(add_shift.traces) == len(compiled.traces) == 1  # the new trace replaced the old

@@ -8,13 +8,18 @@ keeps the last ``cache_size`` signatures. In an eager graph a compiled call is o
 ``CompiledCall``: its forward runs the forward program and keeps what the backward program
 reads; its backward runs the backward program.
 
+A trace is also kept only while what it took as fixed stays so: the names the function's own
+code reads from outside (closure variables, globals), and the parameters and options (such as
+a dropout probability) of the modules it called; a change traces again. A Python number among
+the arguments is baked in, so another value traces again too.
+
 What a compiled function cannot do: ``create_graph=True`` through it raises (its backward is
 one replayed program, which records no graph: differentiate the plain function for higher
-derivatives). A Python number among the arguments is baked in (another value traces again).
-Hooks and ``retain_grad`` work on its arguments and results, not inside it. Replacing a
-parameter object (rather than its values, as optimizers and ``load_state_dict`` do) needs a
-new ``mg.compile``. Side effects in Python (appending to a list) happen at the tracing call
-only, and twice when the trace falls back to eager.
+derivatives). Hooks and ``retain_grad`` work on its arguments and results, not inside it.
+Tensors reached through other objects (a helper's globals, a list) are read by identity, so
+give them new values in place, as optimizers and ``load_state_dict`` do. Side effects in
+Python (appending to a list) happen at the tracing call only, and twice when the trace falls
+back to eager.
 """
 
 from __future__ import annotations
@@ -61,15 +66,16 @@ class Specialization:
     forward: Program
     backward: Program | None
     seconds: float
-
-    def fits(self) -> bool:
-        """Whether the tensors read from outside still have the traced shapes and dtypes."""
-        return all(x.data.shape == m[0] and x.data.dtype == m[1] and x.requires_grad == r
-                   for x, m, r in zip(self.trace.leaves, self._leaf_meta, self._leaf_grad))
+    bindings: list[tuple[Callable[[], Any], Any]]
 
     def __post_init__(self) -> None:
-        self._leaf_meta = [(x.data.shape, x.data.dtype) for x in self.trace.leaves]
-        self._leaf_grad = [x.requires_grad for x in self.trace.leaves]
+        self._leaf_keys = [_leaf_key(x) for x in self.trace.leaves]
+
+    def fits(self) -> bool:
+        """Whether what the programs assume still holds: the tensors read from outside have
+        the traced shapes, dtypes and requires_grad, and the ``bindings`` are unchanged."""
+        return (all(_leaf_key(x) == k for x, k in zip(self.trace.leaves, self._leaf_keys))
+                and all(_same(read(), value) for read, value in self.bindings))
 
     def __call__(self, leaves: list) -> Any:
         """Run on the call's tensors and arrays, as one node; nest the results as traced."""
@@ -137,6 +143,44 @@ def _link(forward: Program, backward: Program | None,
             replace(backward, inputs=kept + grad_slots))
 
 
+def _bindings(fn: Callable, modules: list[Module]) -> list[tuple[Callable[[], Any], Any]]:
+    """What a trace takes as fixed, each as (how to read it again, its value now): the names
+    the function's own code reads from outside (closure variables, globals), and the modules'
+    parameters (by identity) and attributes (a dropout probability, a nonlinearity...)."""
+    fn = getattr(fn, "__func__", fn)  # a bound method's function
+    reads: list[Callable[[], Any]] = []
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        reads += [lambda cell=cell: cell.cell_contents for cell in fn.__closure__ or ()
+                  if _has_contents(cell)]
+        reads += [lambda name=name, g=fn.__globals__: g.get(name)
+                  for name in code.co_names if name in fn.__globals__]
+    for m in modules:
+        reads.append(lambda m=m: tuple(m._parameters.values()))
+        reads += [lambda m=m, name=name: vars(m).get(name) for name, value in vars(m).items()
+                  if value is None or isinstance(value, (int, float, str, Tensor))]
+    return [(read, read()) for read in reads]
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:  # a variable not assigned yet
+        return False
+    return True
+
+
+def _same(now: Any, then: Any) -> bool:
+    """Unchanged: numbers and strings by value, tuples item by item, anything else by
+    identity."""
+    if isinstance(then, tuple):
+        return isinstance(now, tuple) and len(now) == len(then) and all(
+            a is b for a, b in zip(now, then))
+    if isinstance(then, (int, float, str)):
+        return type(now) is type(then) and now == then
+    return now is then
+
+
 def _leaf_key(x: Tensor | np.ndarray) -> tuple:
     if isinstance(x, Tensor):
         return (x.data.shape, x.data.dtype, x.requires_grad)
@@ -146,7 +190,11 @@ def _leaf_key(x: Tensor | np.ndarray) -> tuple:
 def _signature_text(key: tuple) -> str:
     leaves = ", ".join(type_text((shape, dtype)) + (" requires_grad" if rg else "")
                        for shape, dtype, rg in key[1])
-    return f"({leaves}), grad {'on' if key[2] else 'off'}, training {key[3]}"
+    text = f"({leaves}), grad {'on' if key[2] else 'off'}"
+    if key[3]:
+        text += ", modules in " + ("training" if all(key[3]) else "eval" if not any(key[3])
+                                   else "mixed") + " mode"
+    return text
 
 
 class CompiledFunction:
@@ -215,7 +263,8 @@ class CompiledFunction:
             entry = Specialization(
                 _signature_text(key), traced, _link(traced.forward, traced.backward,
                                                     traced.grad_slots),
-                run_passes(forward, self._passes), backward, time.perf_counter() - start)
+                run_passes(forward, self._passes), backward, time.perf_counter() - start,
+                _bindings(self._fn, list(self._modules.values())))
         self._cache[key] = entry
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

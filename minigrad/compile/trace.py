@@ -208,7 +208,6 @@ def unflatten(spec: Spec, leaves: Iterable) -> Any:
 # the tracer
 
 
-_apply = Function.__dict__["apply"]
 _init = Tensor.__dict__["__init__"]
 _wrap = Tensor._wrap
 _generator = random.generator
@@ -269,22 +268,21 @@ class Tracer:
     def read(self, x: Tensor, what: str, leaf: bool = True) -> Tensor:
         """The stand-in for a tensor from outside the function (a program input, read anew at
         every call). Until tracing ends, ``x.data`` holds the stand-in's ``Traced`` too, so
-        that Python code reading it raises."""
+        that Python code reading it raises. An argument gets its own input even when the same
+        tensor comes twice (the next call may pass two)."""
         standin = self.standins.get(id(x))
         if standin is not None and leaf:
             return standin
-        proxy = self.slot(x.data, what) if type(x.data) is not Traced else x.data
-        if standin is not None or proxy.slot in self.inputs:  # the same tensor passed twice
-            proxy = self.slot(self.values[proxy.slot], what)
+        proxy = self.slot(x.data if standin is None else self.values[standin.data.slot], what)
         self.inputs.append(proxy.slot)
         if leaf:
             self.leaves.append(x)
-        standin = self.tensor(proxy, x.requires_grad)
-        if id(x) not in self.standins:
-            self.standins[id(x)] = standin
+        new = self.tensor(proxy, x.requires_grad)
+        if standin is None:
+            self.standins[id(x)] = new
             self.swapped.append((x, x.data))
             x.data = proxy
-        return standin
+        return new
 
     def value(self, x: Tensor) -> tuple[Tensor, int]:
         """What an op records for its input ``x``, and the slot it reads."""
@@ -294,7 +292,7 @@ class Tracer:
         if type(x.data) is Traced:
             return x, x.data.slot
         if id(x) in self.made:
-            if x.requires_grad and x.grad_fn is None:
+            if x.requires_grad:
                 raise _error(f"a tensor of shape {x.shape} created inside requires grad, and "
                              "its gradient would be lost; pass it as an argument instead")
             s = self.const_slots.get(id(x))
@@ -376,6 +374,7 @@ class Tracer:
 
     @staticmethod
     def alias(proxy: Traced) -> Traced:
+        """``proxy``, for a new tensor to share; an array saved for backward cannot be shared."""
         if proxy.slot is None:
             raise _error(f"wrapping {proxy.what} in a tensor")
         return proxy
@@ -405,7 +404,7 @@ class Tracer:
         patches = [  # functions, not bound methods: a class attribute binds its instance
             (Function, "apply", classmethod(lambda cls, *xs, **kw: self.apply(cls, xs, kw))),
             (Tensor, "__init__", lambda t, *args, **kw: self.init(t, *args, **kw)),
-            (Tensor, "_wrap", classmethod(self.wrap)),
+            (Tensor, "_wrap", classmethod(lambda cls, data: self.wrap(cls, data))),
             (autograd, "_wrap", lambda data: self.wrap(Tensor, data)),
             (random, "generator", self.generator),
             (Module, "__call__", lambda module, *args, **kw: self.call(module, *args, **kw)),
