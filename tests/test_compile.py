@@ -409,7 +409,7 @@ def test_a_failed_trace_leaves_the_engine_and_the_parameters_as_they_were():
     with pytest.raises(TraceError, match=r"`\.sum` reads a parameter of shape \(2,\)"):
         compiled(mg.randn(2))  # though no op has read the weight yet
     assert mg.Function.__dict__["apply"] is apply and mg.Tensor.__dict__["__init__"] is init
-    assert "__eq__" not in mg.Tensor.__dict__
+    assert "__eq__" not in mg.Tensor.__dict__ and not isinstance(mg.Tensor.grad, property)
     assert type(module.w.data) is np.ndarray and module.w.data.sum() == 2
 
 
@@ -438,6 +438,10 @@ class Cube(mg.Function):
         return gy * 3 * mg.Tensor._wrap(square)
 
 
+SCALE = mg.tensor(2.0, requires_grad=True)
+SCALE.grad = mg.tensor(1.0)
+
+
 def hooked_inside(x):
     y = x * 2
     y.register_hook(lambda g: g)
@@ -454,13 +458,14 @@ UNTRACEABLE = [
     (lambda x: x * mg.zeros(*x.shape, requires_grad=True), "created inside requires grad"),
     (lambda x: mg.tensor(x, dtype=np.float32) * 2, "converting argument 0"),
     (lambda x: x * float(x.data.sum()), "`.sum` reads argument 0"),
+    (lambda x: x * SCALE.grad, r"reading \.grad"),
 ]
 
 
 @pytest.mark.parametrize("fn, what", UNTRACEABLE, ids=[
     "random draw", "data in an option", "saved array read in backward", "hook inside",
     "identity comparison", "returned array", "leaf made inside", "dtype conversion",
-    "data read"])
+    "data read", "grad read"])
 def test_what_a_program_cannot_replay_raises_a_trace_error(fn, what):
     x = mg.tensor(np.linspace(-1, 1, 4), requires_grad=True)  # float64
     with pytest.raises(TraceError, match=what):

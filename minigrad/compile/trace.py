@@ -212,6 +212,7 @@ _init = Tensor.__dict__["__init__"]
 _wrap = Tensor._wrap
 _generator = random.generator
 _call = Module.__call__
+_GRAD = Tensor.__dict__["grad"]  # the slot's descriptor
 _EMPTY = np.empty(0)
 _GUARDED = {
     "item": "Tensor.item()", "numpy": "Tensor.numpy()", "tolist": "Tensor.tolist()",
@@ -408,6 +409,7 @@ class Tracer:
             (autograd, "_wrap", lambda data: self.wrap(Tensor, data)),
             (random, "generator", self.generator),
             (Module, "__call__", lambda module, *args, **kw: self.call(module, *args, **kw)),
+            (Tensor, "grad", property(_read_grad, _GRAD.__set__)),
         ]
         patches += [(Tensor, name, _guard(name, Tensor.__dict__[name]))
                     for name in _GUARDED if name in Tensor.__dict__]
@@ -431,6 +433,11 @@ class Tracer:
                     setattr(owner, name, value)
             for x, array in self.swapped:
                 x.data = array
+
+
+def _read_grad(t: Tensor) -> None:
+    raise _error("reading .grad (gradients come from backward, after the call: a program "
+                 "would replay the one read while tracing)")
 
 
 def _identity_guard(name: str) -> Callable:
