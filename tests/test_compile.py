@@ -526,7 +526,7 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
     with kernel_backend("numba"):
         compiled(x, y).backward()
         source = compiled.kernels()
-        assert "@njit(cache=True)" in source and "for j in range(o0.shape[1]):" in source
+        assert "@njit(cache=True" in source and "for j in range(o0.shape[1]):" in source
         name = compiled.traces[0].forward.kernels()[0].label
         assert (tmp_path / "kernels" / f"{name}.py").exists()
         assert list((tmp_path / "kernels" / "__pycache__").glob(f"{name}*.nbi"))

@@ -319,7 +319,8 @@ class CompiledModule(CompiledFunction):
     """What ``mg.compile`` returns for a Module: calling it runs the compiled forward; every
     other attribute (``parameters()``, ``state_dict()``, submodules, ...) is the module's, so
     that it shares the parameters and can stand in for the module. ``train()`` and ``eval()``
-    return the compiled module."""
+    return the compiled module. Other methods run eagerly: compile one of them on its own,
+    as in ``mg.compile(model.loss)``."""
 
     def __init__(self, module: Module, passes: Sequence[str], fallback: bool,
                  cache_size: int) -> None:

@@ -9,7 +9,8 @@ A fused kernel strings those expressions together. With NumPy it is a function o
 line per op; it saves the interpreter's work per instruction but still makes one pass over
 memory per op. With numba (``pip install numba``, or minigrad's ``fast`` extra) it is a loop
 that computes every op for one element before moving to the next, compiled to machine code
-with ``@njit(cache=True)``: one pass over memory. Its source is written to a file in the
+with ``@njit(cache=True)``: one pass over memory (but see ``_SMALL``: big kernels with exp,
+log or tanh stay NumPy, whose versions of those are vectorized). Its source is written to a file in the
 kernel cache (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a hash of the
 source, so that numba keeps the machine code beside it and a second process pays no compile
 time. ``BACKEND`` says which one is used: ``"numba"`` when numba is installed, else
@@ -153,7 +154,7 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
         "from numba import njit",
         "",
         "",
-        "@njit(cache=True)",
+        '@njit(cache=True, error_model="numpy")',  # x / 0 gives inf, as in NumPy
         f"def kernel({', '.join([f'a{k}' for k in range(len(inputs))] + outs)}):",
         *[f"    {line}" for line in hoisted],
         "    for i in range(o0.shape[0]):",
