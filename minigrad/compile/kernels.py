@@ -10,11 +10,11 @@ line per op; it saves the interpreter's work per instruction but still makes one
 memory per op. With numba (``pip install numba``, or minigrad's ``fast`` extra) it is a loop
 that computes every op for one element before moving to the next, compiled to machine code
 with ``@njit(cache=True)``: one pass over memory (but see ``_SMALL``: big kernels with exp,
-log or tanh stay NumPy, whose versions of those are vectorized). Its source is written to a file in the
-kernel cache (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a hash of the
-source, so that numba keeps the machine code beside it and a second process pays no compile
-time. ``BACKEND`` says which one is used: ``"numba"`` when numba is installed, else
-``"numpy"``; the environment variable ``MINIGRAD_KERNELS=numpy`` forces NumPy.
+log or tanh stay NumPy, whose versions of those are vectorized). Its source is written to a
+file in the kernel cache (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a
+hash of the source, so that numba keeps the machine code beside it and a second process pays
+no compile time. ``BACKEND`` says which one is used: ``"numba"`` when numba is installed,
+else ``"numpy"``; the environment variable ``MINIGRAD_KERNELS=numpy`` forces NumPy.
 """
 
 from __future__ import annotations
