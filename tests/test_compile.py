@@ -6,6 +6,7 @@ signature, and never bakes a value read in Python into its program: it raises or
 from __future__ import annotations
 
 import importlib.util
+import tracemalloc
 import warnings
 from contextlib import contextmanager
 from functools import partial
@@ -571,3 +572,25 @@ def test_a_rebound_variable_a_new_parameter_or_a_changed_option_traces_again():
     drop.p = 0.5
     assert set(compiled(x).data) == {0.0, 2.0}
     assert len(add_shift.traces) == len(compiled.traces) == 1  # the new trace replaced the old
+
+
+def test_free_lets_go_of_each_intermediate_after_its_last_reader():
+    def chain(x, w):
+        for _ in range(20):
+            x = (x @ w).tanh()
+        return x.sum()
+
+    x, w = mg.randn(100, 100, dtype=np.float64), mg.randn(100, 100, dtype=np.float64) * 0.1
+    peaks = {}
+    for passes in (("dce", "fuse"), ("dce", "fuse", "free")):
+        compiled = mg.compile(chain, passes=passes, fallback=False)
+        with mg.no_grad():
+            compiled(x, w)
+            tracemalloc.start()
+            result = compiled(x, w)
+            peaks[passes] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        np.testing.assert_allclose(result.data, chain(x, w).data, rtol=1e-10)
+    assert peaks[("dce", "fuse", "free")] < peaks[("dce", "fuse")] / 4  # 20 arrays of 80 kB
+    with pytest.raises(ValueError, match="the free pass must come last"):
+        mg.compile(chain, passes=("free", "fuse"))

@@ -210,6 +210,9 @@ class CompiledFunction:
         unknown = [p for p in passes if p not in PASSES]
         if unknown:
             raise ValueError(f"mg.compile: unknown passes {unknown}; the passes are {ALL}")
+        if "free" in passes and passes[-1] != "free":
+            raise ValueError("mg.compile: the free pass must come last: it marks where each "
+                             "array is last read, which any later pass would move")
         if cache_size < 1:
             raise ValueError(f"mg.compile: cache_size must be at least 1; got {cache_size}")
         self._fn, self._name, self._passes = fn, name, tuple(passes)

@@ -10,6 +10,8 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
 - ``fuse``: elementwise fusion. A run of elementwise instructions (``Sigmoid``, ``Mul``,
   ``Add``...) over arrays of one shape becomes one generated kernel (see ``kernels.py``) that
   reads the run's inputs once and writes only the values used after it.
+- ``free``: buffer reuse by liveness: each array is let go right after its last reader, so
+  that the memory of dead intermediates serves the next ones.
 """
 
 from __future__ import annotations
@@ -183,10 +185,28 @@ def _kernel(members: list[Instr], positions: list[int], readers: dict[int, list[
                  source=kernel.source, fused=tuple(members))
 
 
+def free(program: Program) -> Program:
+    """Mark on each instruction the slots that nothing reads after it (liveness), so that
+    ``run`` lets go of their arrays there and NumPy's allocator reuses the memory for the
+    arrays made later, instead of holding every intermediate to the end. Outputs stay."""
+    last: dict[int, int] = {}  # slot -> the position of the last instruction that touches it
+    for k, ins in enumerate(program.instrs):
+        for s in (*ins.inputs, *ins.outputs):
+            last[s] = k
+    kept = set(program.outputs)
+    dying: dict[int, list[int]] = defaultdict(list)
+    for s, k in last.items():
+        if s not in kept:
+            dying[k].append(s)
+    instrs = [replace(ins, frees=tuple(dying[k])) for k, ins in enumerate(program.instrs)]
+    return replace(program, instrs=instrs)
+
+
 PASSES: dict[str, Callable[[Program], Program]] = {
     "dce": dead_code_elimination,
     "gather": gather,
     "fuse": fuse,
+    "free": free,
 }
 ALL: tuple[str, ...] = tuple(PASSES)
 

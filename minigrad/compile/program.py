@@ -37,7 +37,9 @@ class Instr:
     op such as ``Split`` returns a tuple, even of one array). ``op`` and ``options`` say which
     ``Function`` class, with which keyword options, the instruction came from (for the
     passes); ``impure`` marks an op that draws random numbers (never removed or merged); a
-    fused kernel keeps its generated ``source`` and the instructions it replaced (``fused``).
+    fused kernel keeps its generated ``source`` and the instructions it replaced (``fused``);
+    ``frees`` lists the slots that nothing reads after this instruction (set by the ``free``
+    pass), which ``run`` then lets go of.
     """
 
     label: str
@@ -50,6 +52,7 @@ class Instr:
     impure: bool = False
     source: str | None = None
     fused: tuple[Instr, ...] = ()
+    frees: tuple[int, ...] = ()
 
     def text(self) -> str:
         """The instruction as one line: ``s7 = Mul(s3, s5)``."""
@@ -88,24 +91,26 @@ class Program:
         env = constants.copy()  # env[s]: the array in slot s
         for s, a in zip(self.inputs, arrays):
             env[s] = a
-        for fn, inputs, outputs, unpack in steps:
+        for fn, inputs, outputs, unpack, frees in steps:
             result = fn(*[env[s] for s in inputs])
             if unpack:
                 for s, a in zip(outputs, result):
                     env[s] = a
             else:
                 env[outputs] = result
+            for s in frees:
+                env[s] = None
         return [env[s] for s in self.outputs]
 
     @cached_property
     def _plan(self) -> tuple[list, list[tuple]]:
         """What ``run`` needs, prepared at its first call: a list of slots holding the
-        constants, and each instruction as (fn, input slots, output slot(s), unpack)."""
+        constants, and each instruction as (fn, input slots, output slot(s), unpack, frees)."""
         constants: list[np.ndarray | None] = [None] * (max(self.meta, default=-1) + 1)
         for s, a in self.constants.items():
             constants[s] = a
         return constants, [(ins.fn, ins.inputs, ins.outputs if ins.unpack else ins.outputs[0],
-                            ins.unpack) for ins in self.instrs]
+                            ins.unpack, ins.frees) for ins in self.instrs]
 
     def __str__(self) -> str:
         lines = ["inputs: " + ", ".join(f"s{s} {type_text(self.meta[s])}" for s in self.inputs)]
