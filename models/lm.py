@@ -53,7 +53,7 @@ class RNNLM(Module):
 
     def forward(self, ids, state: State | None = None) -> tuple[mg.Tensor, State]:
         """Logits for the next token at every step of ``ids (T, B)``, and the final state."""
-        ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
+        ids = ids if isinstance(ids, mg.Tensor) else np.asarray(ids)  # a Tensor stays one (traced)
         if ids.ndim != 2 or 0 in ids.shape:
             raise ValueError(
                 f"RNNLM: expected token ids of shape (T, B) with T, B >= 1; got {ids.shape}"
@@ -63,7 +63,7 @@ class RNNLM(Module):
 
     def loss(self, ids, targets, state: State | None = None) -> tuple[mg.Tensor, State]:
         """Mean cross-entropy of predicting ``targets (T, B)`` from ``ids``, and the state."""
-        targets = np.asarray(targets)
+        targets = targets if isinstance(targets, mg.Tensor) else np.asarray(targets)
         logits, state = self(ids, state)
         if targets.shape != logits.shape[:2]:
             raise ValueError(
