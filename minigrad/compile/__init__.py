@@ -9,8 +9,9 @@ The stages, one module each, in the order a call goes through them:
 - ``program.py``: the IR those programs are written in: ``Instr`` (one op over numbered array
   slots) and ``Program`` (instructions, inputs, outputs, constants), printed one line per
   instruction, drawn with Graphviz, and replayed on arrays by ``Program.run``.
-- ``passes.py``: rewrites of a program, each doing one thing: dead-code elimination and
-  elementwise fusion.
+- ``passes.py``: rewrites of a program, each doing one thing and each switchable: dead-code
+  elimination, gathering a weight's gradient over all its uses into one matmul, elementwise
+  fusion, and freeing each buffer after its last use.
 - ``kernels.py``: the code that fusion generates: NumPy source, or numba loops when numba is
   installed, cached on disk.
 - ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled
