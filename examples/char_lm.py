@@ -11,6 +11,10 @@ state is carried from one chunk to the next and detached, so gradients flow back
 the 107 symbols scores 107, the default two-minute run gets to about 3.7, and more minutes go
 lower. Training stops after ``--epochs`` or ``--minutes``, whichever comes first; then the
 model writes samples at a low and a higher temperature.
+
+The training step runs compiled (``mg.compile(model.loss)``): traced once per input signature,
+then replayed as a flat program with fused kernels, about 15% faster here and equal to the
+eager step (the tests check it); ``--eager`` runs the plain engine instead.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperatures", type=positive, nargs="+", default=[0.5, 0.8],
                    help="one sample at each sampling temperature (default: 0.5 0.8)")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bar")
+    p.add_argument("--eager", action="store_true",
+                   help="train with the eager engine instead of mg.compile")
     args = p.parse_args(argv)
     if args.resume and args.checkpoint is None:
         p.error("--resume needs --checkpoint")
@@ -110,8 +116,9 @@ class StatefulStep:
     """Truncated BPTT over one epoch's chunks: each chunk starts from the previous chunk's
     final state, detached, so the state carries on while gradients stop at the chunk."""
 
-    def __init__(self, model: RNNLM, chunks: BPTTBatches) -> None:
-        self.model, self.chunks, self.state = model, chunks, None
+    def __init__(self, model: RNNLM, chunks: BPTTBatches, compiled: bool) -> None:
+        self.chunks, self.state = chunks, None
+        self.loss = mg.compile(model.loss) if compiled else model.loss
 
     def batches(self) -> BPTTBatches:
         """An epoch's chunks, in stream order; the state starts from zeros."""
@@ -120,7 +127,7 @@ class StatefulStep:
 
     def __call__(self, chunk) -> tuple[mg.Tensor, int]:
         x, y = chunk
-        loss, state = self.model.loss(x, y, detach_state(self.state))
+        loss, state = self.loss(x, y, detach_state(self.state))
         self.state = state
         return loss, y.size
 
@@ -151,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = mg.optim.ReduceLROnPlateau(optimizer, factor=0.25, patience=0, threshold=0)
     n_params = sum(p.size for p in model.parameters())
     print(f"model: {args.layers}-layer LSTM, embed {args.embed}, hidden {args.hidden}, "
-          f"{n_params:,} parameters; {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}")
+          f"{n_params:,} parameters; {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}; "
+          f"{'eager' if args.eager else 'compiled'} training step")
 
     trainer = Trainer(model, optimizer, clip_norm=args.clip or None, scheduler=scheduler,
                       checkpoint=args.checkpoint, progress=not args.no_progress,
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, ValueError) as err:
             raise SystemExit(f"char_lm: cannot resume: {err}") from None
         print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
-    step = StatefulStep(model, train)
+    step = StatefulStep(model, train, compiled=not args.eager)
     # fit trains that many more epochs; --epochs counts the whole run, resumed epochs included
     history = trainer.fit(max(0, args.epochs - trainer.epoch), step.batches, step,
                           evaluate=lambda: {"valid_ppl": model.perplexity(valid)},
