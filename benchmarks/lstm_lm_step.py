@@ -6,6 +6,8 @@ Model: Embedding(V -> E) -> LSTM(E -> H) -> Linear(H -> V), cross-entropy over e
 float32. Two configurations: "big" (V=1000, E=128, H=256, batch 20, 35 steps) and "tiny"
 (V=50, E=16, H=32, batch 1, 35 steps). Prints the best and median milliseconds per step and
 the peak memory that tracemalloc sees during one step (NumPy reports its allocations to it).
+The "MGU" rows replace the LSTM by the user cell of ``examples/custom_cell.py`` (a minimal
+gated unit written on ``Cell``), eager and compiled.
 The "compiled" row runs the same loss through ``mg.compile``; its "1st call" column is the
 time of the call that traces it and compiles its kernels (numba's are cached on disk, so a
 second run of this script pays less). If PyTorch is importable, the same steps run side by
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -29,8 +32,11 @@ from collections.abc import Callable
 import numpy as np
 
 import minigrad as mg
-from minigrad.models import LSTM
+from minigrad.models import LSTMCell, Recurrent
 from minigrad.nn import functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+from custom_cell import FusedMGU  # noqa: E402  (a user's cell, as the example writes it)
 
 CONFIGS = {
     "big": dict(vocab=1000, embed=128, hidden=256, batch=20, steps=35),
@@ -39,24 +45,25 @@ CONFIGS = {
 
 
 class LanguageModel(mg.nn.Module):
-    """Embedding -> LSTM -> Linear over every step."""
+    """Embedding -> a recurrent layer of ``cell`` (an LSTM by default) -> Linear, every step."""
 
-    def __init__(self, vocab: int, embed: int, hidden: int) -> None:
+    def __init__(self, vocab: int, embed: int, hidden: int, cell: type = LSTMCell) -> None:
         super().__init__()
         self.embed = mg.nn.Embedding(vocab, embed)
-        self.lstm = LSTM(embed, hidden)
+        self.rnn = Recurrent(cell, embed, hidden)
         self.out = mg.nn.Linear(hidden, vocab)
 
     def forward(self, ids: np.ndarray) -> mg.Tensor:
-        h, _ = self.lstm(self.embed(ids))
+        h, _ = self.rnn(self.embed(ids))
         return self.out(h)
 
 
-def minigrad_step(cfg: dict, compiled: bool = False) -> Callable[[], None]:
+def minigrad_step(cfg: dict, compiled: bool = False, cell: type = LSTMCell
+                  ) -> Callable[[], None]:
     """One training step of minigrad's model on fixed random data; with ``compiled``, the
     loss (forward and backward) runs as programs traced by ``mg.compile`` at the first call."""
     mg.manual_seed(0)
-    model = LanguageModel(cfg["vocab"], cfg["embed"], cfg["hidden"])
+    model = LanguageModel(cfg["vocab"], cfg["embed"], cfg["hidden"], cell)
     opt = mg.optim.SGD(model.parameters(), lr=0.1)
     rng = np.random.default_rng(0)
     x = rng.integers(0, cfg["vocab"], (cfg["steps"], cfg["batch"]))
@@ -144,7 +151,9 @@ def main() -> None:
     print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9} "
           f"{'1st call s':>10}")
     for name, cfg in CONFIGS.items():
-        runs = {"minigrad": minigrad_step(cfg), "minigrad, compiled": minigrad_step(cfg, True)}
+        runs = {"minigrad": minigrad_step(cfg), "minigrad, compiled": minigrad_step(cfg, True),
+                "minigrad MGU": minigrad_step(cfg, cell=FusedMGU),
+                "minigrad MGU, compiled": minigrad_step(cfg, True, FusedMGU)}
         if torch is not None:
             runs.update(torch_steps(cfg))
         for label, step in runs.items():
