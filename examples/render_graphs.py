@@ -2,7 +2,7 @@
 
     python examples/render_graphs.py [NAME ...] [--out docs/graphs] [--format svg]
 
-Five drawings (all of them unless NAMEs are given):
+Six drawings (all of them unless NAMEs are given):
   lstm_cell          one LSTM cell step, top to bottom, its gates and states named as in the
                      cell's code (x, h, c in; i, f, g, o; the new c and h), with a legend
   gru_cell           one GRU cell step (r, z, n, h)
@@ -11,6 +11,9 @@ Five drawings (all of them unless NAMEs are given):
                      that reached it (watch it fade going back in time)
   neuron_backward    o = tanh(w·x + b) and the graph of its gradients, made with
                      create_graph=True and drawn as ops, with their values
+  compiled_lstm      the forward program of one LSTM cell step compiled by mg.compile, as
+                     traced and after the passes, side by side: the nine elementwise ops from
+                     the gates to the new c and h become one fused kernel
 Rendering needs Graphviz's ``dot`` (``apt-get install graphviz``); ``--format gv`` writes the
 DOT sources, which need nothing.
 """
@@ -25,7 +28,7 @@ import graphviz
 
 import minigrad as mg
 from minigrad.models import LSTM, RNN, GRUCell, LSTMCell
-from minigrad.viz.render import GraphvizNotFoundError
+from minigrad.viz.render import Drawing, GraphvizNotFoundError
 
 
 def lstm_cell_step() -> graphviz.Digraph:
@@ -77,12 +80,36 @@ def neuron_backward() -> graphviz.Digraph:
     return mg.draw_graph(dw.named("do/dw"), db.named("do/db"), show_values=True, rankdir="TB")
 
 
+def compiled_lstm_step() -> graphviz.Digraph:
+    """The forward program of a compiled LSTMCell step, as traced (left) and after the passes
+    (right), its inputs and outputs named."""
+    cell = LSTMCell(3, 4)
+    step = mg.compile(cell)
+    with mg.no_grad():  # no backward program, so the forward one returns only h' and c'
+        step(mg.randn(2, 3), (mg.randn(2, 4), mg.randn(2, 4)))
+    (spec,) = step.traces
+    params = {id(p): name for name, p in cell.named_parameters()}
+    # a program's inputs are the arguments, then the tensors read from outside (the weights)
+    inputs = ["x", "h", "c"] + [params[id(t)] for t in spec.trace.leaves]
+    names = dict(zip(spec.forward.inputs, inputs))
+    names.update(zip(spec.forward.outputs, ["h'", "h'", "c'"]))  # step returns h', (h', c')
+    graph = Drawing(graph_attr={"nodesep": "0.15", "ranksep": "0.3"},
+                    node_attr={"margin": "0.06,0.03", "width": "0.4"})
+    for prefix, title, program in (("a", "as traced", spec.traced[0]),
+                                   ("b", "after the passes", spec.forward)):
+        part = program.draw(names=names, prefix=prefix)
+        graph.subgraph(graphviz.Digraph(name=f"cluster_{prefix}", body=part.body,
+                                        graph_attr={"label": title}, node_attr=part.node_attr))
+    return graph
+
+
 DRAWINGS: dict[str, Callable[[], graphviz.Digraph]] = {
     "lstm_cell": lstm_cell_step,
     "gru_cell": gru_cell_step,
     "lstm_collapsed": collapsed_lstm,
     "rnn_grad_norm": rnn_gradient_flow,
     "neuron_backward": neuron_backward,
+    "compiled_lstm": compiled_lstm_step,
 }
 
 

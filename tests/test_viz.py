@@ -509,6 +509,8 @@ def test_awkward_names_are_escaped_for_dot_and_html():
     ("lstm_collapsed", ["l0", "l1", "389 ops", "weight_hh_l1", "(35, 4, 16) float32"]),
     ("rnn_grad_norm", ["t5", "grad norm", "[5] (1, 8) float32", "Unbind"]),
     ("neuron_backward", ["forward", "backward", "do/dw", "do/db", "0.7071", "0.5", "TanhGrad"]),
+    ("compiled_lstm", ["as traced", "after the passes", "x (s0)", "weight_ih (s3)", "c' (s20)",
+                       "h' (s22)", "Sigmoid", "3 Sigmoid, 2 Tanh, 3 Mul, 1 Add"]),
 ])
 @needs_dot
 def test_rendered_drawings_parse_as_svg_and_show_their_labels(name, labels):
