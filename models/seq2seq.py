@@ -25,6 +25,11 @@ captioning does)::
     captioner = Seq2Seq(FeatureEncoder(feature_size, hidden), Decoder(vocab, embed, hidden))
     loss = captioner.loss(features, captions)          # features (B, F), captions (B, T)
     ids = captioner.generate(features, max_len=20)     # (B, L), ending with </s> or cut
+
+Ids flow through ops: the value checks run inside small ops without gradient (``VocabIds``,
+``SourceMask``, ``TargetIds``) and the padding mask is made by one, so ``mg.compile(model.loss)``
+traces the training step and checks every batch it replays as eagerly. Greedy decoding reads
+each predicted token to feed it back, so ``generate`` and ``accuracy`` run eagerly.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import minigrad as mg
 from minigrad.data import BOS_ID, EOS_ID, PAD_ID
 from minigrad.nn import Embedding, Linear, Module
 from minigrad.nn import functional as F
+from minigrad.ops.elementwise import NonDifferentiable
 
 from .cells import LSTMCell
 from .recurrent import LSTM
@@ -50,13 +56,18 @@ class Encoded(NamedTuple):
     """What an encoder hands to a decoder.
 
     ``outputs (B, S, H)``: the hidden state at every source position, 0 at padding;
-    ``mask (B, S)``: a bool array, True where the source holds a token;
+    ``is_token (B, S)``: a bool tensor (or array), True where the source holds a token;
     ``state``: the final ``(h, c)``, each ``(B, H)``, that the decoder starts from.
     """
 
     outputs: mg.Tensor
-    mask: np.ndarray
+    is_token: mg.Tensor | np.ndarray
     state: tuple[mg.Tensor, mg.Tensor]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``is_token`` as a NumPy bool array (for plots and tests; not while tracing)."""
+        return np.asarray(self.is_token)
 
 
 def _check_special_ids(op: str, vocab_size: int, **ids: int | None) -> None:
@@ -74,22 +85,59 @@ def _check_special_ids(op: str, vocab_size: int, **ids: int | None) -> None:
         names[i] = name
 
 
-def _ids(op: str, what: str, ids: Any, vocab_size: int) -> np.ndarray:
-    """``ids`` as a 2-D int64 array ``(batch, length)`` of ids in ``[0, vocab_size)``."""
-    ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
+class VocabIds(NonDifferentiable):
+    """vocab_ids: y = ids as int64, after checking 0 <= ids < vocab_size; no gradient"""
+
+    def __init__(self, op: str, what: str, vocab_size: int) -> None:
+        self.op, self.what, self.vocab_size = op, what, vocab_size
+
+    def forward(self, ids):
+        bad = np.argwhere((ids < 0) | (ids >= self.vocab_size))
+        if bad.size:
+            where = tuple(int(i) for i in bad[0])
+            raise ValueError(
+                f"{self.op}: {self.what} id {ids[where]} at {where} is outside the vocabulary "
+                f"of {self.vocab_size} ids (0..{self.vocab_size - 1})"
+            )
+        return ids.astype(np.int64, copy=False)
+
+
+def _ids(op: str, what: str, ids: Any, vocab_size: int) -> mg.Tensor:
+    """``ids`` as a 2-D int64 tensor ``(batch, length)`` of ids in ``[0, vocab_size)``: the
+    shape is checked here, the values by ``VocabIds`` (at every call of a compiled program)."""
+    ids = ids if isinstance(ids, mg.Tensor) else mg.tensor(np.asarray(ids))
     if ids.ndim != 2 or ids.dtype.kind not in "iu":
         raise ValueError(
             f"{op}: {what} must be a 2-D integer array (batch, length); got shape {ids.shape} "
             f"and dtype {ids.dtype}"
         )
-    bad = np.argwhere((ids < 0) | (ids >= vocab_size))
-    if bad.size:
-        where = tuple(int(i) for i in bad[0])
-        raise ValueError(
-            f"{op}: {what} id {ids[where]} at {where} is outside the vocabulary of "
-            f"{vocab_size} ids (0..{vocab_size - 1})"
-        )
-    return ids.astype(np.int64, copy=False)
+    return VocabIds.apply(ids, op=op, what=what, vocab_size=vocab_size)
+
+
+class SourceMask(NonDifferentiable):
+    """source_mask: y = (src != pad_id) (all True without a pad_id), after checking that every
+    row holds a token and no padding lies between two tokens; no gradient"""
+
+    def __init__(self, pad_id: int | None) -> None:
+        self.pad_id = pad_id
+
+    def forward(self, src):
+        mask = np.ones(src.shape, bool) if self.pad_id is None else src != self.pad_id
+        empty = np.flatnonzero(~mask.any(axis=1))
+        if empty.size:
+            raise ValueError(f"Encoder: source row {empty[0]} holds only <pad> (pad_id "
+                             f"{self.pad_id}); every source needs a token")
+        before, after = np.cumsum(mask, axis=1), np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]
+        gaps = np.argwhere(~mask & (before > 0) & (after > 0))
+        if gaps.size:
+            row, pos = gaps[0]
+            raise ValueError(
+                f"Encoder: source row {row} holds the padding id {self.pad_id} at position "
+                f"{pos}, between tokens; padding belongs at the ends of a row. If id "
+                f"{self.pad_id} is a real token of your vocabulary, give the Encoder your "
+                "padding id (pad_id=...)"
+            )
+        return mask
 
 
 class Encoder(Module):
@@ -119,21 +167,7 @@ class Encoder(Module):
     def forward(self, src: Any) -> Encoded:
         """Encode ``src (B, S)``."""
         src = _ids("Encoder", "source", src, self.vocab_size)
-        mask = np.ones(src.shape, bool) if self.pad_id is None else src != self.pad_id
-        empty = np.flatnonzero(~mask.any(axis=1))
-        if empty.size:
-            raise ValueError(f"Encoder: source row {empty[0]} holds only <pad> (pad_id "
-                             f"{self.pad_id}); every source needs a token")
-        before, after = np.cumsum(mask, axis=1), np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]
-        gaps = np.argwhere(~mask & (before > 0) & (after > 0))
-        if gaps.size:
-            row, pos = gaps[0]
-            raise ValueError(
-                f"Encoder: source row {row} holds the padding id {self.pad_id} at position "
-                f"{pos}, between tokens; padding belongs at the ends of a row. If id "
-                f"{self.pad_id} is a real token of your vocabulary, give the Encoder your "
-                "padding id (pad_id=...)"
-            )
+        mask = SourceMask.apply(src, pad_id=self.pad_id)
         batch, length = src.shape
         xs = self.cell.project_input(self.embed(src))  # (B, S, 4H): one matmul for all steps
         steps = mg.unbind(xs, axis=1)
@@ -165,9 +199,9 @@ class FeatureEncoder(Module):
         self.to_state = Linear(feature_size, 2 * hidden_size)
 
     def forward(self, features: Any) -> Encoded:
-        """Encode ``features (B, F)`` (a Tensor, or an array taken as the parameters' dtype)."""
-        if not isinstance(features, mg.Tensor):
-            features = mg.tensor(features, dtype=self.to_state.weight.dtype)
+        """Encode ``features (B, F)`` (a Tensor or an array, taken as the parameters' dtype)."""
+        features = features if isinstance(features, mg.Tensor) else mg.tensor(features)
+        features = features.astype(self.to_state.weight.dtype)
         if features.ndim != 2 or features.shape[1] != self.feature_size:
             raise ValueError(
                 f"FeatureEncoder: features must have shape (batch, {self.feature_size}); got "
@@ -175,10 +209,10 @@ class FeatureEncoder(Module):
             )
         h, c = self.to_state(features).chunk(2)
         h = h.tanh()
-        return Encoded(h.reshape(h.shape[0], 1, -1), np.ones((h.shape[0], 1), bool), (h, c))
+        return Encoded(h.reshape(h.shape[0], 1, -1), mg.ones(h.shape[0], 1, dtype=bool), (h, c))
 
 
-def attention(query: mg.Tensor, memory: mg.Tensor, mask: np.ndarray
+def attention(query: mg.Tensor, memory: mg.Tensor, mask: mg.Tensor | np.ndarray
               ) -> tuple[mg.Tensor, mg.Tensor]:
     """Dot-product attention: ``weights = softmax(query @ memoryᵀ)`` over the positions where
     ``mask (B, S)`` is True (0 elsewhere), ``context = weights @ memory``.
@@ -231,7 +265,7 @@ class Decoder(Module):
             )
         return h.reshape(1, *h.shape), c.reshape(1, *c.shape)
 
-    def decode(self, ids: np.ndarray, enc: Encoded, state: tuple[mg.Tensor, mg.Tensor]
+    def decode(self, ids: mg.Tensor | np.ndarray, enc: Encoded, state: tuple[mg.Tensor, mg.Tensor]
                ) -> tuple[mg.Tensor, tuple[mg.Tensor, mg.Tensor], mg.Tensor | None]:
         """Run ``ids (B, T)`` from ``state``: ``(logits (B, T, V), state, attention)``, where
         attention is ``(B, T, S)`` weights for ``AttentionDecoder`` and None otherwise."""
@@ -241,10 +275,10 @@ class Decoder(Module):
     def forward(self, tgt_in: Any, enc: Encoded) -> mg.Tensor:
         """Teacher-forced logits ``(B, T, V)`` for the inputs ``tgt_in (B, T)``."""
         tgt_in = _ids(type(self).__name__, "target", tgt_in, self.vocab_size)
-        if tgt_in.shape[0] != enc.mask.shape[0]:
+        if tgt_in.shape[0] != enc.is_token.shape[0]:
             raise ValueError(
                 f"{type(self).__name__}: {tgt_in.shape[0]} target rows for a batch of "
-                f"{enc.mask.shape[0]} sources"
+                f"{enc.is_token.shape[0]} sources"
             )
         return self.decode(tgt_in, enc, self.initial_state(enc))[0]
 
@@ -254,11 +288,12 @@ class Decoder(Module):
         Returns ``ids (B, L)`` without the ``<s>``, ``L <= max_len``: a row ends with its first
         ``eos_id`` and is filled with ``pad_id`` after it; decoding stops once every row has
         ended (or after ``max_len`` tokens). Also returns the attention weights ``(B, L, S)``
-        or None.
+        or None. It runs eagerly: each step reads the token just predicted, in Python, to feed
+        it back, which a traced program cannot replay (compile ``Seq2Seq.loss``, not this).
         """
         if not isinstance(max_len, int | np.integer) or max_len < 1:
             raise ValueError(f"{type(self).__name__}.generate: max_len must be >= 1; got {max_len}")
-        batch = enc.mask.shape[0]
+        batch = enc.is_token.shape[0]
         token = np.full((batch, 1), self.bos_id, np.int64)
         state = self.initial_state(enc)
         done = np.zeros(batch, bool)
@@ -304,8 +339,39 @@ class AttentionDecoder(Decoder):
 
     def decode(self, ids, enc, state):
         hs, state = self.lstm(self.embed(ids), state)
-        context, weights = attention(hs, enc.outputs, enc.mask)
+        context, weights = attention(hs, enc.outputs, enc.is_token)
         return self.out(mg.concat([context, hs], axis=-1)), state, weights
+
+
+class TargetIds(NonDifferentiable):
+    """target_ids: y = tgt, after checking that each row is <s>, tokens, then </s> or padding,
+    and nothing but padding after that; no gradient"""
+
+    def __init__(self, op: str, bos_id: int, eos_id: int, pad_id: int) -> None:
+        self.op, self.bos_id, self.eos_id, self.pad_id = op, bos_id, eos_id, pad_id
+
+    def forward(self, tgt):
+        op = self.op
+        if tgt.shape[1] < 2 or not (tgt[:, 0] == self.bos_id).all():
+            raise ValueError(
+                f"{op}: targets must start with <s> (the decoder's bos_id {self.bos_id}) and "
+                f"hold at least one more token; got shape {tgt.shape} with first column "
+                f"{tgt[:5, :1].ravel()}... If your vocabulary puts <s> elsewhere, give the "
+                "Decoder its id (bos_id=...)"
+            )
+        end = (tgt == self.eos_id) | (tgt == self.pad_id)
+        late = np.argwhere((np.cumsum(end, axis=1) - end > 0) & (tgt != self.pad_id))
+        if late.size:
+            row, pos = late[0]
+            stop = int(np.argmax(end[row]))
+            name = "</s>" if tgt[row, stop] == self.eos_id else "<pad>"
+            raise ValueError(
+                f"{op}: target row {row} holds id {tgt[row, pos]} at position {pos}, after its "
+                f"end ({name}, id {tgt[row, stop]}, at position {stop}); a target is <s>, "
+                f"tokens, </s>, then padding only. If id {tgt[row, stop]} is a real token of "
+                "your vocabulary, give the Decoder your special ids (bos_id=, eos_id=, pad_id=)"
+            )
+        return tgt
 
 
 class Seq2Seq(Module):
@@ -338,31 +404,11 @@ class Seq2Seq(Module):
         logits = self(src, tgt[:, :-1])
         return F.cross_entropy(logits, tgt[:, 1:], ignore_index=self.decoder.pad_id, axis=-1)
 
-    def _targets(self, op: str, tgt: Any) -> np.ndarray:
-        """``tgt`` checked against the decoder's special ids: each row ``<s>``, tokens, then
-        ``</s>`` or padding, and nothing but padding after that."""
+    def _targets(self, op: str, tgt: Any) -> mg.Tensor:
+        """``tgt`` checked against the decoder's special ids (see ``TargetIds``)."""
         d = self.decoder
         tgt = _ids(op, "target", tgt, d.vocab_size)
-        if tgt.shape[1] < 2 or not (tgt[:, 0] == d.bos_id).all():
-            raise ValueError(
-                f"{op}: targets must start with <s> (the decoder's bos_id {d.bos_id}) and hold "
-                f"at least one more token; got shape {tgt.shape} with first column "
-                f"{tgt[:5, :1].ravel()}... If your vocabulary puts <s> elsewhere, give the "
-                "Decoder its id (bos_id=...)"
-            )
-        end = (tgt == d.eos_id) | (tgt == d.pad_id)
-        late = np.argwhere((np.cumsum(end, axis=1) - end > 0) & (tgt != d.pad_id))
-        if late.size:
-            row, pos = late[0]
-            stop = int(np.argmax(end[row]))
-            name = "</s>" if tgt[row, stop] == d.eos_id else "<pad>"
-            raise ValueError(
-                f"{op}: target row {row} holds id {tgt[row, pos]} at position {pos}, after its "
-                f"end ({name}, id {tgt[row, stop]}, at position {stop}); a target is <s>, "
-                f"tokens, </s>, then padding only. If id {tgt[row, stop]} is a real token of "
-                "your vocabulary, give the Decoder your special ids (bos_id=, eos_id=, pad_id=)"
-            )
-        return tgt
+        return TargetIds.apply(tgt, op=op, bos_id=d.bos_id, eos_id=d.eos_id, pad_id=d.pad_id)
 
     def generate(self, src: Any, max_len: int, return_attention: bool = False
                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -380,7 +426,7 @@ class Seq2Seq(Module):
     def accuracy(self, src: Any, tgt: Any, batch_size: int = 1000) -> float:
         """Exact-match accuracy: the fraction of rows whose greedy answer is ``tgt``'s tokens
         followed by ``</s>``, nothing more or less."""
-        tgt = self._targets("Seq2Seq.accuracy", tgt)
+        tgt = self._targets("Seq2Seq.accuracy", tgt).numpy()
         if len(src) != len(tgt):
             raise ValueError(f"Seq2Seq.accuracy: {len(src)} sources but {len(tgt)} targets")
         want = tgt[:, 1:]
