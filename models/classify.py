@@ -9,6 +9,11 @@ sequence gets the same outputs alone as in any padded batch, whatever the paddin
 ``pad_id`` is the vocabulary's padding id (``minigrad.data.Vocab``'s ``<pad>``, 0, by default;
 None if it has none): its embedding row stays zero and learns nothing, so a real token must
 never have it. With ``lengths`` given, ``pad_id`` inside a length raises for that reason.
+
+Ids and lengths flow through ops: their values are checked inside ``BatchLengths``, an op
+without gradient, and the masks are made by comparisons, so ``mg.compile(model.loss)`` traces
+the training step and checks every batch it replays as eagerly. ``predict`` and ``accuracy``
+read the predictions in NumPy and run eagerly.
 """
 
 from __future__ import annotations
@@ -20,17 +25,49 @@ import minigrad as mg
 from minigrad.data import PAD_ID, TAG_PAD
 from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
 from minigrad.nn import functional as F
+from minigrad.ops.elementwise import NonDifferentiable
 
 from .recurrent import layer_class
 
 POOLINGS = ("last", "mean", "max")
 
 
-def reverse_padded(x: mg.Tensor, lengths: np.ndarray) -> mg.Tensor:
+def _as_tensor(x: ArrayLike | mg.Tensor) -> mg.Tensor:
+    """``x`` as a tensor: a Tensor as it is (so that a traced one stays traced), anything else
+    as NumPy reads it."""
+    return x if isinstance(x, mg.Tensor) else mg.tensor(np.asarray(x))
+
+
+def reverse_padded(x: mg.Tensor, lengths: ArrayLike | mg.Tensor) -> mg.Tensor:
     """``x (T, B, ...)`` with the first ``lengths[b]`` steps of each column b reversed and the
     padding after them left in place. Applying it twice gives ``x`` back."""
-    steps = np.arange(x.shape[0])[:, None]
-    return x[np.where(steps < lengths, lengths - 1 - steps, steps), np.arange(x.shape[1])]
+    steps, lengths = mg.arange(x.shape[0])[:, None], _as_tensor(lengths)
+    return x[mg.where(steps < lengths, lengths - 1 - steps, steps), np.arange(x.shape[1])]
+
+
+class BatchLengths(NonDifferentiable):
+    """batch_lengths: (ids, lengths) as given (lengths as int64), after checking that
+    1 <= lengths <= T and that no pad_id lies within a length; no gradient"""
+
+    def __init__(self, model: str, pad_id: int | None) -> None:
+        self.model, self.pad_id = model, pad_id
+
+    def forward(self, ids, lengths):
+        name, steps = self.model, ids.shape[1]
+        bad = lengths[(lengths < 1) | (lengths > steps)]
+        if bad.size:
+            raise ValueError(f"{name}: lengths must lie in 1..{steps} (T of ids {ids.shape}); "
+                             f"got {bad[0]}")
+        inside = np.arange(steps) < lengths[:, None]
+        padded = np.argwhere(inside & (ids == self.pad_id)) if self.pad_id is not None else []
+        if len(padded):
+            row, pos = padded[0]
+            raise ValueError(
+                f"{name}: row {row} of ids holds the padding id {self.pad_id} at position {pos}, "
+                f"inside its length {lengths[row]}. If id {self.pad_id} is a real token of your "
+                "vocabulary, give the model your padding id (pad_id=..., None if there is none)"
+            )
+        return ids, lengths.astype(np.int64)
 
 
 class _PaddedRecurrentModel(Module):
@@ -63,36 +100,24 @@ class _PaddedRecurrentModel(Module):
         )
         self.out = Linear(directions * hidden_size, num_outputs)
 
-    def _batch(self, ids: ArrayLike, lengths: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
-        """Checked ``ids (B, T)`` and ``lengths (B,)`` (all T when None) as integer arrays."""
+    def _batch(self, ids: ArrayLike, lengths: ArrayLike | None) -> tuple[mg.Tensor, mg.Tensor]:
+        """Checked ``ids (B, T)`` and ``lengths (B,)`` (all T when None) as integer tensors: the
+        shapes are checked here, the values by ``BatchLengths``."""
         name = type(self).__name__
-        ids = np.asarray(ids.data if isinstance(ids, mg.Tensor) else ids)
+        ids = _as_tensor(ids)
         if ids.ndim != 2 or 0 in ids.shape:
             raise ValueError(f"{name}: expected token ids of shape (B, T) with B, T >= 1; "
                              f"got {ids.shape}")
         batch, steps = ids.shape
         if lengths is None:
-            return ids, np.full(batch, steps)
-        lengths = np.asarray(lengths)
+            return ids, mg.tensor(np.full(batch, steps))
+        lengths = _as_tensor(lengths)
         if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
             raise ValueError(f"{name}: lengths must be {batch} integers, one per row of ids "
                              f"{ids.shape}; got shape {lengths.shape} {lengths.dtype}")
-        bad = lengths[(lengths < 1) | (lengths > steps)]
-        if bad.size:
-            raise ValueError(f"{name}: lengths must lie in 1..{steps} (T of ids {ids.shape}); "
-                             f"got {bad[0]}")
-        inside = np.arange(steps) < lengths[:, None]
-        padded = np.argwhere(inside & (ids == self.pad_id)) if self.pad_id is not None else []
-        if len(padded):
-            row, pos = padded[0]
-            raise ValueError(
-                f"{name}: row {row} of ids holds the padding id {self.pad_id} at position {pos}, "
-                f"inside its length {lengths[row]}. If id {self.pad_id} is a real token of your "
-                "vocabulary, give the model your padding id (pad_id=..., None if there is none)"
-            )
-        return ids, lengths.astype(np.int64)
+        return BatchLengths.apply(ids, lengths, model=name, pad_id=self.pad_id)
 
-    def _states(self, ids: np.ndarray, lengths: np.ndarray) -> mg.Tensor:
+    def _states(self, ids: mg.Tensor, lengths: mg.Tensor) -> mg.Tensor:
         """The top layer's outputs ``(T, B, D*H)``; steps past a sequence's length hold values
         that no valid step depends on."""
         x = self.embed(ids.T)
@@ -106,8 +131,8 @@ class _PaddedRecurrentModel(Module):
         return x
 
     def _check_targets(self, what: str, targets: ArrayLike, shape: tuple[int, ...]
-                       ) -> np.ndarray:
-        targets = np.asarray(targets.data if isinstance(targets, mg.Tensor) else targets)
+                       ) -> mg.Tensor:
+        targets = _as_tensor(targets)
         if targets.shape != shape:
             raise ValueError(f"{type(self).__name__}: {what} of shape {targets.shape} do not "
                              f"match ids: expected {shape}")
@@ -145,7 +170,7 @@ class SequenceClassifier(_PaddedRecurrentModel):
                 h = self.hidden_size
                 pooled = mg.concat([pooled[:, :h], states[0][:, h:]], axis=1)
         else:
-            valid = (np.arange(states.shape[0])[:, None] < lengths)[..., None]
+            valid = (mg.arange(states.shape[0])[:, None] < lengths)[..., None]
             if self.pooling == "mean":
                 weights = valid / lengths[:, None]  # 1 / length at valid steps, 0 at padding
                 pooled = (states * weights.astype(states.dtype)).sum(axis=0)
@@ -169,7 +194,8 @@ class SequenceClassifier(_PaddedRecurrentModel):
                  ) -> float:
         """Fraction of sequences whose predicted label is ``labels (B,)``."""
         predicted = self.predict(ids, lengths)
-        return float((predicted == self._check_targets("labels", labels, predicted.shape)).mean())
+        labels = self._check_targets("labels", labels, predicted.shape).numpy()
+        return float((predicted == labels).mean())
 
 
 class SequenceTagger(_PaddedRecurrentModel):
@@ -190,11 +216,11 @@ class SequenceTagger(_PaddedRecurrentModel):
         ids, lengths = self._batch(ids, lengths)
         return self.out(self.drop(self._states(ids, lengths))).swapaxes(0, 1)
 
-    def _tags(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None) -> np.ndarray:
+    def _tags(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None) -> mg.Tensor:
         """``tags (B, T)`` with every step past its sequence's length set to ``TAG_PAD``."""
         ids, lengths = self._batch(ids, lengths)
         tags = self._check_targets("tags", tags, ids.shape)
-        return np.where(np.arange(ids.shape[1]) < lengths[:, None], tags, TAG_PAD)
+        return mg.where(mg.arange(ids.shape[1]) < lengths[:, None], tags, TAG_PAD)
 
     def loss(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None = None
              ) -> mg.Tensor:
@@ -207,12 +233,12 @@ class SequenceTagger(_PaddedRecurrentModel):
         mode, no graph)."""
         with self.evaluating():
             predicted = self(ids, lengths).data.argmax(axis=-1)
-        return self._tags(ids, predicted, lengths)
+        return self._tags(ids, predicted, lengths).numpy()
 
     def accuracy(self, ids: ArrayLike, tags: ArrayLike, lengths: ArrayLike | None = None
                  ) -> float:
         """Fraction of the tagged steps of ``tags (B, T)`` whose predicted tag is right."""
-        tags = self._tags(ids, tags, lengths)
+        tags = self._tags(ids, tags, lengths).numpy()
         counted = tags != TAG_PAD
         if not counted.any():
             raise ValueError("SequenceTagger.accuracy: no tagged step to count")
