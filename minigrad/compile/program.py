@@ -15,7 +15,8 @@ slots at the end. Printed, a program reads like ``jax.make_jaxpr``'s output::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -128,15 +129,19 @@ class Program:
         """The fused kernels among the instructions (those with generated source)."""
         return [ins for ins in self.instrs if ins.source is not None]
 
-    def draw(self, rankdir: str = "TB") -> graphviz.Digraph:
+    def draw(self, rankdir: str = "TB", names: Mapping[int, str] | None = None,
+             prefix: str = "") -> graphviz.Digraph:
         """The program as a Graphviz drawing: slots are boxes (inputs green, constants grey,
-        outputs bold), instructions ovals (fused kernels orange), edges follow the data."""
+        outputs bold), instructions ovals (fused kernels orange, with the ops they replaced),
+        edges follow the data. ``names`` labels slots (``{0: "x"}``); ``prefix`` starts every
+        node id, so that two programs can be drawn side by side in one graph."""
         from minigrad.viz.render import to_digraph
 
         nodes, edges = [], []
-        outputs = set(self.outputs)
+        outputs, names = set(self.outputs), names or {}
         for s in [*self.inputs, *self.constants, *(o for i in self.instrs for o in i.outputs)]:
-            attrs = {"label": f"s{s}\n{type_text(self.meta[s])}", "shape": "box",
+            slot = f"{names[s]} (s{s})" if s in names else f"s{s}"
+            attrs = {"label": f"{slot}\n{type_text(self.meta[s])}", "shape": "box",
                      "style": "filled", "fillcolor": "white"}
             if s in self.inputs:
                 attrs["fillcolor"] = "#e3f1dc"
@@ -145,15 +150,21 @@ class Program:
                 attrs["label"] = f"s{s} = {_value_text(self.constants[s])}"
             if s in outputs:
                 attrs["penwidth"] = "2.5"
-            nodes.append(("", f"s{s}", attrs))
+            nodes.append(("", f"{prefix}s{s}", attrs))
         for k, ins in enumerate(self.instrs):
             fill = "#fdd0a2" if ins.source is not None else "#eeeeee"
-            nodes.append(("", f"i{k}", {"label": ins.label, "shape": "oval", "style": "filled",
-                                        "fillcolor": fill}))
-            edges += [(f"s{s}", f"i{k}", {}) for s in dict.fromkeys(ins.inputs)]
-            edges += [(f"i{k}", f"s{s}", {}) for s in ins.outputs]
+            label = ins.label + (f"\n{_counted(ins.fused)}" if ins.fused else "")
+            nodes.append(("", f"{prefix}i{k}", {"label": label, "shape": "oval",
+                                                "style": "filled", "fillcolor": fill}))
+            edges += [(f"{prefix}s{s}", f"{prefix}i{k}", {}) for s in dict.fromkeys(ins.inputs)]
+            edges += [(f"{prefix}i{k}", f"{prefix}s{s}", {}) for s in ins.outputs]
         return to_digraph(nodes, edges, {}, graph_attr={"rankdir": rankdir},
                           node_attr={"fontsize": "10", "height": "0.3"})
+
+
+def _counted(instrs: Sequence[Instr]) -> str:
+    """The ops of ``instrs``, counted in order of first use: ``3 Sigmoid, 2 Tanh, 1 Add``."""
+    return ", ".join(f"{n} {op}" for op, n in Counter(ins.label for ins in instrs).items())
 
 
 def _value_text(array: np.ndarray) -> str:
