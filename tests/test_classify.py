@@ -335,3 +335,29 @@ def test_wrong_targets_give_clear_errors():
 def test_bad_options_give_clear_errors(make_model, match):
     with pytest.raises(ValueError, match=match):
         make_model()
+
+
+@pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
+def test_a_compiled_loss_checks_every_batch_it_replays_as_eager_does(model_type):
+    model = make(model_type, 0, bidirectional=True)
+    lengths = np.array([3, 2])
+    targets = np.zeros(IDS.shape if model_type is SequenceTagger else 2, np.int64)
+    compiled = mg.compile(model.loss, fallback=False)
+    np.testing.assert_allclose(compiled(IDS, targets, lengths).data,
+                               model.loss(IDS, targets, lengths).data, rtol=1e-12)
+    cases = [  # each of the same shapes and dtypes: replayed, not traced again
+        (IDS, targets, np.array([3, 4]), ValueError, r"lengths must lie in 1\.\.3 .* got 4"),
+        (IDS, targets, np.array([0, 2]), ValueError, r"lengths must lie in 1\.\.3 .* got 0"),
+        (IDS, targets, np.array([3, 3]), ValueError, r"row 1 of ids holds the padding id 0 at "
+                                                     r"position 2, inside its length 3"),
+        (np.where(IDS == 3, VOCAB, IDS), targets, lengths, IndexError,
+         r"Embedding: id 7 is out of range for num_embeddings=7"),
+        (IDS, targets + CLASSES, lengths, IndexError, r"target 3 is out of range for 3 classes"),
+    ]
+    for ids, bad_targets, bad_lengths, error, match in cases:
+        with pytest.raises(error, match=match) as eager:
+            model.loss(ids, bad_targets, bad_lengths)
+        with pytest.raises(error) as replayed:
+            compiled(ids, bad_targets, bad_lengths)
+        assert str(replayed.value) == str(eager.value)
+    assert len(compiled.traces) == 1

@@ -1,7 +1,8 @@
 """mg.compile: a compiled call gives the outputs and gradients that eager gives (random
 expressions, every cell, stacked bidirectional LSTMs, a language model trained with truncated
-BPTT), reads parameters and random numbers afresh at every call, traces again for a new
-signature, and never bakes a value read in Python into its program: it raises or falls back."""
+BPTT, seq2seq models, classifiers and taggers on batches of different lengths), reads
+parameters and random numbers afresh at every call, traces again for a new signature, and never
+bakes a value read in Python into its program: it raises or falls back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.compile import ALL, CompiledCall, TraceError, TraceWarning, kernels
@@ -22,17 +24,28 @@ from minigrad.compile.trace import flatten
 from minigrad.models import (
     LSTM,
     RNNLM,
+    AttentionDecoder,
     Cell,
     CoupledLSTMCell,
+    FeatureEncoder,
     GRUCell,
     LSTMCell,
     PeepholeLSTMCell,
     RNNCell,
+    Seq2Seq,
+    SequenceClassifier,
+    SequenceTagger,
 )
+from minigrad.models.classify import POOLINGS
 from minigrad.models.lm import detach_state
 from minigrad.ops.linalg import MatMul
 from tests.strategies import leaf
+from tests.test_classify import CLASSES, padded_batches
+from tests.test_classify import make as make_classify_model
 from tests.test_expressions import expressions
+from tests.test_seq2seq import DECODERS as S2S_DECODERS
+from tests.test_seq2seq import batch as seq2seq_batch
+from tests.test_seq2seq import seeded as seeded_seq2seq
 
 BACKENDS = ["numpy"] + (["numba"] if importlib.util.find_spec("numba") else [])
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
@@ -197,40 +210,79 @@ def test_rnnlm_trained_with_truncated_bptt_compiled_equals_eager(cell):
     assert [t.signature.count("i64[5,3]") for t in compiled.traces] == [2, 2, 0]
 
 
-@pytest.mark.xfail(raises=TraceError, strict=True,
-                   reason="models/seq2seq.py checks ids by value in Python (_ids, Encoder's "
-                          "padding checks), which a traced program cannot do")
-def test_a_seq2seq_model_compiles_for_batches_of_different_lengths():
-    model, batches = seq2seq_and_batches()
+def assert_equal_on_batches(fn, compiled, batches, params) -> None:
+    """On each batch in turn (a new signature traces, a repeated one replays), the compiled
+    outputs and gradients equal the eager ones; dropout draws the same masks from the seed."""
+    for k, inputs in enumerate(batches):
+        runs = []
+        for f in (compiled, fn):
+            mg.manual_seed(k)
+            runs.append(outputs_and_grads(f, inputs, params))
+        assert_close(*runs)
+
+
+@pytest.mark.parametrize("decoder_type", S2S_DECODERS, ids=lambda d: d.__name__)
+@settings(max_examples=5)
+@given(reverse=st.booleans(), rows=st.integers(1, 3),
+       lengths=st.lists(st.tuples(st.integers(1, 4), st.integers(2, 5)), min_size=2, max_size=3),
+       seed=st.integers(0, 2**16))
+def test_a_seq2seq_model_compiles_for_batches_of_different_lengths(decoder_type, reverse, rows,
+                                                                   lengths, seed):
+    model = seeded_seq2seq(seed, decoder_type, reverse)
     compiled = mg.compile(model.loss, fallback=False)
-    for src, tgt in batches:
-        compiled(src, tgt)
+    batches = [seq2seq_batch(seed + k, rows, *shape)
+               for k, shape in enumerate(lengths + lengths[:1])]  # the first again: a replay
+    assert_equal_on_batches(model.loss, compiled, batches, list(model.parameters()))
+    assert len(compiled.traces) == len(set(lengths))
 
 
-def seq2seq_and_batches():
-    from minigrad.models import AttentionDecoder, Encoder, Seq2Seq
-
+@pytest.mark.parametrize("decoder_type", S2S_DECODERS, ids=lambda d: d.__name__)
+def test_a_vec2seq_model_compiles_taking_float64_features_as_its_float32_parameters(
+        decoder_type):
     mg.manual_seed(0)
-    model = Seq2Seq(Encoder(9, 4, 5), AttentionDecoder(9, 4, 5))
+    model = Seq2Seq(FeatureEncoder(3, 4), decoder_type(7, 2, 4))
     rng = np.random.default_rng(0)
-    batches = []
-    for length in (3, 5):
-        src = rng.integers(4, 9, (2, length))
-        src[0, -1] = 0  # padding
-        tgt = np.concatenate([np.full((2, 1), 2), rng.integers(4, 9, (2, length)),
-                              np.full((2, 1), 3)], axis=1)
-        batches.append((src, tgt))
-    return model, batches
+    batches = [(rng.normal(size=(rows, 3)), seq2seq_batch(k, rows, 1, 4)[1])
+               for k, rows in enumerate((2, 3, 2))]
+    compiled = mg.compile(model.loss, fallback=False)
+    assert_equal_on_batches(model.loss, compiled, batches, list(model.parameters()))
+    assert len(compiled.traces) == 2
 
 
-def test_a_seq2seq_model_falls_back_with_one_warning_and_equals_eager():
-    model, batches = seq2seq_and_batches()
-    compiled = mg.compile(model.loss)
-    with pytest.warns(TraceWarning, match="Seq2Seq.loss"):
-        for src, tgt in batches:
-            got = outputs_and_grads(compiled, (src, tgt), list(model.parameters()))
-            assert_close(got, outputs_and_grads(model.loss, (src, tgt), model.parameters()))
+def test_greedy_generation_reads_tokens_so_it_falls_back_with_one_warning_and_equals_eager():
+    model = seeded_seq2seq(0, AttentionDecoder)
+    compiled = mg.compile(model.generate)
+    with pytest.warns(TraceWarning, match="Seq2Seq.generate") as warned:
+        for src_len in (3, 5):
+            src, _ = seq2seq_batch(src_len, 2, src_len, 4)
+            np.testing.assert_array_equal(compiled(src, 4), model.generate(src, 4))
+    assert len(warned) == 1 and "seq2seq.py" in str(warned[0].message)
     assert len(compiled.fallbacks) == 2 and not compiled.traces
+
+
+@pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
+@settings(max_examples=10)
+@given(cell=st.sampled_from(["lstm", "gru", "rnn"]), num_layers=st.integers(1, 2),
+       bidirectional=st.booleans(), pooling=st.sampled_from(POOLINGS),
+       dropout=st.sampled_from([0.0, 0.3]), with_lengths=st.booleans(),
+       batches=st.lists(padded_batches(), min_size=2, max_size=3), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_classifier_and_tagger_losses_compiled_equal_eager_for_batches_of_different_lengths(
+        model_type, cell, num_layers, bidirectional, pooling, dropout, with_lengths, batches,
+        seed, data):
+    options = dict(cell=cell, num_layers=num_layers, bidirectional=bidirectional,
+                   dropout=dropout)
+    if model_type is SequenceClassifier:
+        options["pooling"] = pooling
+    model = make_classify_model(model_type, seed, **options)
+    inputs = []
+    for _, lengths, junk in batches:  # junk: random ids in the padding, which must not matter
+        shape = junk.shape if model_type is SequenceTagger else junk.shape[:1]
+        targets = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, CLASSES - 1)))
+        inputs.append((junk, targets, lengths) if with_lengths else (junk, targets))
+    compiled = mg.compile(model.loss, fallback=False)
+    assert_equal_on_batches(model.loss, compiled, inputs + inputs[:1], list(model.parameters()))
+    assert len(compiled.traces) == len({junk.shape for _, _, junk in batches})
 
 
 def test_gradcheck_passes_on_a_compiled_function():

@@ -413,3 +413,33 @@ def test_bad_input_raises_clear_errors_and_leaves_the_model_intact():
         assert message in str(err.value)
     assert model.training
     assert model.loss(src, tgt).item() == before
+
+
+def test_a_compiled_loss_checks_every_batch_it_replays_as_eager_does():
+    model = seeded(0, AttentionDecoder)
+    src, tgt = batch(0, 3, 4, 4)  # src [[5 5 4 4] [4 0 0 0] [4 0 0 0]], tgt [[2 5 6 3] ...]
+    compiled = mg.compile(model.loss, fallback=False)
+    np.testing.assert_allclose(compiled(src, tgt).data, model.loss(src, tgt).data, rtol=1e-12)
+
+    def changed(array, row, values):
+        array = array.copy()
+        array[row] = values
+        return array
+
+    cases = [  # each of the same shape and dtype: replayed, not traced again
+        (changed(src, 1, [VOCAB, 0, 0, 0]), tgt, "Encoder: source id 7 at (1, 0) is outside"),
+        (changed(src, 0, [5, PAD_ID, 4, 4]), tgt, "Encoder: source row 0 holds the padding id 0 "
+                                                  "at position 1, between tokens"),
+        (changed(src, 2, PAD_ID), tgt, "Encoder: source row 2 holds only <pad>"),
+        (src, changed(tgt, 1, [2, 5, 3, VOCAB]), "Seq2Seq.loss: target id 7 at (1, 3)"),
+        (src, changed(tgt, 0, [4, 5, 6, 3]), "Seq2Seq.loss: targets must start with <s>"),
+        (src, changed(tgt, 1, [2, 3, 5, 0]), "Seq2Seq.loss: target row 1 holds id 5 at position "
+                                             "2, after its end (</s>, id 3, at position 1)"),
+    ]
+    for bad_src, bad_tgt, message in cases:
+        with pytest.raises(ValueError) as eager:
+            model.loss(bad_src, bad_tgt)
+        with pytest.raises(ValueError) as replayed:
+            compiled(bad_src, bad_tgt)
+        assert message in str(eager.value) and str(replayed.value) == str(eager.value)
+    assert len(compiled.traces) == 1
