@@ -126,3 +126,9 @@ def test_char_lm_resuming_from_a_missing_checkpoint_ends_with_its_message(tmp_pa
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr == (f"char_lm: cannot resume: [Errno 2] No such file or directory: "
                              f"{str(tmp_path / 'missing.npz')!r}\n")
+
+
+@pytest.mark.parametrize("name", ["char_lm", "addition", "dates", "tagging", "custom_cell"])
+def test_training_examples_train_compiled_unless_told_eager(name):
+    parse_args = example(name).parse_args
+    assert not parse_args([]).eager and parse_args(["--eager"]).eager
