@@ -26,10 +26,10 @@ captioning does)::
     loss = captioner.loss(features, captions)          # features (B, F), captions (B, T)
     ids = captioner.generate(features, max_len=20)     # (B, L), ending with </s> or cut
 
-Ids flow through ops: the value checks run inside small ops without gradient (``VocabIds``,
-``SourceMask``, ``TargetIds``) and the padding mask is made by one, so ``mg.compile(model.loss)``
-traces the training step and checks every batch it replays as eagerly. Greedy decoding reads
-each predicted token to feed it back, so ``generate`` and ``accuracy`` run eagerly.
+Ids flow through ops: small ops without gradient check their values (``VocabIds``,
+``TargetIds``) and make the padding mask (``SourceMask``), so ``mg.compile(model.loss)`` traces
+the training step and checks every batch it replays, with the messages eager gives. Greedy
+decoding reads each predicted token to feed it back, so ``generate`` and ``accuracy`` run eagerly.
 """
 
 from __future__ import annotations
