@@ -32,31 +32,6 @@ _ref = weakref.ref
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-class ProductSum:
-    """A weight's gradient kept as factors, Σ aᵢᵀ bᵢ, until backward is done with the weight.
-
-    ``Linear`` returns one for its weight when no graph is being recorded. A weight that a
-    recurrent layer uses at every step then costs one matrix product over the stacked factors
-    at the end, instead of one product and one addition per step.
-    """
-
-    __slots__ = ("lefts", "rights")
-
-    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
-        self.lefts, self.rights = [left], [right]
-
-    def tensor(self) -> Tensor:
-        """The sum, formed by one matmul."""
-        a = self.lefts[0] if len(self.lefts) == 1 else np.concatenate(self.lefts)
-        b = self.rights[0] if len(self.rights) == 1 else np.concatenate(self.rights)
-        return _wrap(a.T @ b)
-
-
-def _materialize(g: Tensor | ProductSum) -> Tensor:
-    """A gradient as a Tensor: a ProductSum is multiplied out."""
-    return g.tensor() if type(g) is ProductSum else g
-
-
 class AnomalyError(RuntimeError):
     """Raised under ``detect_anomaly()`` when an op's forward or backward yields NaN or inf."""
 
@@ -142,8 +117,6 @@ class Function:
     ``__init__``. ``forward`` may keep arrays for backward with ``save_for_backward``; the engine
     frees them after backward unless ``retain_graph=True``. The node holds its inputs strongly
     and its outputs weakly (``self.output(i)``), so a graph never forms a reference cycle.
-    When no graph is recorded, backward may return a ``ProductSum`` for a weight instead of a
-    Tensor (as ``Linear`` does); the engine forms it.
     """
 
     inputs: tuple[Tensor, ...] = ()
@@ -293,22 +266,19 @@ class GradientSums:
     """What one backward pass has delivered to each tensor so far, summed at fan-out.
 
     A non-leaf's gradient waits in its node's slots (one per output) until the engine reaches
-    that node; a leaf's waits here until the pass ends. Two savings live here and nowhere else:
-    a sum this object made is added to in place (nothing else holds it yet; a gradient that
-    came in as it is may be shared, so it is never written to), and a weight's gradient that
-    arrives as a ``ProductSum`` gathers the factors of every use, to be multiplied once.
+    that node; a leaf's waits here until the pass ends. A sum is an op when the backward pass
+    is recorded (``create_graph``), else a plain NumPy addition.
     """
 
-    __slots__ = ("nodes", "leaves", "owned", "create_graph", "wanted")
+    __slots__ = ("nodes", "leaves", "create_graph", "wanted")
 
     def __init__(self, create_graph: bool, wanted: set[int] | None) -> None:
         self.nodes: dict[Function, list] = {}  # node -> the summed gradient of each output
         self.leaves: dict[int, list] = {}  # id -> [leaf, its summed gradient]
-        self.owned: set = set()  # slots, (node, output_nr) or a leaf's id, whose sum is ours
         self.create_graph = create_graph
         self.wanted = wanted  # ids of the leaves to keep (mg.grad); None keeps every leaf
 
-    def add(self, x: Tensor, g: Tensor | ProductSum) -> None:
+    def add(self, x: Tensor, g: Tensor) -> None:
         """Deliver the gradient ``g`` to ``x``, adding it to what ``x`` has received so far."""
         fn = x.grad_fn
         if fn is not None:
@@ -316,27 +286,16 @@ class GradientSums:
             if slots is None:
                 slots = self.nodes[fn] = [None] * len(fn.outputs)
             prev = slots[x.output_nr]
-            slots[x.output_nr] = g if prev is None else self._sum((fn, x.output_nr), prev, g)
+            slots[x.output_nr] = g if prev is None else self._sum(prev, g)
         elif self.wanted is None or id(x) in self.wanted:
             entry = self.leaves.get(id(x))
             if entry is None:
                 self.leaves[id(x)] = [x, g]
             else:
-                entry[1] = self._sum(id(x), entry[1], g)
+                entry[1] = self._sum(entry[1], g)
 
-    def _sum(self, slot, prev, g):
-        if type(prev) is ProductSum and type(g) is ProductSum:
-            prev.lefts += g.lefts
-            prev.rights += g.rights
-            return prev
-        prev, g = _materialize(prev), _materialize(g)
-        if slot in self.owned:
-            np.add(prev.data, g.data, out=prev.data)
-            return prev
-        if self.create_graph:
-            return prev + g
-        self.owned.add(slot)
-        return _wrap(prev.data + g.data)
+    def _sum(self, prev: Tensor, g: Tensor) -> Tensor:
+        return prev + g if self.create_graph else _wrap(prev.data + g.data)
 
 
 def run_backward(
@@ -371,11 +330,6 @@ def run_backward(
             for x, g in zip(fn.inputs, in_grads):
                 if g is None or not x.requires_grad:
                     continue
-                if type(g) is ProductSum:
-                    if x.grad_fn is None:  # a leaf: keep gathering the factors of its uses
-                        add(x, g)
-                        continue
-                    g = g.tensor()
                 if type(g) is not Tensor or g.data.shape != x.data.shape \
                         or g.data.dtype is not x.data.dtype:  # _to_input compares dtypes fully
                     g = _to_input(fn, x, g)
@@ -386,7 +340,6 @@ def run_backward(
                 else:
                     add(x, g)
         for x, g in sums.leaves.values():  # a leaf's hooks see its total gradient, once
-            g = _materialize(g)
             if x.hooks:
                 g = _hook(x, g)
             if wanted is None:
@@ -409,14 +362,12 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
         raise ValueError(
             f"{fn.name}.backward returned {len(in_grads)} gradients for {len(fn.inputs)} inputs"
         )
-    if anomaly or observer is not None:
-        in_grads = tuple([_materialize(g) for g in in_grads])
-        if observer is not None:  # mg.trace_backward
-            observer(fn, grads, in_grads)
-        if anomaly:
-            for g in in_grads:
-                if g is not None:
-                    _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
+    if observer is not None:  # mg.trace_backward
+        observer(fn, grads, in_grads)
+    if anomaly:
+        for g in in_grads:
+            if g is not None:
+                _check_finite(fn, g.data, "backward (gradient for one of its inputs)")
     if not retain_graph:
         fn.saved = None  # free what forward kept; a second backward here raises
     return in_grads

@@ -607,9 +607,9 @@ def test_apply_rejects_non_tensor_inputs():
         LogCosh.apply(np.ones(3))
 
 
-def test_gradients_summed_in_place_are_never_shared_between_inputs():
-    # s's total gradient (a sum the engine made) is handed by Add to both p and q, which then
-    # receive more gradient: adding to it in place would leak p's share into q's.
+def test_a_gradient_handed_to_two_inputs_is_summed_apart_for_each():
+    # s's total gradient is handed by Add to both p and q, which then receive more gradient:
+    # a sum that wrote into the shared gradient would leak p's share into q's.
     x1 = mg.tensor([1.0, 2.0], requires_grad=True)
     x2 = mg.tensor([3.0, 4.0], requires_grad=True)
     p, q = x1 * 1.0, x2 * 1.0
@@ -621,9 +621,9 @@ def test_gradients_summed_in_place_are_never_shared_between_inputs():
 
 
 def test_a_weight_shared_by_linear_ops_gets_one_total_gradient():
-    """Linear hands the engine its weight's gradient as factors (gᵀ x) and the engine multiplies
-    them once for all uses: the total is the same as summing product by product, hooks see it
-    once, and mg.grad, trace_backward and create_graph agree with it."""
+    """A weight used by several Linear ops and one other op: its gradient is the sum of every
+    use's gᵀ x, hooks see the total once, and mg.grad, trace_backward, create_graph and anomaly
+    mode agree with it."""
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((2, 3)), rng.standard_normal((4, 3)), rng.standard_normal((3,))]
     gs = [rng.standard_normal((2, 5)), rng.standard_normal((4, 5)), rng.standard_normal((5,))]

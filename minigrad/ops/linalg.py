@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, ProductSum, is_grad_enabled
+from minigrad.autograd import Function
 from minigrad.ops.shape import Transpose
 from minigrad.tensor import Tensor, _as_tensor
 
@@ -87,10 +87,8 @@ class Linear(Function):
         rows, x_rows = _rows(gy), _rows(x)  # the weight's gradient is one product, not a sum
         if not w.requires_grad:
             dw = None
-        elif is_grad_enabled() or not rows.dtype == x_rows.dtype == w.dtype:
+        else:
             dw = _mT(rows) @ x_rows
-        else:  # the engine multiplies the factors of all uses of a shared weight at once
-            dw = ProductSum(rows.data, x_rows.data)
         grads = (gy @ w if x.requires_grad else None, dw)
         if len(self.inputs) == 3:
             b = self.inputs[2]
