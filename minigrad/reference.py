@@ -8,8 +8,8 @@ value used twice gets the sum of both gradients. What reaches a leaf is its grad
 
 That is the whole algorithm. ``minigrad.autograd.run_backward`` walks the same order and adds
 what a framework needs around it: hooks, freeing saved arrays unless ``retain_graph``, anomaly
-checks, ``mg.grad``'s capture of chosen tensors, and sums that avoid needless copies. The tests
-hold the real engine to this one on random graphs.
+checks, ``mg.grad``'s capture of chosen tensors, and its sums as plain NumPy additions when no
+graph is recorded. The tests hold the real engine to this one on random graphs.
 """
 
 from __future__ import annotations
