@@ -44,9 +44,8 @@ def gather(program: Program) -> Program:
     """Turn a sum of products ``Σ aᵢᵀ bᵢ`` into one product ``[a₁; a₂; ...]ᵀ [b₁; b₂; ...]``.
 
     A weight used at every step of a recurrent layer gets its gradient as one such product per
-    step, added up as it arrives. One matmul
-    over the stacked factors does the same sum with one call into BLAS instead of one per step,
-    and none of the additions. Only a sum made entirely of such products, each read by the sum
+    step, added up as it arrives. One matmul over the stacked factors does the same sum with one
+    call into BLAS instead of one per step, and none of the additions. Only a sum made entirely of such products, each read by the sum
     alone, is rewritten.
     """
     instrs = program.instrs
