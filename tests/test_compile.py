@@ -605,6 +605,25 @@ def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
     assert len(traced) == 6
 
 
+def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():
+    w = leaf(np.random.default_rng(0).standard_normal((6, 3)))
+
+    def steps(x):
+        h = x
+        for _ in range(4):  # as a cell's step does: the same split of the same weight each time
+            a, b = w.chunk(2, axis=0)
+            h = (h @ a.T).tanh() + (h @ b.T).sigmoid()
+        return h.sum()
+
+    compiled = mg.compile(steps, passes=("dce", "cse"), fallback=False)
+    x = leaf(np.random.default_rng(1).standard_normal((2, 3)))
+    assert_close(outputs_and_grads(compiled, (x,), [w]), outputs_and_grads(steps, (x,), [w]))
+    entry = compiled.traces[0]
+    splits = [ins for ins in entry.forward.instrs if ins.label == "Split"]
+    traced = [ins for ins in entry.traced[0].instrs if ins.label == "Split"]
+    assert len(traced) == 4 and len(splits) == 1
+
+
 def test_a_rebound_variable_a_new_parameter_or_a_changed_option_traces_again():
     x = mg.ones(4)
     shift = mg.ones(4)

@@ -358,9 +358,9 @@ def compile(fn_or_module: Callable | Module, *, passes: Sequence[str] = ALL,
 
     Returns a callable with the same signature (for a Module, an object that behaves like the
     module and shares its parameters). ``passes`` names the passes to run, in order (by default
-    ``ALL``: ``"dce"``, ``"gather"``, ``"fuse"``, ``"free"``; ``()`` for none). A function
-    whose tracing raises ``TraceError`` (it reads a value, e.g. ``if x.item() > 0``) runs
-    eagerly for that signature, after one ``TraceWarning`` that names the line; with
+    ``ALL``: ``"dce"``, ``"cse"``, ``"gather"``, ``"fuse"``, ``"free"``; ``()`` for none). A
+    function whose tracing raises ``TraceError`` (it reads a value, e.g. ``if x.item() > 0``)
+    runs eagerly for that signature, after one ``TraceWarning`` that names the line; with
     ``fallback=False`` the error is raised.
     ``cache_size`` signatures are kept, the least recently used dropped first.
     """

@@ -5,6 +5,8 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
   whose results it then dropped (the unused pieces of a ``chunk``, a final state nobody
   reads); backward records the gradients of values no input needs. Walking backwards from the
   outputs keeps what they depend on.
+- ``cse``: common-subexpression elimination. A cell that splits or transposes its weight at
+  every step records the same op on the same slots once per step; it runs once.
 - ``gather``: a weight's gradient summed over the steps that used it, ``Σ aᵢᵀ bᵢ``, becomes
   one matmul of the stacked factors.
 - ``fuse``: elementwise fusion. A run of elementwise instructions (``Sigmoid``, ``Mul``,
@@ -40,13 +42,32 @@ def dead_code_elimination(program: Program) -> Program:
     return replace(program, instrs=kept[::-1], constants=constants)
 
 
+def common_subexpressions(program: Program) -> Program:
+    """Run each op once per distinct (op, options, input slots): a later instruction that
+    repeats an earlier one is dropped, and its readers read the earlier one's outputs. Random
+    draws are never merged (each draws afresh)."""
+    alias: dict[int, int] = {}  # slot of a dropped instruction's output -> the kept one's
+    seen: dict[tuple, Instr] = {}
+    kept = []
+    for ins in program.instrs:
+        ins = replace(ins, inputs=tuple(alias.get(s, s) for s in ins.inputs))
+        key = (ins.op or ins.label, repr(ins.options), ins.inputs)
+        first = None if ins.impure else seen.get(key)
+        if first is None:
+            seen.setdefault(key, ins)
+            kept.append(ins)
+        else:
+            alias.update(zip(ins.outputs, first.outputs))
+    return replace(program, instrs=kept, outputs=[alias.get(s, s) for s in program.outputs])
+
+
 def gather(program: Program) -> Program:
     """Turn a sum of products ``Σ aᵢᵀ bᵢ`` into one product ``[a₁; a₂; ...]ᵀ [b₁; b₂; ...]``.
 
     A weight used at every step of a recurrent layer gets its gradient as one such product per
     step, added up as it arrives. One matmul over the stacked factors does the same sum with one
-    call into BLAS instead of one per step, and none of the additions. Only a sum made entirely of such products, each read by the sum
-    alone, is rewritten.
+    call into BLAS instead of one per step, and none of the additions. Only a sum made entirely
+    of such products, each read by the sum alone, is rewritten.
     """
     instrs = program.instrs
     readers, maker = _readers(instrs), _makers(instrs)
@@ -203,6 +224,7 @@ def free(program: Program) -> Program:
 
 PASSES: dict[str, Callable[[Program], Program]] = {
     "dce": dead_code_elimination,
+    "cse": common_subexpressions,
     "gather": gather,
     "fuse": fuse,
     "free": free,
