@@ -241,11 +241,12 @@ class Trainer:
                     deadline - time.perf_counter() < 0.1 * self.history.epoch_seconds[-1]):
                 break
             start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
-            losses, loss, rate, fraction = self._train_epoch(batches(), step, end, deadline)
+            losses, loss, rate, cut, fraction = self._train_epoch(batches(), step, end,
+                                                                  deadline)
             metrics = self._evaluate_and_schedule(evaluate, monitor)
             self.epoch += 1
-            self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, fraction,
-                         end)
+            self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, cut,
+                         fraction, end)
             for callback in callbacks:
                 callback(self)
             if self.checkpoint is not None:
@@ -253,9 +254,10 @@ class Trainer:
         return self.history
 
     def _train_epoch(self, batches: Iterable, step: Callable, end: int, deadline: float | None
-                     ) -> tuple[list[float], float, float, float]:
+                     ) -> tuple[list[float], float, float, bool, float]:
         """One pass of training steps; returns the losses of the steps, their count-weighted
-        mean, the throughput (count per second) and the fraction of the epoch that ran."""
+        mean, the throughput (count per second), whether the time limit cut it short and the
+        fraction of the epoch that ran (1.0 when that is not known)."""
         total = len(batches) if hasattr(batches, "__len__") else None
         bar = self._bar(batches, total, end)
         every = self.log_every or (max(1, total // 10) if total else 100)
@@ -299,7 +301,7 @@ class Trainer:
                                             self.history.epoch_fraction) if f == 1.0]
             total = whole[-1] if whole else None
         fraction = min(1.0, len(losses) / total) if cut and total else 1.0
-        return losses, loss_sum / count_sum, rate, fraction
+        return losses, loss_sum / count_sum, rate, cut, fraction
 
     def _bar(self, batches: Iterable, total: int | None, end: int):
         """A tqdm bar over ``batches``, or None for plain prints."""
@@ -345,7 +347,7 @@ class Trainer:
         return metrics
 
     def _record(self, losses: list[float], loss: float, metrics: dict[str, float], lr: float,
-                seconds: float, rate: float, fraction: float, end: int) -> None:
+                seconds: float, rate: float, cut: bool, fraction: float, end: int) -> None:
         """Append the epoch to the history and print its summary line."""
         h = self.history
         h.train_loss.append(loss)
@@ -360,9 +362,10 @@ class Trainer:
             text += f" (ppl {math.exp(min(loss, 700)):.2f})"
         text += "".join(f" | {name} {value:.4g}" for name, value in metrics.items())
         text += f" | {seconds:.1f}s, {_si(rate)} {self.unit}/s"
-        if fraction < 1.0:
+        if cut:
             steps = f"{len(losses)} step" + "s" * (len(losses) > 1)
-            text += f" | stopped by the time limit after {steps} ({fraction:.0%} of the epoch)"
+            text += f" | stopped by the time limit after {steps}"
+            text += f" ({fraction:.0%} of the epoch)" if fraction < 1.0 else ""
         print(text, flush=True)
 
     def state_dict(self) -> dict[str, Any]:

@@ -360,6 +360,18 @@ def test_a_cut_epoch_of_unknown_length_is_measured_against_the_last_whole_one(mo
     assert history.epoch_fraction == [1.0, 0.5]
 
 
+def test_a_first_epoch_of_unknown_length_cut_short_still_says_so(capsys, monkeypatch):
+    timed = fake_clock(monkeypatch)
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=2.5)
+    assert [len(s) for s in history.step_loss] == [3]
+    assert history.epoch_fraction == [1.0]  # nothing to measure it against
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("stopped by the time limit after 3 steps")
+
+
 def test_callbacks_run_after_each_recorded_epoch_before_the_checkpoint_and_can_stop(tmp_path):
     path = tmp_path / "run.npz"
     model = Net()
