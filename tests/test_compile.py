@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.compile import ALL, CompiledCall, TraceError, TraceWarning, kernels
+from minigrad.compile.program import Instr, Program
 from minigrad.compile.trace import flatten
 from minigrad.models import (
     LSTM,
@@ -38,7 +39,9 @@ from minigrad.models import (
 )
 from minigrad.models.classify import POOLINGS
 from minigrad.models.lm import detach_state
-from minigrad.ops.linalg import MatMul
+from minigrad.ops.elementwise import Mul
+from minigrad.ops.linalg import Linear, MatMul
+from minigrad.ops.shape import Concat, Reshape, Split, Stack, Transpose, Unbind
 from tests.strategies import leaf
 from tests.test_classify import CLASSES, padded_batches
 from tests.test_classify import make as make_classify_model
@@ -579,14 +582,14 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
     with kernel_backend("numba"):
         compiled(x, y).backward()
         source = compiled.kernels()
-        assert "@njit(cache=True" in source and "for j in range(o0.shape[1]):" in source
+        assert "@njit(cache=True" in source and "for i1 in range(o.shape[2]):" in source
         name = compiled.traces[0].forward.kernels()[0].label
         assert (tmp_path / "kernels" / f"{name}.py").exists()
         assert list((tmp_path / "kernels" / "__pycache__").glob(f"{name}*.nbi"))
         kernels._LOADED.clear()  # as a new process: import the file, load the machine code
         loop = kernels._load(name, (tmp_path / "kernels" / f"{name}.py").read_text())
         kernel = compiled.traces[0].forward.kernels()[0]
-        loop(x.data, y.data, *[np.empty((4, 5), np.float32) for _ in kernel.outputs])
+        loop(x.data, y.data, np.empty((len(kernel.outputs), 4, 5), np.float32))
     assert sum(loop.stats.cache_hits.values()) == 1
 
 
@@ -665,3 +668,72 @@ def test_free_lets_go_of_each_intermediate_after_its_last_reader():
     assert peaks[("dce", "fuse", "free")] < peaks[("dce", "fuse")] / 4  # 20 arrays of 80 kB
     with pytest.raises(ValueError, match="the free pass must come last"):
         mg.compile(chain, passes=("free", "fuse"))
+
+
+# -- the generated Python -------------------------------------------------------------------------
+
+
+def one_instruction(op: type, options: dict, arrays: list[np.ndarray]) -> Program:
+    """A program of one instruction, ``op(**options)`` on ``arrays``, as tracing records it."""
+    fn = op(**options).forward
+    raw = fn(*arrays)
+    results = raw if type(raw) is tuple else (raw,)
+    n = len(arrays)
+    meta = {s: (a.shape, a.dtype) for s, a in enumerate([*arrays, *results])}
+    outputs = tuple(range(n, n + len(results)))
+    ins = Instr(op.__name__, fn, tuple(range(n)), outputs, type(raw) is tuple, op, options)
+    return Program([ins], list(range(n)), list(outputs), {}, meta)
+
+
+@st.composite
+def lowered_cases(draw) -> tuple[type, dict, list[np.ndarray]]:
+    """An op that codegen writes out as NumPy code, its options and inputs of random shapes."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4))
+    ndim = len(shape)
+    axis = draw(st.integers(-ndim, ndim - 1))
+    x = np.random.default_rng(draw(st.integers(0, 99))).standard_normal(shape)
+    m, k, n = (draw(st.integers(1, 4)) for _ in range(3))
+    a, w = np.ones((m, k)) * 0.5, np.arange(n * k, dtype=np.float64).reshape(n, k)
+    bias = draw(st.sampled_from([None, (n,), (m, n), (1, n)]))
+    pieces = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    return draw(st.sampled_from([
+        (Reshape, {"shape": (-1,)}, [x]),
+        (Transpose, {"axes": None}, [x]),
+        (Transpose, {"axes": tuple(int(i) for i in np.random.default_rng(k).permutation(ndim))},
+         [x]),
+        (MatMul, {}, [a, w.T]),
+        (Linear, {}, [a, w] + ([] if bias is None else [np.full(bias, 2.0)])),
+        (Linear, {}, [a[0], w]),
+        (Split, {"sizes": pieces, "axis": axis},
+         [np.zeros(shape[:axis % ndim] + (sum(pieces),) + shape[axis % ndim + 1:])]),
+        (Unbind, {"axis": axis}, [x]),
+        (Concat, {"axis": axis}, [x, x * 2, x + 1]),
+        (Stack, {"axis": draw(st.integers(-ndim - 1, ndim))}, [x, x * 2]),
+        (Mul, {}, [x, x[..., :1]]),
+    ]))
+
+
+@given(case=lowered_cases())
+def test_each_op_that_codegen_writes_out_computes_what_its_forward_computes(case):
+    op, options, arrays = case
+    program = one_instruction(op, options, arrays)
+    want = program.instrs[0].fn(*arrays)
+    want = list(want) if type(want) is tuple else [want]
+    got = program.run(arrays)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+def test_the_generated_function_writes_views_and_products_out_and_calls_the_rest():
+    lstm = mg.compile(LSTMCell(3, 4), fallback=False)
+    lstm(mg.randn(2, 3), (mg.randn(2, 4), mg.randn(2, 4)))
+    code = lstm.traces[0].forward.code
+    assert code.startswith("def program(inputs):\n")
+    assert " @ " in code and "[:, 0:4], " in code  # the product, the split as slices
+    assert "Linear_" not in code and "Split_" not in code
+    assert "fused_" in code and "del s" in code and "return [" in code
+    plain = mg.compile(LSTMCell(3, 4), passes=(), fallback=False)
+    plain(mg.randn(2, 3))
+    assert "del " not in plain.traces[0].forward.code  # the free pass writes the dels

@@ -74,8 +74,14 @@ class Specialization:
     def fits(self) -> bool:
         """Whether what the programs assume still holds: the tensors read from outside have
         the traced shapes, dtypes and requires_grad, and the ``bindings`` are unchanged."""
-        return (all(_leaf_key(x) == k for x, k in zip(self.trace.leaves, self._leaf_keys))
-                and all(_same(read(), value) for read, value in self.bindings))
+        for x, key in zip(self.trace.leaves, self._leaf_keys):
+            if _leaf_key(x) != key:
+                return False
+        for read, value in self.bindings:
+            now = read()
+            if now is not value and not _same(now, value):
+                return False
+        return True
 
     def __call__(self, leaves: list) -> Any:
         """Run on the call's tensors and arrays, as one node; nest the results as traced."""

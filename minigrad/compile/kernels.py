@@ -52,7 +52,7 @@ EXPRESSIONS: dict[type, str] = {
 """The elementwise ops that fusion knows, as expressions of their inputs {0}, {1}, ... and
 their keyword options."""
 
-_QUIET = (ew.Sigmoid,)  # ops whose forward silences overflow (e ** -x = inf gives 0, rightly)
+QUIET = (ew.Sigmoid,)  # ops whose forward silences overflow (e ** -x = inf gives 0, rightly)
 _TRANSCENDENTAL = (ew.Exp, ew.Log, ew.Tanh, ew.Sigmoid)
 _SMALL = 256
 """A numba loop computes exp, log and tanh one element at a time with the C library, about 5x
@@ -94,8 +94,11 @@ def make_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequenc
                 meta: dict[int, Meta]) -> Kernel:
     """The kernel that computes ``instrs`` (elementwise, in order, all of one output shape)
     from the slots ``inputs`` and returns the slots ``outputs``."""
-    size = int(np.prod(meta[outputs[0]][0], dtype=np.int64))
-    if BACKEND == "numba" and (size <= _SMALL or not any(i.op in _TRANSCENDENTAL for i in instrs)):
+    shape = meta[outputs[0]][0]
+    size = int(np.prod(shape, dtype=np.int64))
+    one_dtype = len({meta[s][1] for s in outputs}) == 1
+    if BACKEND == "numba" and shape and one_dtype and (
+            size <= _SMALL or not any(i.op in _TRANSCENDENTAL for i in instrs)):
         return _numba_kernel(instrs, inputs, outputs, meta)
     return _numpy_kernel(instrs, inputs, outputs)
 
@@ -121,7 +124,7 @@ def _numpy_kernel(instrs: Sequence[Instr], inputs: Sequence[int],
                   outputs: Sequence[int]) -> Kernel:
     lines, results = _lines(instrs, inputs, outputs, "a")
     body = [f"    {line}" for line in lines] + [f"    return {', '.join(results)}"]
-    if any(ins.op in _QUIET for ins in instrs):
+    if any(ins.op in QUIET for ins in instrs):
         body = ['    with np.errstate(over="ignore"):'] + [f"    {line}" for line in body]
     args = ", ".join(f"a{k}" for k in range(len(inputs)))
     source = "\n".join([f"def kernel({args}):", *body]) + "\n"
@@ -137,58 +140,45 @@ _LOADED: dict[str, Callable] = {}  # numba kernels already imported in this proc
 
 def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
                   meta: dict[int, Meta]) -> Kernel:
-    """A numba loop over the elements of 2-D views, (rows, last axis), and the Python function
-    that makes the views and the output arrays: a broadcast input is read in place, as a row,
-    a column or a single number."""
+    """A numba loop nest over the elements of the output shape, and the Python function that
+    calls it. A broadcast input is read in place: its index repeats 0 along the axes it is
+    broadcast over. The outputs are written into one array, ``o[k]`` the k-th (one allocation
+    instead of one per output)."""
     shape = meta[outputs[0]][0]
-    rows, cols = (int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]) if shape else (1, 1)
+    index = [f"i{d}" for d in range(len(shape))]
     lines, results = _lines(instrs, inputs, outputs, "x")
-    views, hoisted, loads = [], [], []
+    hoisted, loads = [], []
     for k, s in enumerate(inputs):
-        view, index = _view(meta[s][0], shape, rows, cols)
-        views.append(view.format(f"a{k}"))
-        (hoisted if index == "0, 0" else loads).append(f"x{k} = a{k}[{index}]")
-    outs = [f"o{k}" for k in range(len(outputs))]
+        own = meta[s][0]
+        at = ["0" if n == 1 else i for n, i in zip(own, index[len(index) - len(own):])]
+        load = f"x{k} = a{k}[{', '.join(at) or '()'}]"
+        (loads if any(i.startswith("i") for i in at) else hoisted).append(load)
+    loops = [f"{'    ' * (d + 1)}for i{d} in range(o.shape[{d + 1}]):" for d in range(len(shape))]
+    inner = "    " * (len(shape) + 1)
+    args = [f"a{k}" for k in range(len(inputs))]
     loop = "\n".join([
         "import numpy as np",
         "from numba import njit",
         "",
         "",
         '@njit(cache=True, error_model="numpy")',  # x / 0 gives inf, as in NumPy
-        f"def kernel({', '.join([f'a{k}' for k in range(len(inputs))] + outs)}):",
+        f"def kernel({', '.join(args)}, o):",
         *[f"    {line}" for line in hoisted],
-        "    for i in range(o0.shape[0]):",
-        "        for j in range(o0.shape[1]):",
-        *[f"            {line}" for line in loads + lines],
-        *[f"            o{k}[i, j] = {r}" for k, r in enumerate(results)],
+        *loops,
+        *[f"{inner}{line}" for line in loads + lines],
+        *[f"{inner}o[{', '.join([str(k), *index])}] = {r}" for k, r in enumerate(results)],
     ]) + "\n"
     name = _name(loop)
     loop = loop.replace("def kernel(", f"def {name}(")
     wrapper = "\n".join([
-        f"def run_{name}({', '.join(f'a{k}' for k in range(len(inputs)))}):",
-        *[f"    o{k} = np.empty(({rows}, {cols}), np.{meta[s][1].name})"
-          for k, s in enumerate(outputs)],
-        f"    {name}({', '.join(views + outs)})",
-        f"    return {', '.join(f'{o}.reshape({shape})' for o in outs)}",
+        f"def run_{name}({', '.join(args)}):",
+        f"    o = np.empty({(len(outputs), *shape)}, np.{meta[outputs[0]][1].name})",
+        f"    {name}({', '.join(args)}, o)",
+        f"    return {'tuple(o)' if len(outputs) > 1 else 'o[0]'}",
     ]) + "\n"
     namespace = {"np": np, name: _LOADED.get(name) or _load(name, loop)}
     exec(compile(wrapper, f"<run_{name}>", "exec"), namespace)
     return Kernel(name, f"{loop}\n\n{wrapper}", namespace[f"run_{name}"])
-
-
-def _view(given: tuple[int, ...], shape: tuple[int, ...], rows: int, cols: int
-          ) -> tuple[str, str]:
-    """How the kernel sees an input of shape ``given`` broadcast to ``shape``: the expression
-    that makes its 2-D view (``{}`` is the array) and the index of element (i, j) in it."""
-    if given == shape:
-        return f"{{}}.reshape({rows}, {cols})", "i, j"
-    if int(np.prod(given, dtype=np.int64)) == 1:
-        return "{}.reshape(1, 1)", "0, 0"
-    if given[-1:] == (cols,) and int(np.prod(given, dtype=np.int64)) == cols:
-        return f"{{}}.reshape(1, {cols})", "0, j"
-    if given[-1:] == (1,) and given[:-1] == shape[:-1]:
-        return f"{{}}.reshape({rows}, 1)", "i, 0"
-    return f"np.broadcast_to({{}}, {shape}).reshape({rows}, {cols})", "i, j"
 
 
 def _load(name: str, source: str) -> Callable:

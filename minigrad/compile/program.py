@@ -10,7 +10,8 @@ slots at the end. Printed, a program reads like ``jax.make_jaxpr``'s output::
     s4 = Mul(s3, s2)                      # f32[2,3]
     outputs: s4
 
-``run`` replays the program on arrays: no Tensor, no graph node, one call per instruction.
+``run`` replays the program on arrays: no Tensor, no graph node, one line of generated Python
+per instruction (``code`` shows it).
 """
 
 from __future__ import annotations
@@ -88,30 +89,19 @@ class Program:
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Replay the program on ``arrays`` (one per input slot); return the output arrays."""
-        constants, steps = self._plan
-        env = constants.copy()  # env[s]: the array in slot s
-        for s, a in zip(self.inputs, arrays):
-            env[s] = a
-        for fn, inputs, outputs, unpack, frees in steps:
-            result = fn(*[env[s] for s in inputs])
-            if unpack:
-                for s, a in zip(outputs, result):
-                    env[s] = a
-            else:
-                env[outputs] = result
-            for s in frees:
-                env[s] = None
-        return [env[s] for s in self.outputs]
+        return self._generated[1](arrays)
+
+    @property
+    def code(self) -> str:
+        """The Python function that ``run`` calls, generated from the instructions at the
+        first run (``codegen.py``): one line per instruction, each slot a local variable."""
+        return self._generated[0]
 
     @cached_property
-    def _plan(self) -> tuple[list, list[tuple]]:
-        """What ``run`` needs, prepared at its first call: a list of slots holding the
-        constants, and each instruction as (fn, input slots, output slot(s), unpack, frees)."""
-        constants: list[np.ndarray | None] = [None] * (max(self.meta, default=-1) + 1)
-        for s, a in self.constants.items():
-            constants[s] = a
-        return constants, [(ins.fn, ins.inputs, ins.outputs if ins.unpack else ins.outputs[0],
-                            ins.unpack, ins.frees) for ins in self.instrs]
+    def _generated(self) -> tuple[str, Callable[[Sequence[np.ndarray]], list[np.ndarray]]]:
+        from minigrad.compile.codegen import build
+
+        return build(self)
 
     def __str__(self) -> str:
         lines = ["inputs: " + ", ".join(f"s{s} {type_text(self.meta[s])}" for s in self.inputs)]

@@ -1,0 +1,141 @@
+"""The last stage: a program becomes one straight-line Python function.
+
+Replaying a program instruction by instruction in a loop costs Python's time per instruction:
+fetch the instruction, gather its input arrays from a table of slots, store its outputs. The
+generated function does the same work with none of that: each slot is a local variable, each
+instruction one line, and ``del`` lets go of an array where the ``free`` pass says nothing
+reads it any more. Ops whose work is a view or one NumPy call (reshape, transpose, split,
+matmul, concatenate...) are written out as that call (``LOWERED``); every other instruction
+calls its function. ``Program.code`` shows the source::
+
+    def program(inputs):
+        s0, s3, s8 = inputs
+        s9 = s0 @ s8.T
+        s9 += s3
+        s10, s11 = s9[:, 0:32], s9[:, 32:64]
+        del s9
+        s12 = fused_4b1e0c9a2d_4(s10, s11)
+        return [s12]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from minigrad.compile.kernels import EXPRESSIONS, QUIET
+from minigrad.compile.program import Instr, Meta
+from minigrad.ops.linalg import Linear, MatMul
+from minigrad.ops.shape import Concat, Reshape, Split, Stack, Transpose, Unbind
+
+if TYPE_CHECKING:
+    from minigrad.compile.program import Program
+
+Lowering = Callable[[Instr, list[str], list[str], dict[int, Meta]], "list[str] | None"]
+
+
+def _reshape(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str]:
+    return [f"{outs[0]} = {args[0]}.reshape({meta[ins.outputs[0]][0]})"]
+
+
+def _transpose(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str]:
+    axes = ins.options["axes"]
+    return [f"{outs[0]} = {args[0]}.transpose({'' if axes is None else tuple(axes)})"]
+
+
+def _matmul(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    (a, _), (b, _) = meta[ins.inputs[0]], meta[ins.inputs[1]]
+    if len(a) != 2 or len(b) != 2 or b[0] == 1:  # the op's own reshapes and outer products
+        return None
+    return [f"{outs[0]} = {args[0]} @ {args[1]}"]
+
+
+def _linear(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    if len(meta[ins.inputs[0]][0]) > 2:
+        return None
+    lines = [f"{outs[0]} = {args[0]} @ {args[1]}.T"]
+    return lines + [f"{outs[0]} += {args[2]}"] if len(args) == 3 else lines
+
+
+def _split(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str]:
+    ndim = len(meta[ins.inputs[0]][0])
+    lead = ":, " * (ins.options["axis"] % ndim)
+    pieces, start = [], 0
+    for size in ins.options["sizes"]:
+        pieces.append(f"{args[0]}[{lead}{start}:{start + size}]")
+        start += size
+    return [f"{', '.join(outs)} = {', '.join(pieces)}"]
+
+
+def _unbind(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    if ins.options["axis"] % len(meta[ins.inputs[0]][0]) != 0:
+        return None
+    return [f"{', '.join(outs)}, = {args[0]}"]  # iterating an array yields its rows, as views
+
+
+def _concat(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str]:
+    return [f"{outs[0]} = np.concatenate(({', '.join(args)},), axis={ins.options['axis']})"]
+
+
+def _stack(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    ndim = len(meta[ins.inputs[0]][0])
+    axis = ins.options["axis"] % (ndim + 1)
+    if axis == ndim:
+        return None
+    # joining along an existing axis and splitting it in two is stacking, and about 3x faster
+    return [f"{outs[0]} = np.concatenate(({', '.join(args)},), axis={axis})"
+            f".reshape({meta[ins.outputs[0]][0]})"]
+
+
+def _elementwise(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    if ins.op in QUIET:
+        return None
+    return [f"{outs[0]} = " + EXPRESSIONS[ins.op].format(*args, **ins.options)]
+
+
+LOWERED: dict[type, Lowering] = {
+    Reshape: _reshape, Transpose: _transpose, MatMul: _matmul, Linear: _linear, Split: _split,
+    Unbind: _unbind, Concat: _concat, Stack: _stack,
+    **{op: _elementwise for op in EXPRESSIONS},
+}
+"""The ops written out as NumPy code, each by a function that returns the lines (or None for
+shapes it leaves to the op's own function)."""
+
+
+def generate(program: Program) -> tuple[str, dict[str, Any]]:
+    """The source of ``program`` as a function ``program(inputs)`` that returns the list of
+    output arrays, and the names it needs (NumPy, the constants, the functions it calls)."""
+    namespace: dict[str, Any] = {"np": np}
+    names: dict[int, str] = {}
+    for s, array in program.constants.items():
+        names[s] = f"c{s}"
+        namespace[f"c{s}"] = array
+    lines = []
+    if program.inputs:
+        lines.append(f"{', '.join(f's{s}' for s in program.inputs)}, = inputs")
+    for k, ins in enumerate(program.instrs):
+        args = [names.get(s, f"s{s}") for s in ins.inputs]
+        outs = [f"s{s}" for s in ins.outputs]
+        lowering = LOWERED.get(ins.op)
+        code = lowering(ins, args, outs, program.meta) if lowering else None
+        if code is None:
+            fn = f"{ins.label}_{k}"  # two kernels of one source may differ in shape
+            namespace[fn] = ins.fn
+            target = f"{', '.join(outs)}," if ins.unpack else outs[0]
+            code = [f"{target} = {fn}({', '.join(args)})"]
+        lines += code
+        freed = [f"s{s}" for s in ins.frees if s not in names]
+        if freed:
+            lines.append(f"del {', '.join(freed)}")
+    lines.append(f"return [{', '.join(names.get(s, f's{s}') for s in program.outputs)}]")
+    source = "def program(inputs):\n" + "".join(f"    {line}\n" for line in lines)
+    return source, namespace
+
+
+def build(program: Program) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
+    """The generated source of ``program`` and the function compiled from it."""
+    source, namespace = generate(program)
+    exec(compile(source, "<minigrad program>", "exec"), namespace)
+    return source, namespace["program"]
