@@ -1,7 +1,8 @@
 """softmax and log_softmax: forward values against NumPy, gradients and second derivatives,
 stability at large magnitudes, dtypes and errors; the ops without gradient that read class
-targets and embedding ids and draw dropout masks. (cross_entropy, dropout and embedding
-themselves are tested with the functions and layers that use them.)"""
+targets and embedding ids and draw dropout masks; cross-entropy's gradient as one op.
+(cross_entropy, dropout and embedding themselves are tested with the functions and layers that
+use them.)"""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from minigrad.ops.nn import ClassTargets, DropoutMask, EmbeddingIds, OneHot
+from minigrad.ops.nn import (
+    ClassTargets,
+    CrossEntropy,
+    CrossEntropyGrad,
+    DropoutMask,
+    EmbeddingIds,
+    OneHot,
+)
 from tests.strategies import arrays, axis, leaf, shapes
 
 
@@ -203,3 +211,59 @@ def test_dropout_mask_is_drawn_from_minigrads_generator_at_every_call(seed, p, s
         kept = rng.random(shape, dtype=np.float32) >= p
         np.testing.assert_array_equal(m.data, kept.astype(dtype) / (1 - p))
         assert m.dtype == dtype and not m.requires_grad
+
+
+# -- cross-entropy's gradient as one op --------------------------------------------------------
+
+
+@st.composite
+def cross_entropy_grad_cases(draw):
+    """(x, t, w, g, axis, reduction): logits with the classes on a drawn axis, the safe targets
+    and weights that ClassTargets makes for cross_entropy (some targets ignored), and a
+    gradient ``g`` of the loss's shape."""
+    t, classes, ignore_index = draw(targets())
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    ax = draw(st.integers(0, t.ndim))
+    x = draw(arrays(t.shape[:ax] + (classes,) + t.shape[ax:], -3.0, 3.0))
+    g = draw(arrays(t.shape if reduction == "none" else (), -2.0, 2.0))
+    safe, w = ClassTargets.apply(mg.tensor(t), classes=classes, ignore_index=ignore_index,
+                                 mean=reduction == "mean", dtype=np.float64)
+    assume(np.isfinite(w.data).all())  # a mean over no kept target is nan
+    return x, safe, w, g, ax, reduction
+
+
+@given(cross_entropy_grad_cases())
+def test_cross_entropy_grad_is_weighted_softmax_minus_one_hot(case) -> None:
+    x, t, w, g, ax, reduction = case
+    onehot = np.moveaxis(np.eye(x.shape[ax])[t.data], -1, ax)
+    expected = np.expand_dims(w.data * g, ax) * (naive_softmax(x, ax) - onehot)
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        logits = mg.tensor(x, dtype=dtype)
+        before = logits.data.copy()
+        y = CrossEntropyGrad.apply(logits, t, mg.tensor(w.data, dtype=dtype),
+                                   mg.tensor(g, dtype=dtype), axis=ax, reduction=reduction)
+        assert y.shape == x.shape and y.dtype == dtype
+        np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(logits.data, before)  # worked on a copy of the logits
+
+
+@given(cross_entropy_grad_cases())
+def test_cross_entropy_grad_gradients_by_finite_differences(case) -> None:
+    x, t, w, g, ax, reduction = case
+    assert mg.gradcheck(
+        lambda x, g: CrossEntropyGrad.apply(x, t, w, g, axis=ax, reduction=reduction),
+        [leaf(x), leaf(g)],
+    )
+
+
+@given(cross_entropy_grad_cases())
+def test_cross_entropy_records_its_gradient_as_one_op_equal_to_the_eager_one(case) -> None:
+    x, t, w, g, ax, reduction = case
+    grads = []
+    for create_graph in (False, True):
+        logits = leaf(x)
+        loss = CrossEntropy.apply(logits, t, w, axis=ax, reduction=reduction)
+        grads += mg.grad(loss, [logits], [mg.tensor(g)], create_graph=create_graph)
+    eager, recorded = grads
+    assert eager.grad_fn is None and type(recorded.grad_fn) is CrossEntropyGrad
+    np.testing.assert_array_equal(recorded.data, eager.data)

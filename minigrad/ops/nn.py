@@ -1,5 +1,5 @@
-"""Neural-network ops: softmax, log_softmax and cross-entropy (computed stably); the ops
-without gradient that read class targets, embedding ids and draw dropout masks."""
+"""Neural-network ops: softmax, log_softmax, cross-entropy and its gradient (computed stably);
+the ops without gradient that read class targets, embedding ids and draw dropout masks."""
 
 from __future__ import annotations
 
@@ -95,6 +95,18 @@ class OneHot(NonDifferentiable):
         return y
 
 
+def _scaled_softmax_minus_onehot(
+    e: np.ndarray, total: np.ndarray, hits: tuple, scale: np.ndarray, axis: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """cross-entropy's dx = scale * (e / total - onehot(t)) in one pass over the logits, from
+    ``e = exp(x - max x)``, its sum ``total`` along ``axis`` and the target entries ``hits``;
+    ``out=e`` writes it over ``e``."""
+    dx = np.multiply(e, np.expand_dims(scale / total, axis), out=out)
+    dx[hits] -= scale
+    return dx
+
+
 class CrossEntropy(Function):
     """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
 
@@ -117,16 +129,47 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         x, t, w = self.inputs
-        if is_grad_enabled():  # create_graph: the gradient as ops of the inputs
-            w = w.unsqueeze(self.axis)
-            g = gy.reshape(w.shape) if self.reduction == "none" else gy
-            onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
-            return (x.softmax(self.axis) - onehot) * (w * g), None, None
+        if is_grad_enabled():  # create_graph: the gradient as an op of the inputs
+            dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
+            return dx, None, None
         e, total, hits = self.saved
-        scale = w.data * gy.data  # the weight of each target's row in dx
-        dx = e * np.expand_dims(scale / total, self.axis)  # one pass: softmax times its weight
-        dx[hits] -= scale
+        dx = _scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
         return Tensor._wrap(dx), None, None
+
+
+class CrossEntropyGrad(Function):
+    """cross_entropy_grad: y = s * (p - onehot(t)), p = softmax(x), s = w * g;
+    dx = s * p * (dy - sum(dy * p)), dg = sum(dy * (p - onehot(t)) * w)
+
+    Cross-entropy's gradient as one op, so that a recorded backward (``create_graph``, or a
+    program traced by ``mg.compile``) computes it in one pass. ``g`` is the gradient of the loss
+    (a scalar for 'mean' and 'sum', the target's shape for 'none'); ``w`` and ``g`` broadcast
+    along the class axis. ``t`` and ``w`` get no gradient.
+    """
+
+    def __init__(self, axis: int, reduction: str) -> None:
+        self.axis, self.reduction = axis, reduction
+
+    def forward(self, x, t, w, g):
+        e = x - x.max(axis=self.axis, keepdims=True)
+        np.exp(e, out=e)
+        total = e.sum(axis=self.axis)
+        return _scaled_softmax_minus_onehot(e, total, _hits(t, self.axis), w * g, self.axis, e)
+
+    def backward(self, gy):
+        x, t, w, g = self.inputs
+        need_x, _, _, need_g = self.needs_input_grad
+        p = x.softmax(self.axis)
+        w = w.unsqueeze(self.axis)
+        none = self.reduction == "none"
+        gx = gg = None
+        if need_x:
+            s = w * (g.unsqueeze(self.axis) if none else g)
+            gx = s * p * (gy - (gy * p).sum(self.axis, keepdims=True))
+        if need_g:
+            onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
+            gg = (gy * (p - onehot) * w).sum(self.axis if none else None)
+        return gx, None, None, gg
 
 
 class DropoutMask(NonDifferentiable):
