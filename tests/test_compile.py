@@ -582,14 +582,14 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
     with kernel_backend("numba"):
         compiled(x, y).backward()
         source = compiled.kernels()
-        assert "@njit(cache=True" in source and "for i1 in range(o.shape[2]):" in source
+        assert "@njit(cache=True" in source and "for i1 in range(shape[1]):" in source
         name = compiled.traces[0].forward.kernels()[0].label
         assert (tmp_path / "kernels" / f"{name}.py").exists()
         assert list((tmp_path / "kernels" / "__pycache__").glob(f"{name}*.nbi"))
         kernels._LOADED.clear()  # as a new process: import the file, load the machine code
         loop = kernels._load(name, (tmp_path / "kernels" / f"{name}.py").read_text())
         kernel = compiled.traces[0].forward.kernels()[0]
-        loop(x.data, y.data, np.empty((len(kernel.outputs), 4, 5), np.float32))
+        loop(x.data, y.data, np.empty((len(kernel.outputs), 4, 5), np.float32), (4, 5))
     assert sum(loop.stats.cache_hits.values()) == 1
 
 
@@ -727,13 +727,32 @@ def test_each_op_that_codegen_writes_out_computes_what_its_forward_computes(case
 
 
 def test_the_generated_function_writes_views_and_products_out_and_calls_the_rest():
-    lstm = mg.compile(LSTMCell(3, 4), fallback=False)
-    lstm(mg.randn(2, 3), (mg.randn(2, 4), mg.randn(2, 4)))
-    code = lstm.traces[0].forward.code
-    assert code.startswith("def program(inputs):\n")
-    assert " @ " in code and "[:, 0:4], " in code  # the product, the split as slices
-    assert "Linear_" not in code and "Split_" not in code
-    assert "fused_" in code and "del s" in code and "return [" in code
-    plain = mg.compile(LSTMCell(3, 4), passes=(), fallback=False)
+    cell = LSTMCell(3, 4)
+    plain = mg.compile(cell, passes=(), fallback=False)
     plain(mg.randn(2, 3))
-    assert "del " not in plain.traces[0].forward.code  # the free pass writes the dels
+    code = plain.traces[0].forward.code
+    assert code.startswith("def program(inputs):\n") and "return [" in code
+    assert " @ " in code and "[:, 0:4], " in code  # the product, the split as slices
+    assert "Linear_" not in code and "Split_" not in code and "np.tanh(" in code
+    assert "del " not in code  # the free pass writes the dels
+    compiled = mg.compile(cell, fallback=False)
+    compiled(mg.randn(2, 3))
+    assert "del s" in compiled.traces[0].forward.code
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_lstm_steps_kernels_read_the_gates_split_and_write_their_gradients_joined(backend):
+    lstm = LSTM(3, 4)
+    with kernel_backend(backend):
+        compiled = mg.compile(lstm, fallback=False)
+        x = mg.randn(5, 2, 3, requires_grad=True)
+        assert_close(outputs_and_grads(compiled, (x,), list(lstm.parameters())),
+                     outputs_and_grads(lstm, (x,), list(lstm.parameters())))
+    forward, backward = compiled.traces[0].forward, compiled.traces[0].backward
+    assert not any(ins.op is Split for ins in forward.instrs)
+    steps = [ins for ins in forward.kernels() if any(m.op is Split for m in ins.fused)]
+    assert len(steps) == 5
+    joined = [ins for ins in backward.kernels() if any(m.op is Concat for m in ins.fused)]
+    assert len(joined) == 5 and all(backward.meta[ins.outputs[-1]][0] == (2, 16) for ins in joined)
+    concats = [ins for ins in backward.instrs if ins.op is Concat]
+    assert all(len(ins.inputs) == 5 for ins in concats)  # only gather's, over the steps

@@ -82,103 +82,152 @@ def cache_dir() -> Path:
 
 @dataclass
 class Kernel:
-    """A generated kernel: its name, its source (what a user prints) and the function that
-    runs it on arrays, returning one array or a tuple of them."""
+    """A generated kernel: its name, its source (what a user prints), the slots it reads and
+    writes, and the function that runs it on the arrays of ``inputs``, returning one array or
+    (several ``outputs``) a tuple of them."""
 
     name: str
     source: str
     fn: Callable[..., np.ndarray | tuple[np.ndarray, ...]]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+Piece = tuple[int, int, int]  # (the whole array's slot, axis, start): a piece of a split
+Join = tuple[int, tuple[int, ...]]  # (axis, the slots joined): a concatenation
 
 
 def make_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
-                meta: dict[int, Meta]) -> Kernel:
-    """The kernel that computes ``instrs`` (elementwise, in order, all of one output shape)
-    from the slots ``inputs`` and returns the slots ``outputs``."""
-    shape = meta[outputs[0]][0]
+                meta: dict[int, Meta], pieces: dict[int, Piece] | None = None,
+                joins: dict[int, Join] | None = None) -> Kernel:
+    """The kernel that computes ``instrs`` (elementwise, in order, all of one shape) from the
+    slots ``inputs`` and returns the slots ``outputs``.
+
+    Two shape ops around the chain can be taken in. An input in ``pieces`` is a piece of a
+    split, ``{piece: (whole, axis, start)}``: the kernel reads the whole array from ``start``
+    along ``axis``, with no split. An entry of ``joins``, ``{slot: (axis, parts)}``, is a
+    concatenation of values the chain makes: the kernel writes each part at its place in one
+    array for ``slot``, with no concatenation. The kernel's inputs are then the whole arrays,
+    and its outputs ``outputs`` followed by the joined slots.
+    """
+    pieces, joins = pieces or {}, joins or {}
+    args = list(dict.fromkeys(pieces.get(s, (s,))[0] for s in inputs))
+    shape = meta[instrs[-1].outputs[0]][0]
     size = int(np.prod(shape, dtype=np.int64))
-    one_dtype = len({meta[s][1] for s in outputs}) == 1
+    one_dtype = len({meta[s][1] for s in [*outputs, *joins]}) == 1
     if BACKEND == "numba" and shape and one_dtype and (
             size <= _SMALL or not any(i.op in _TRANSCENDENTAL for i in instrs)):
-        return _numba_kernel(instrs, inputs, outputs, meta)
-    return _numpy_kernel(instrs, inputs, outputs)
+        name, source, fn = _numba_kernel(instrs, inputs, outputs, meta, pieces, joins, args)
+    else:
+        name, source, fn = _numpy_kernel(instrs, inputs, outputs, meta, pieces, joins, args)
+    return Kernel(name, source, fn, tuple(args), (*outputs, *joins))
 
 
-def _lines(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
-           prefix: str) -> tuple[list[str], list[str]]:
-    """One line ``t3 = <expression>`` per instruction, over inputs named ``prefix`` + k; and
-    the names of the outputs."""
-    names = {s: f"{prefix}{k}" for k, s in enumerate(inputs)}
+def _lines(instrs: Sequence[Instr], names: dict[int, str]) -> list[str]:
+    """One line ``t3 = <expression>`` per instruction; ``names`` maps the slots read from
+    outside to names, and gets the names of the values made."""
     lines = []
     for k, ins in enumerate(instrs):
-        names[ins.outputs[0]] = f"t{k}"
         expr = EXPRESSIONS[ins.op].format(*[names[s] for s in ins.inputs], **ins.options)
+        names[ins.outputs[0]] = f"t{k}"
         lines.append(f"t{k} = {expr}")
-    return lines, [names[s] for s in outputs]
+    return lines
 
 
 def _name(source: str) -> str:
     return "fused_" + hashlib.sha1(source.encode()).hexdigest()[:10]
 
 
-def _numpy_kernel(instrs: Sequence[Instr], inputs: Sequence[int],
-                  outputs: Sequence[int]) -> Kernel:
-    lines, results = _lines(instrs, inputs, outputs, "a")
+def _numpy_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
+                  meta: dict[int, Meta], pieces: dict[int, Piece], joins: dict[int, Join],
+                  args: list[int]) -> tuple[str, str, Callable]:
+    names, lines = {}, []
+    for k, s in enumerate(inputs):
+        if s in pieces:  # a slice of the whole array, as the split made it
+            whole, axis, start = pieces[s]
+            lead = ":, " * (axis % len(meta[s][0]))
+            names[s] = f"x{k}"
+            lines.append(f"x{k} = a{args.index(whole)}[{lead}{start}:{start + meta[s][0][axis]}]")
+        else:
+            names[s] = f"a{args.index(s)}"
+    lines += _lines(instrs, names)
+    results = [names[s] for s in outputs]
+    for m, (axis, parts) in enumerate(joins.values()):
+        lines.append(f"j{m} = np.concatenate(({', '.join(names[p] for p in parts)},), "
+                     f"axis={axis})")
+        results.append(f"j{m}")
     body = [f"    {line}" for line in lines] + [f"    return {', '.join(results)}"]
     if any(ins.op in QUIET for ins in instrs):
         body = ['    with np.errstate(over="ignore"):'] + [f"    {line}" for line in body]
-    args = ", ".join(f"a{k}" for k in range(len(inputs)))
-    source = "\n".join([f"def kernel({args}):", *body]) + "\n"
+    source = "\n".join([f"def kernel({', '.join(f'a{j}' for j in range(len(args)))}):",
+                        *body]) + "\n"
     name = _name(source)
     source = source.replace("def kernel(", f"def {name}(")
     namespace = {"np": np}
     exec(compile(source, f"<{name}>", "exec"), namespace)
-    return Kernel(name, source, namespace[name])
+    return name, source, namespace[name]
 
 
 _LOADED: dict[str, Callable] = {}  # numba kernels already imported in this process
 
 
 def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
-                  meta: dict[int, Meta]) -> Kernel:
-    """A numba loop nest over the elements of the output shape, and the Python function that
+                  meta: dict[int, Meta], pieces: dict[int, Piece], joins: dict[int, Join],
+                  args: list[int]) -> tuple[str, str, Callable]:
+    """A numba loop nest over the elements of the chain's shape, and the Python function that
     calls it. A broadcast input is read in place: its index repeats 0 along the axes it is
-    broadcast over. The outputs are written into one array, ``o[k]`` the k-th (one allocation
-    instead of one per output)."""
-    shape = meta[outputs[0]][0]
+    broadcast over; a piece is read from its whole array, its index shifted along the split's
+    axis. The outputs are written into one array, ``o[k]`` the k-th (one allocation instead
+    of one per output), and each join into its own array ``j``, each part at its offset."""
+    shape = meta[instrs[-1].outputs[0]][0]
     index = [f"i{d}" for d in range(len(shape))]
-    lines, results = _lines(instrs, inputs, outputs, "x")
-    hoisted, loads = [], []
+    names, hoisted, loads = {}, [], []
     for k, s in enumerate(inputs):
+        whole, axis, start = pieces.get(s, (s, 0, 0))
         own = meta[s][0]
         at = ["0" if n == 1 else i for n, i in zip(own, index[len(index) - len(own):])]
-        load = f"x{k} = a{k}[{', '.join(at) or '()'}]"
+        if start:
+            at[axis % len(own)] += f" + {start}"
+        names[s] = f"x{k}"
+        load = f"x{k} = a{args.index(whole)}[{', '.join(at) or '()'}]"
         (loads if any(i.startswith("i") for i in at) else hoisted).append(load)
-    loops = [f"{'    ' * (d + 1)}for i{d} in range(o.shape[{d + 1}]):" for d in range(len(shape))]
+    lines = _lines(instrs, names)
+    stores = [f"o[{', '.join([str(k), *index])}] = {names[s]}" for k, s in enumerate(outputs)]
+    for m, (axis, parts) in enumerate(joins.values()):
+        start, d = 0, axis % len(shape)
+        for p in parts:
+            at = [*index[:d], f"{index[d]} + {start}" if start else index[d], *index[d + 1:]]
+            stores.append(f"j{m}[{', '.join(at)}] = {names[p]}")
+            start += meta[p][0][d]
+    written = (["o"] if outputs else []) + [f"j{m}" for m in range(len(joins))]
+    a = [f"a{j}" for j in range(len(args))]
     inner = "    " * (len(shape) + 1)
-    args = [f"a{k}" for k in range(len(inputs))]
     loop = "\n".join([
         "import numpy as np",
         "from numba import njit",
         "",
         "",
         '@njit(cache=True, error_model="numpy")',  # x / 0 gives inf, as in NumPy
-        f"def kernel({', '.join(args)}, o):",
+        f"def kernel({', '.join(a + written)}, shape):",
         *[f"    {line}" for line in hoisted],
-        *loops,
-        *[f"{inner}{line}" for line in loads + lines],
-        *[f"{inner}o[{', '.join([str(k), *index])}] = {r}" for k, r in enumerate(results)],
+        *[f"{'    ' * (d + 1)}for i{d} in range(shape[{d}]):" for d in range(len(shape))],
+        *[f"{inner}{line}" for line in loads + lines + stores],
     ]) + "\n"
     name = _name(loop)
     loop = loop.replace("def kernel(", f"def {name}(")
+    dtype = f"np.{meta[[*outputs, *joins][0]][1].name}"
+    allocations = [f"    o = np.empty({(len(outputs), *shape)}, {dtype})"] if outputs else []
+    allocations += [f"    j{m} = np.empty({meta[s][0]}, {dtype})" for m, s in enumerate(joins)]
+    results = [f"o[{k}]" for k in range(len(outputs))] + [f"j{m}" for m in range(len(joins))]
     wrapper = "\n".join([
-        f"def run_{name}({', '.join(args)}):",
-        f"    o = np.empty({(len(outputs), *shape)}, np.{meta[outputs[0]][1].name})",
-        f"    {name}({', '.join(args)}, o)",
-        f"    return {'tuple(o)' if len(outputs) > 1 else 'o[0]'}",
+        f"def run_{name}({', '.join(a)}):",
+        *allocations,
+        f"    {name}({', '.join(a + written)}, {shape})",
+        f"    return {'tuple(o)' if len(outputs) > 1 and not joins else ', '.join(results)}",
     ]) + "\n"
     namespace = {"np": np, name: _LOADED.get(name) or _load(name, loop)}
     exec(compile(wrapper, f"<run_{name}>", "exec"), namespace)
-    return Kernel(name, f"{loop}\n\n{wrapper}", namespace[f"run_{name}"])
+    return name, f"{loop}\n\n{wrapper}", namespace[f"run_{name}"]
 
 
 def _load(name: str, source: str) -> Callable:

@@ -11,7 +11,8 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
   one matmul of the stacked factors.
 - ``fuse``: elementwise fusion. A run of elementwise instructions (``Sigmoid``, ``Mul``,
   ``Add``...) over arrays of one shape becomes one generated kernel (see ``kernels.py``) that
-  reads the run's inputs once and writes only the values used after it.
+  reads the run's inputs once and writes only the values used after it; the split before
+  the run and the concatenation after it are taken in.
 - ``free``: buffer reuse by liveness: each array is let go right after its last reader, so
   that the memory of dead intermediates serves the next ones.
 """
@@ -26,7 +27,7 @@ from minigrad.compile.kernels import fusible, make_kernel
 from minigrad.compile.program import Instr, Program
 from minigrad.ops.elementwise import Add
 from minigrad.ops.linalg import MatMul
-from minigrad.ops.shape import Concat, Transpose
+from minigrad.ops.shape import Concat, Split, Transpose
 
 
 def dead_code_elimination(program: Program) -> Program:
@@ -156,7 +157,9 @@ def fuse(program: Program) -> Program:
 
     Instructions are visited in order; one joins the groups of the instructions that made its
     inputs when the kernel can take the place of its last member: no instruction outside the
-    group, before that place, may read a value the group makes.
+    group, before that place, may read a value the group makes. A kernel reads pieces of a
+    split from the whole array and writes the parts of a concatenation in place (an LSTM
+    step's four gates, and their four gradients), so those ops go too.
     """
     instrs = program.instrs
     readers, maker = _readers(instrs), _makers(instrs)
@@ -181,28 +184,56 @@ def fuse(program: Program) -> Program:
         for m in members:
             group_of[m] = members
 
+    kernels, absorbed = {}, set()  # the last member's position -> the kernel; taken-in ops
+    for group in {id(g): g for g in group_of.values() if len(g) > 1}.values():
+        kernels[group[-1]] = _kernel(group, instrs, readers, maker, program, absorbed)
+    for k, ins in enumerate(instrs):  # a split whose pieces only kernels read is not needed
+        if ins.op is Split and all(r in group_of and len(group_of[r]) > 1
+                                   for s in ins.outputs for r in readers[s]) and not any(
+                                       s in program.outputs for s in ins.outputs):
+            absorbed.add(k)
     result = []
     for k, ins in enumerate(instrs):
-        group = group_of.get(k)
-        if group is None or len(group) == 1:
+        if k in kernels:
+            result.append(kernels[k])
+        elif k not in absorbed and len(group_of.get(k, ())) <= 1:
             result.append(ins)
-        elif k == group[-1]:
-            result.append(_kernel([instrs[m] for m in group], group, readers, program))
     return replace(program, instrs=result)
 
 
-def _kernel(members: list[Instr], positions: list[int], readers: dict[int, list[int]],
-            program: Program) -> Instr:
-    """One instruction that runs ``members`` as a generated kernel. Its inputs are what they
-    read from outside; its outputs what is read outside or is a program output."""
+def _kernel(positions: list[int], instrs: list[Instr], readers: dict[int, list[int]],
+            maker: dict[int, int], program: Program, absorbed: set[int]) -> Instr:
+    """One instruction that runs the instructions at ``positions`` as a generated kernel. It
+    reads what they read from outside, a piece of a split as its whole array; it writes what is
+    read outside or is a program output, and takes in a concatenation of its values that only
+    that concatenation reads (adding its position to ``absorbed``)."""
+    members = [instrs[m] for m in positions]
     made = {s for ins in members for s in ins.outputs}
     inputs = list(dict.fromkeys(s for ins in members for s in ins.inputs if s not in made))
-    outputs = [s for ins in members for s in ins.outputs
-               if s in program.outputs or any(r not in positions for r in readers[s])]
-    outputs = outputs or list(members[-1].outputs)
-    kernel = make_kernel(members, inputs, outputs, program.meta)
-    return Instr(kernel.name, kernel.fn, tuple(inputs), tuple(outputs), len(outputs) > 1,
-                 source=kernel.source, fused=tuple(members))
+    pieces = {}
+    for s in inputs:
+        split = instrs[maker[s]] if s in maker else None
+        if split is not None and split.op is Split:
+            sizes, at = split.options["sizes"], split.outputs.index(s)
+            pieces[s] = (split.inputs[0], split.options["axis"], sum(sizes[:at]))
+    joins, taken = {}, []
+    for r in dict.fromkeys(r for s in made for r in readers[s]):
+        join = instrs[r]
+        if (join.op is Concat and all(q > positions[-1] for q in readers[join.outputs[0]])
+                and all(p in made and p not in program.outputs and set(readers[p]) == {r}
+                        for p in join.inputs)):
+            joins[join.outputs[0]] = (join.options["axis"], join.inputs)
+            taken.append(join)
+            absorbed.add(r)
+    outputs = [s for ins in members for s in ins.outputs if s in program.outputs
+               or any(r not in positions and r not in absorbed for r in readers[s])]
+    if not outputs and not joins:
+        outputs = list(members[-1].outputs)
+    kernel = make_kernel(members, inputs, outputs, program.meta, pieces, joins)
+    splits = [instrs[k] for k in dict.fromkeys(maker[s] for s in pieces)]
+    return Instr(kernel.name, kernel.fn, kernel.inputs, kernel.outputs,
+                 len(kernel.outputs) > 1, source=kernel.source,
+                 fused=(*splits, *members, *taken))
 
 
 def free(program: Program) -> Program:
