@@ -447,6 +447,47 @@ def test_reading_a_value_warns_once_then_runs_eagerly(fn, what, line):
     assert len(compiled.fallbacks) == 1 and not compiled.traces
 
 
+class CarriesState:
+    """A training step that keeps the running state on itself, as truncated BPTT does."""
+
+    def __init__(self, w: mg.Tensor) -> None:
+        self.w, self.state = w, mg.zeros(3)
+
+    def __call__(self, x: mg.Tensor) -> mg.Tensor:
+        h = (x + self.state * self.w).tanh()
+        self.state = h.detach()
+        return h.sum()
+
+
+def counting_step():
+    """A step that counts its calls in a closure variable."""
+    calls = 0
+
+    def step(x: mg.Tensor) -> mg.Tensor:
+        nonlocal calls
+        calls += 1
+        return (x * calls).sum()
+
+    return step
+
+
+@pytest.mark.parametrize("make, name", [(lambda: CarriesState(leaf(np.ones(3) * 0.5)),
+                                         "CarriesState.state"),
+                                        (counting_step, "calls")], ids=["attribute", "closure"])
+def test_a_function_that_sets_what_it_reads_warns_and_runs_eagerly_as_often_as_called(make, name):
+    step, twin = make(), make()  # twin: the same step, never compiled
+    compiled = mg.compile(step)
+    x = mg.randn(3)
+    with pytest.warns(TraceWarning, match=f"sets {name} while tracing"):
+        got = [compiled(x).item()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got += [compiled(x).item() for _ in range(2)]
+    assert got == [twin(x).item() for _ in range(3)]  # the state moved once per call
+    with pytest.raises(TraceError, match=f"sets {name} while tracing"):
+        mg.compile(make(), fallback=False)(x)
+
+
 class ReadsItsWeight(mg.nn.Module):
     """y = x * sum(w), with the sum taken in NumPy (what tracing refuses)."""
 

@@ -17,9 +17,14 @@ What a compiled function cannot do: ``create_graph=True`` through it raises (its
 one replayed program, which records no graph: differentiate the plain function for higher
 derivatives). Hooks and ``retain_grad`` work on its arguments and results, not inside it.
 Tensors reached through other objects (a helper's globals, a list) are read by identity, so
-give them new values in place, as optimizers and ``load_state_dict`` do. Side effects in
-Python (appending to a list) happen at the tracing call only, and twice when the trace falls
-back to eager.
+give them new values in place, as optimizers and ``load_state_dict`` do.
+
+Side effects in Python happen at the tracing call only, since a replay runs no Python. A
+function that sets one of the names it reads (a closure variable, a global, an attribute of
+the object it is a method of, or of a module it calls; e.g. ``self.state = new_state``) is
+caught: the names are set back and it runs eagerly, after one ``TraceWarning`` that names them.
+Changes to the contents of objects (appending to a list) are not seen: they happen at the
+tracing call, and twice when the trace falls back to eager.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ class Specialization:
     forward: Program
     backward: Program | None
     seconds: float
-    bindings: list[tuple[Callable[[], Any], Any]]
+    bindings: list[Binding]
 
     def __post_init__(self) -> None:
         self._leaf_keys = [_leaf_key(x) for x in self.trace.leaves]
@@ -77,11 +82,7 @@ class Specialization:
         for x, key in zip(self.trace.leaves, self._leaf_keys):
             if _leaf_key(x) != key:
                 return False
-        for read, value in self.bindings:
-            now = read()
-            if now is not value and not _same(now, value):
-                return False
-        return True
+        return all(binding.unchanged() for binding in self.bindings)
 
     def __call__(self, leaves: list) -> Any:
         """Run on the call's tensors and arrays, as one node; nest the results as traced."""
@@ -149,23 +150,64 @@ def _link(forward: Program, backward: Program | None,
             replace(backward, inputs=kept + grad_slots))
 
 
-def _bindings(fn: Callable, modules: list[Module]) -> list[tuple[Callable[[], Any], Any]]:
-    """What a trace takes as fixed, each as (how to read it again, its value now): the names
-    the function's own code reads from outside (closure variables, globals), and the modules'
-    parameters (by identity) and attributes (a dropout probability, a nonlinearity...)."""
-    fn = getattr(fn, "__func__", fn)  # a bound method's function
-    reads: list[Callable[[], Any]] = []
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        reads += [lambda cell=cell: cell.cell_contents for cell in fn.__closure__ or ()
-                  if _has_contents(cell)]
-        reads += [lambda name=name, g=fn.__globals__: g.get(name)
-                  for name in code.co_names if name in fn.__globals__]
+@dataclass
+class Binding:
+    """A name a trace takes as fixed: how messages call it, how to read it and to set it back,
+    and its value when it was read."""
+
+    name: str
+    read: Callable[[], Any]
+    write: Callable[[Any], None]
+    value: Any
+
+    def unchanged(self) -> bool:
+        """Whether it still holds its value (see ``_same``)."""
+        now = self.read()
+        return now is self.value or _same(now, self.value)
+
+
+def _bindings(fn: Callable, modules: list[Module]) -> list[Binding]:
+    """What a trace takes as fixed: the names the function's own code reads from outside
+    (closure variables, globals), the attributes of the object it is a method of (or that it
+    is, if it is a callable object), and the modules' parameters (by identity) and attributes
+    (a dropout probability, a nonlinearity...)."""
+    owner = getattr(fn, "__self__", None)  # a bound method's object
+    code_of = getattr(fn, "__func__", fn)
+    if not isinstance(fn, Module) and not hasattr(code_of, "__code__") and callable(fn):
+        owner, code_of = fn, type(fn).__call__  # a callable object: its __call__ method
+    found: list[Binding] = []
+    code = getattr(code_of, "__code__", None)
+    if code is not None and not isinstance(fn, Module):
+        for name, cell in zip(code.co_freevars, code_of.__closure__ or ()):
+            if _has_contents(cell):
+                found.append(Binding(name, lambda c=cell: c.cell_contents,
+                                     lambda v, c=cell: setattr(c, "cell_contents", v),
+                                     cell.cell_contents))
+        g = code_of.__globals__
+        found += [Binding(name, lambda n=name: g.get(n), lambda v, n=name: g.__setitem__(n, v),
+                          g[name]) for name in code.co_names if name in g]
+    if owner is not None and not isinstance(owner, Module):
+        found += [_attribute(owner, name) for name in vars(owner)]
     for m in modules:
-        reads.append(lambda m=m: tuple(m._parameters.values()))
-        reads += [lambda m=m, name=name: vars(m).get(name) for name, value in vars(m).items()
+        found.append(Binding(f"the parameters of {type(m).__name__}",
+                             lambda m=m: tuple(m._parameters.values()), lambda v: None,
+                             tuple(m._parameters.values())))
+        found += [_attribute(m, name) for name, value in vars(m).items()
                   if value is None or isinstance(value, (int, float, str, Tensor))]
-    return [(read, read()) for read in reads]
+    return found
+
+
+def _attribute(owner: Any, name: str) -> Binding:
+    return Binding(f"{type(owner).__name__}.{name}", lambda: vars(owner).get(name),
+                   lambda v: setattr(owner, name, v), vars(owner)[name])
+
+
+def _restore(watched: list[Binding]) -> list[str]:
+    """Set back each of ``watched`` that changed (while tracing); return their names."""
+    changed = [binding for binding in watched if not binding.unchanged()]
+    for binding in changed:
+        binding.write(binding.value)
+    return [binding.name for binding in changed]
 
 
 def _has_contents(cell: Any) -> bool:
@@ -252,9 +294,17 @@ class CompiledFunction:
         """Trace one call and run the passes; on a TraceError, raise or fall back to eager."""
         self._cache.pop(key, None)
         start = time.perf_counter()
+        watched = _bindings(self._fn, list(self._modules.values()))
         try:
             traced = trace(self._fn, args, kwargs, self._name, self._watch())
+            changed = _restore(watched)
+            if changed:  # a replay runs no Python, so it would not set them
+                raise TraceError(
+                    f"{self._name} sets {', '.join(changed)} while tracing, which a replay "
+                    "would not do: keep such state outside the compiled function, or pass it "
+                    "in and return it")
         except TraceError as e:
+            _restore(watched)  # so that running eagerly starts from the state of the call
             if not self._fallback:
                 raise
             if str(e) not in self._warned:
