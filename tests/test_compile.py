@@ -25,6 +25,7 @@ from minigrad.compile.trace import flatten
 from minigrad.models import (
     LSTM,
     RNNLM,
+    Recurrent,
     AttentionDecoder,
     Cell,
     CoupledLSTMCell,
@@ -666,6 +667,25 @@ def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():
     splits = [ins for ins in entry.forward.instrs if ins.label == "Split"]
     traced = [ins for ins in entry.traced[0].instrs if ins.label == "Split"]
     assert len(traced) == 4 and len(splits) == 1
+
+
+@pytest.mark.parametrize("passes", [("dce", "cse", "gather"), ("dce", "cse", "distribute",
+                                                             "gather")], ids=["", "distribute"])
+def test_a_split_weights_gradient_is_gathered_once_distribute_moves_the_sums_inside(passes):
+    rnn = Recurrent(MinimalGatedCell, 3, 4)  # steps multiply by the pieces of weight_hh
+    compiled = mg.compile(rnn, passes=passes, fallback=False)
+    x = mg.randn(6, 2, 3, requires_grad=True)
+    assert_close(outputs_and_grads(compiled, (x,), list(rnn.parameters())),
+                 outputs_and_grads(rnn, (x,), list(rnn.parameters())))
+    backward = compiled.traces[0].backward
+    pieces = [ins for ins in backward.instrs
+              if ins.op is MatMul and backward.meta[ins.outputs[0]][0] == (4, 4)]
+    # one product per piece of weight_hh (u_f, u_h) for all six steps, or one per step each
+    assert len(pieces) == (2 if "distribute" in passes else 12)
+    # backward reads the one copy of each piece that forward's cse kept, and transposes it once
+    transposed = [ins.inputs[0] for ins in backward.instrs if ins.op is Transpose
+                  and ins.inputs[0] in backward.inputs and backward.meta[ins.inputs[0]][0] == (4, 4)]
+    assert len(transposed) == len(set(transposed)) == 2
 
 
 def test_a_rebound_variable_a_new_parameter_or_a_changed_option_traces_again():

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minigrad.autograd import Function, is_grad_enabled
-from minigrad.compile.passes import ALL, PASSES, run_passes
+from minigrad.compile.passes import ALL, PASSES, merge_repeats, run_passes
 from minigrad.compile.program import Program, type_text
 from minigrad.compile.trace import Trace, TraceError, flatten, is_tracing, trace, unflatten
 from minigrad.nn.module import Module
@@ -134,6 +134,16 @@ class CompiledCall(Function):
     def name(self) -> str:
         """The label in drawings and errors: the compiled function's name."""
         return f"Compiled[{self.specialization.trace.name}]"
+
+
+def _merged(traced: Trace, passes: Sequence[str]) -> tuple[Program, Program | None]:
+    """The traced programs, and with ``cse`` among the passes, the forward one with its repeats
+    merged and the backward one reading the slot kept for each merged value (so that its own
+    repeats merge too: the transpose of a weight's piece that every step's gradient reads)."""
+    if "cse" not in passes or traced.backward is None:
+        return traced.forward, traced.backward
+    forward, alias = merge_repeats(traced.forward)
+    return forward, traced.backward.renamed(alias)
 
 
 def _link(forward: Program, backward: Program | None,
@@ -317,8 +327,9 @@ class CompiledFunction:
                 for m in module.modules():
                     self._modules.setdefault(id(m), m)
             key = key[:3] + (tuple(m.training for m in self._modules.values()),)
-            backward = traced.backward and run_passes(traced.backward, self._passes)
-            forward, backward = _link(traced.forward, backward, traced.grad_slots)
+            forward, backward = _merged(traced, self._passes)
+            backward = backward and run_passes(backward, self._passes)
+            forward, backward = _link(forward, backward, traced.grad_slots)
             entry = Specialization(
                 _signature_text(key), traced, _link(traced.forward, traced.backward,
                                                     traced.grad_slots),
@@ -414,7 +425,8 @@ def compile(fn_or_module: Callable | Module, *, passes: Sequence[str] = ALL,
 
     Returns a callable with the same signature (for a Module, an object that behaves like the
     module and shares its parameters). ``passes`` names the passes to run, in order (by default
-    ``ALL``: ``"dce"``, ``"cse"``, ``"gather"``, ``"fuse"``, ``"free"``; ``()`` for none). A
+    ``ALL``: ``"dce"``, ``"cse"``, ``"distribute"``, ``"gather"``, ``"fuse"``, ``"free"``;
+    ``()`` for none). A
     function whose tracing raises ``TraceError`` (it reads a value, e.g. ``if x.item() > 0``)
     runs eagerly for that signature, after one ``TraceWarning`` that names the line; with
     ``fallback=False`` the error is raised.

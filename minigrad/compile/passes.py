@@ -7,6 +7,9 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
   outputs keeps what they depend on.
 - ``cse``: common-subexpression elimination. A cell that splits or transposes its weight at
   every step records the same op on the same slots once per step; it runs once.
+- ``distribute``: a sum of concatenations becomes a concatenation of sums, and a sum of
+  transposes the transpose of a sum (a cell that splits its weight sums, at every step, the
+  pieces of the weight's gradient).
 - ``gather``: a weight's gradient summed over the steps that used it, ``Σ aᵢᵀ bᵢ``, becomes
   one matmul of the stacked factors.
 - ``fuse``: elementwise fusion. A run of elementwise instructions (``Sigmoid``, ``Mul``,
@@ -47,7 +50,13 @@ def common_subexpressions(program: Program) -> Program:
     """Run each op once per distinct (op, options, input slots): a later instruction that
     repeats an earlier one is dropped, and its readers read the earlier one's outputs. Random
     draws are never merged (each draws afresh)."""
-    alias: dict[int, int] = {}  # slot of a dropped instruction's output -> the kept one's
+    return merge_repeats(program)[0]
+
+
+def merge_repeats(program: Program) -> tuple[Program, dict[int, int]]:
+    """``common_subexpressions``, and the map from each dropped instruction's output slot to
+    the slot that holds the same value (for a program that reads this one's values)."""
+    alias: dict[int, int] = {}
     seen: dict[tuple, Instr] = {}
     kept = []
     for ins in program.instrs:
@@ -59,7 +68,80 @@ def common_subexpressions(program: Program) -> Program:
             kept.append(ins)
         else:
             alias.update(zip(ins.outputs, first.outputs))
-    return replace(program, instrs=kept, outputs=[alias.get(s, s) for s in program.outputs])
+    outputs = [alias.get(s, s) for s in program.outputs]
+    return replace(program, instrs=kept, outputs=outputs), alias
+
+
+def distribute(program: Program) -> Program:
+    """Move sums inside concatenations and transposes: ``Σ concat(aᵢ, bᵢ)`` becomes
+    ``concat(Σ aᵢ, Σ bᵢ)``, and ``Σ transpose(pᵢ)`` becomes ``transpose(Σ pᵢ)``.
+
+    A cell that splits its weight, ``u_f, u_h = w_hh.chunk(2)``, and multiplies by ``u_f.T``
+    at every step gets the weight's gradient as a sum over the steps of concatenations of
+    transposed products. Once the sums are inside, each is a plain sum of products that
+    ``gather`` turns into one matmul. Repeated until no such sum is left.
+    """
+    while True:
+        instrs = program.instrs
+        readers, maker = _readers(instrs), _makers(instrs)
+        meta = dict(program.meta)
+        replaced: dict[int, list[Instr]] = {}
+        removed: set[int] = set()
+        for root, ins in enumerate(instrs):
+            if ins.op is not Add or _inside_a_sum(ins.outputs[0], instrs, readers):
+                continue
+            terms, adds = _sum_terms(root, instrs, readers, maker)
+            leaves = [maker.get(s) for s in terms]
+            if None in leaves or not _alike([instrs[k] for k in leaves], terms, readers, meta,
+                                            meta[ins.outputs[0]]):
+                continue
+            first, parts, new = instrs[leaves[0]], [], []
+            for position in range(len(first.inputs)):
+                total = first.inputs[position]
+                for k in leaves[1:]:
+                    out = max(meta) + 1
+                    meta[out] = meta[total]
+                    new.append(Instr("Add", Add().forward, (total, instrs[k].inputs[position]),
+                                     (out,), op=Add))
+                    total = out
+                parts.append(total)
+            replaced[root] = new + [replace(first, inputs=tuple(parts), outputs=ins.outputs)]
+            removed.update(adds + leaves)
+        if not replaced:
+            return program
+        result = []
+        for k, ins in enumerate(instrs):
+            result += replaced.get(k, [] if k in removed else [ins])
+        program = replace(program, instrs=result, meta=meta)
+
+
+def _alike(leaves: list[Instr], terms: list[int], readers: dict[int, list[int]], meta: dict,
+           target: tuple) -> bool:
+    """Whether the terms of a sum are two or more concatenations (or transposes) with the same
+    options and input shapes, each read by the sum alone, of the sum's own shape."""
+    first = leaves[0]
+    return (len(leaves) > 1 and first.op in (Concat, Transpose)
+            and all(leaf.op is first.op and leaf.options == first.options
+                    and [meta[s] for s in leaf.inputs] == [meta[s] for s in first.inputs]
+                    and len(readers[s]) == 1 and meta[s] == target
+                    for leaf, s in zip(leaves, terms)))
+
+
+def _sum_terms(root: int, instrs: list[Instr], readers: dict[int, list[int]],
+               maker: dict[int, int]) -> tuple[list[int], list[int]]:
+    """The slots that the Add at ``root`` adds up, through Adds that only it reads (partial
+    sums), in order; and the positions of all those Adds."""
+    terms, adds, pending = [], [], [instrs[root].outputs[0]]
+    while pending:
+        s = pending.pop()
+        k = maker.get(s)
+        if k is not None and instrs[k].op is Add and (
+                k == root or _inside_a_sum(s, instrs, readers)):
+            adds.append(k)
+            pending += reversed(instrs[k].inputs)
+        else:
+            terms.append(s)
+    return terms, adds
 
 
 def gather(program: Program) -> Program:
@@ -109,16 +191,11 @@ def _sum_of_products(root: int, instrs: list[Instr], readers: dict[int, list[int
     ``MatMul(Transpose(aᵢ), bᵢ)`` of matrices it adds up, through Adds that only it reads, and
     the positions of all those instructions; None if it adds anything else."""
     target = meta[instrs[root].outputs[0]]
-    lefts, rights, positions, pending = [], [], [], [instrs[root].outputs[0]]
-    while pending:
-        s = pending.pop()
+    terms, positions = _sum_terms(root, instrs, readers, maker)
+    lefts, rights = [], []
+    for s in terms:
         k = maker.get(s)
-        op = None if k is None else instrs[k].op
-        if op is Add and (k == root or _inside_a_sum(s, instrs, readers)):
-            positions.append(k)
-            pending += reversed(instrs[k].inputs)
-            continue
-        if op is not MatMul or len(readers[s]) != 1 or meta[s] != target:
+        if k is None or instrs[k].op is not MatMul or len(readers[s]) != 1 or meta[s] != target:
             return None
         transposed, right = instrs[k].inputs
         j = maker.get(transposed)
@@ -256,6 +333,7 @@ def free(program: Program) -> Program:
 PASSES: dict[str, Callable[[Program], Program]] = {
     "dce": dead_code_elimination,
     "cse": common_subexpressions,
+    "distribute": distribute,
     "gather": gather,
     "fuse": fuse,
     "free": free,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,18 @@ class Program:
     outputs: list[int]
     constants: dict[int, np.ndarray]
     meta: dict[int, Meta]
+
+    def renamed(self, alias: Mapping[int, int]) -> Program:
+        """The program reading slot ``alias[s]`` wherever it read slot ``s`` (for slots known
+        to hold the same value)."""
+        def new(slots: Sequence[int]) -> tuple[int, ...]:
+            return tuple(dict.fromkeys(alias.get(s, s) for s in slots))
+
+        instrs = [replace(ins, inputs=tuple(alias.get(s, s) for s in ins.inputs))
+                  for ins in self.instrs]
+        meta = {**self.meta, **{alias[s]: m for s, m in self.meta.items() if s in alias}}
+        return replace(self, instrs=instrs, inputs=list(new(self.inputs)),
+                       outputs=[alias.get(s, s) for s in self.outputs], meta=meta)
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Replay the program on ``arrays`` (one per input slot); return the output arrays."""
