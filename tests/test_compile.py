@@ -25,7 +25,6 @@ from minigrad.compile.trace import flatten
 from minigrad.models import (
     LSTM,
     RNNLM,
-    Recurrent,
     AttentionDecoder,
     Cell,
     CoupledLSTMCell,
@@ -33,6 +32,7 @@ from minigrad.models import (
     GRUCell,
     LSTMCell,
     PeepholeLSTMCell,
+    Recurrent,
     RNNCell,
     Seq2Seq,
     SequenceClassifier,
@@ -683,8 +683,8 @@ def test_a_split_weights_gradient_is_gathered_once_distribute_moves_the_sums_ins
     # one product per piece of weight_hh (u_f, u_h) for all six steps, or one per step each
     assert len(pieces) == (2 if "distribute" in passes else 12)
     # backward reads the one copy of each piece that forward's cse kept, and transposes it once
-    transposed = [ins.inputs[0] for ins in backward.instrs if ins.op is Transpose
-                  and ins.inputs[0] in backward.inputs and backward.meta[ins.inputs[0]][0] == (4, 4)]
+    transposed = [s for ins in backward.instrs if ins.op is Transpose
+                  for s in ins.inputs if s in backward.inputs and backward.meta[s][0] == (4, 4)]
     assert len(transposed) == len(set(transposed)) == 2
 
 
