@@ -6,16 +6,16 @@ generated function does the same work with none of that: each slot is a local va
 instruction one line, and ``del`` lets go of an array where the ``free`` pass says nothing
 reads it any more. Ops whose work is a view or one NumPy call (reshape, transpose, split,
 matmul, concatenate...) are written out as that call (``LOWERED``); every other instruction
-calls its function. ``Program.code`` shows the source::
+calls its function. ``Program.code`` shows the source; an LSTM cell's step, for instance::
 
     def program(inputs):
-        s0, s3, s8 = inputs
-        s9 = s0 @ s8.T
-        s9 += s3
-        s10, s11 = s9[:, 0:32], s9[:, 32:64]
+        s0, s1, s2, s3, s4, s8, = inputs
+        s9 = s1 @ s4.T
+        s9 += s8
+        del s8, s4
+        s14, s20, s22, = fused_4125cc6e5c_3(s9, s2)
         del s9
-        s12 = fused_4b1e0c9a2d_4(s10, s11)
-        return [s12]
+        return [s22, s20, s14]
 """
 
 from __future__ import annotations

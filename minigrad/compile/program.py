@@ -90,13 +90,11 @@ class Program:
     def renamed(self, alias: Mapping[int, int]) -> Program:
         """The program reading slot ``alias[s]`` wherever it read slot ``s`` (for slots known
         to hold the same value)."""
-        def new(slots: Sequence[int]) -> tuple[int, ...]:
-            return tuple(dict.fromkeys(alias.get(s, s) for s in slots))
-
         instrs = [replace(ins, inputs=tuple(alias.get(s, s) for s in ins.inputs))
                   for ins in self.instrs]
         meta = {**self.meta, **{alias[s]: m for s, m in self.meta.items() if s in alias}}
-        return replace(self, instrs=instrs, inputs=list(new(self.inputs)),
+        return replace(self, instrs=instrs,
+                       inputs=list(dict.fromkeys(alias.get(s, s) for s in self.inputs)),
                        outputs=[alias.get(s, s) for s in self.outputs], meta=meta)
 
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
