@@ -12,11 +12,17 @@ The "compiled" row runs the same loss through ``mg.compile``; its "1st call" col
 time of the call that traces it and compiles its kernels (numba's are cached on disk, so a
 second run of this script pays less). If PyTorch is importable, the same steps run side by
 side in it: once with the LSTM cell written from the same ops as ours, once with its fused
-``nn.LSTM``.
+``nn.LSTM``. If JAX is importable (``pip install jax``, CPU build; not a dependency of
+minigrad), a reference row runs the same step as one ``jax.jit`` function with the LSTM as a
+``lax.scan``; its "1st call" column is the time JAX takes to trace and compile it.
 
 Threads come from the environment: compare like with like, e.g.
 ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/lstm_lm_step.py`` (NumPy's BLAS
 and PyTorch each on one thread). On a busy machine, multithreaded BLAS mostly spins.
+JAX ignores these variables, and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` did not keep
+it (jax 0.10.2) from computing on two threads at once; it sizes its thread pool from the CPUs
+the process may use, so for a one-core comparison of every row pin the process as well:
+``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/lstm_lm_step.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -122,6 +129,52 @@ def torch_steps(cfg: dict) -> dict[str, Callable[[], None]]:
     return {"torch, LSTM from ops": make(False), "torch, fused nn.LSTM": make(True)}
 
 
+def jax_step(cfg: dict) -> Callable[[], None]:
+    """The same step in JAX: the LSTM as a ``lax.scan`` over time (the four gates from one
+    matmul per step, the input projection of all steps at once, b_ih and b_hh folded into one
+    bias), then ``value_and_grad`` and the SGD update, all in one ``jax.jit`` that takes the
+    parameters (donated) and returns the new ones with the loss."""
+    import jax
+    import jax.numpy as jnp
+
+    V, E, H = cfg["vocab"], cfg["embed"], cfg["hidden"]
+    keys = jax.random.split(jax.random.key(0), 4)
+    params = {"embed": jax.random.normal(keys[0], (V, E)),
+              "w_ih": jax.random.uniform(keys[1], (E, 4 * H), minval=-H**-0.5, maxval=H**-0.5),
+              "w_hh": jax.random.uniform(keys[2], (H, 4 * H), minval=-H**-0.5, maxval=H**-0.5),
+              "b": jnp.zeros(4 * H),
+              "w_out": jax.random.uniform(keys[3], (H, V), minval=-H**-0.5, maxval=H**-0.5),
+              "b_out": jnp.zeros(V)}
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.integers(0, V, (cfg["steps"], cfg["batch"])))
+    y = jnp.asarray(rng.integers(0, V, (cfg["steps"], cfg["batch"])))
+
+    def loss_of(p: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+        def lstm_step(state: tuple, xp_t: jax.Array) -> tuple:
+            h, c = state
+            i, f, g, o = jnp.split(xp_t + h @ p["w_hh"], 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        xp = p["embed"][x] @ p["w_ih"] + p["b"]
+        zeros = jnp.zeros((x.shape[1], H))
+        _, hs = jax.lax.scan(lstm_step, (zeros, zeros), xp)
+        logp = jax.nn.log_softmax(hs @ p["w_out"] + p["b_out"])
+        return -jnp.take_along_axis(logp, y[..., None], axis=-1).mean()
+
+    @partial(jax.jit, donate_argnums=0)
+    def train(p: dict, x: jax.Array, y: jax.Array) -> tuple[dict, jax.Array]:
+        loss, grads = jax.value_and_grad(loss_of)(p, x, y)
+        return jax.tree.map(lambda w, dw: w - 0.1 * dw, p, grads), loss
+
+    def step() -> None:
+        nonlocal params
+        params, _ = jax.block_until_ready(train(params, x, y))
+
+    return step
+
+
 def measure(step: Callable[[], None], repeats: int) -> tuple[float, float, float]:
     """Best and median ms per step over ``repeats`` runs, and peak MiB of one step."""
     step()  # warm up
@@ -145,9 +198,16 @@ def main() -> None:
         import torch
     except ImportError:
         torch = None
-        print("(PyTorch not installed: showing minigrad only)")
+        print("(PyTorch not installed: no PyTorch rows)")
+    try:
+        import jax
+    except ImportError:
+        jax = None
+        print("(JAX not installed: no JAX row)")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"torch {torch.get_num_threads() if torch else '-'}")
+          f"torch {torch.get_num_threads() if torch else '-'}, "
+          f"CPUs this process may use {cpus}")
     print(f"{'config':<6} {'implementation':<24} {'best ms':>8} {'median ms':>10} {'peak MiB':>9} "
           f"{'1st call s':>10}")
     for name, cfg in CONFIGS.items():
@@ -156,9 +216,11 @@ def main() -> None:
                 "minigrad MGU, compiled": minigrad_step(cfg, True, FusedMGU)}
         if torch is not None:
             runs.update(torch_steps(cfg))
+        if jax is not None:
+            runs["jax, jit + lax.scan"] = jax_step(cfg)
         for label, step in runs.items():
             first = "-"
-            if "compiled" in label:  # tracing, the passes and compiling the kernels
+            if "compiled" in label or "jit" in label:  # tracing and compiling
                 start = time.perf_counter()
                 step()
                 first = f"{time.perf_counter() - start:.2f}"
