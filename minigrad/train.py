@@ -8,11 +8,22 @@ and a plot of the curves.
     history.plot("curves.png")
 
 ``step(batch) -> (loss, count)`` computes the loss of one batch (``count`` is its number of
-tokens or examples); the trainer does the rest of each step::
+tokens or examples: an int, a NumPy number or a 0-d Tensor); the trainer does the rest of each
+step::
 
     model.train(); loss, count = step(batch); optimizer.zero_grad(); loss.backward()
     clip_grad_norm_(model.parameters(), clip_norm)   # if clip_norm
     optimizer.step()
+
+The step runs compiled, ``mg.compile(step)``, unless ``Trainer(..., compile=False)``: it is
+traced once per batch signature (the shapes and dtypes of the batch's arrays) and replayed at
+later steps, its backward too. Inside the trace the batch's arrays arrive as Tensors, so a
+count computed with ops (``lengths.sum()``) is a 0-d Tensor there, a NumPy integer eagerly;
+the trainer reads it outside the compiled step. A step that reads a value in Python
+(``int(mask.sum())``, ``.item()``) or sets state it reads (a hidden state carried from batch to
+batch, ``self.state = h``) runs eagerly after one ``TraceWarning`` that says why, so results
+are never wrong. Changes to the contents of objects (appending to a list) inside the step
+happen only when it is traced, not at a replay: such a step needs ``compile=False``.
 
 tqdm and matplotlib are optional (the ``examples`` extra): without tqdm the progress is printed
 as plain lines, and only ``History.plot`` needs matplotlib.
@@ -27,8 +38,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 import minigrad as mg
 from minigrad import random as mg_random
+from minigrad.compile import CompiledFunction
 from minigrad.nn import Module
 from minigrad.nn.utils import clip_grad_norm_
 from minigrad.optim import Optimizer, ReduceLROnPlateau
@@ -174,6 +188,14 @@ class Trainer:
     steps (default: a tenth of an epoch, or 100 steps when the epoch's length is unknown).
     ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
 
+    With ``compile`` (the default) ``fit`` runs ``mg.compile(step)`` instead of ``step``: traced
+    once per batch signature (shapes, dtypes), then replayed; one compiled object per step
+    function, so a second ``fit`` with the same step traces nothing again (``compiled_step``
+    shows its ``traces``). A step that reads a value in Python (``.item()``) or sets state it
+    reads (a carried hidden state) runs eagerly after one ``TraceWarning``; a step that changes
+    the contents of objects (appends to a list) needs ``compile=False``, which runs ``step`` as
+    given (see the module docstring).
+
     ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them;
     ``should_stop``, set by a callback, ends the running ``fit`` after its epoch.
 
@@ -188,7 +210,7 @@ class Trainer:
     def __init__(self, model: Module, optimizer: Optimizer, clip_norm: float | None = 5.0,
                  scheduler: Any = None, checkpoint: str | os.PathLike | None = None,
                  progress: bool = True, perplexity: bool = False, unit: str = "items",
-                 log_every: int | None = None) -> None:
+                 log_every: int | None = None, compile: bool = True) -> None:
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"Trainer: clip_norm must be positive or None; got {clip_norm}")
         if log_every is not None and log_every < 1:
@@ -197,6 +219,8 @@ class Trainer:
         self.clip_norm, self.checkpoint = clip_norm, checkpoint
         self.progress, self.perplexity, self.unit, self.log_every = (
             progress, perplexity, unit, log_every)
+        self.compile = compile
+        self._compiled: tuple[Callable, CompiledFunction] | None = None  # (step, its compile)
         self.epoch = 0
         self.should_stop = False
         self.history = History()
@@ -236,6 +260,7 @@ class Trainer:
         end = self.epoch + epochs
         deadline = None if time_limit is None else time.perf_counter() + time_limit
         self.should_stop = False
+        step = self._runnable(step)
         while self.epoch < end and not self.should_stop:
             if deadline is not None and self.history.epoch_seconds and (
                     deadline - time.perf_counter() < 0.1 * self.history.epoch_seconds[-1]):
@@ -253,6 +278,21 @@ class Trainer:
                 self.save(self.checkpoint)
         return self.history
 
+    @property
+    def compiled_step(self) -> CompiledFunction | None:
+        """``mg.compile(step)`` of the step the last compiled ``fit`` ran (None before one, or
+        with ``compile=False``); its ``traces`` are the batch signatures traced so far."""
+        return None if self._compiled is None else self._compiled[1]
+
+    def _runnable(self, step: Callable) -> Callable:
+        """``step`` compiled, one compiled object per step function; as given without
+        ``compile``."""
+        if not self.compile:
+            return step
+        if self._compiled is None or self._compiled[0] != step:
+            self._compiled = (step, mg.compile(step))
+        return self._compiled[1]
+
     def _train_epoch(self, batches: Iterable, step: Callable, end: int, deadline: float | None
                      ) -> tuple[list[float], float, float, bool, float]:
         """One pass of training steps; returns the losses of the steps, their count-weighted
@@ -267,7 +307,7 @@ class Trainer:
             for i, batch in enumerate(bar if bar is not None else batches, 1):
                 self.model.train()
                 loss, count = step(batch)
-                value = loss.item()
+                count, value = _number(count), loss.item()
                 if not math.isfinite(value):  # stop before a NaN reaches the parameters
                     raise FloatingPointError(
                         f"Trainer.fit: the loss is {value} at epoch {self.epoch + 1}, step {i}; "
@@ -402,6 +442,16 @@ class Trainer:
         self.epoch = int(state["epoch"])
         mg_random.generator().bit_generator.state = state["rng"]
         return self
+
+
+def _number(count: Any) -> float:
+    """A step's ``count`` as a Python number: an int, a NumPy number or a 0-d Tensor (what a
+    compiled step returns for a count computed with ops)."""
+    value = np.asarray(count.data if isinstance(count, mg.Tensor) else count)
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.number):
+        raise TypeError(f"Trainer.fit: step must return (loss, count) with count a number or "
+                        f"a 0-d Tensor (the batch's tokens or examples); got {count!r}")
+    return value.item()
 
 
 def _si(x: float) -> str:

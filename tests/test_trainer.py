@@ -1,5 +1,9 @@
 """Tests for minigrad.train: the step sequence, clipping, evaluation, schedulers, callbacks and
-early stopping, checkpoints with an exact resume, the plot and the progress lines."""
+early stopping, checkpoints with an exact resume, the plot and the progress lines, and the
+compiled step (the default) against the eager one.
+
+Steps run compiled unless a test says compile=False; a TraceWarning (a step falling back to
+eager) fails a test that does not expect it."""
 
 import math
 import sys
@@ -9,9 +13,12 @@ import pytest
 
 import minigrad as mg
 import minigrad.train as trainer_module
+from minigrad.compile import TraceWarning
 from minigrad.nn import Dropout, Linear, Module
 from minigrad.nn import functional as F
 from minigrad.train import EarlyStopping, History, Trainer
+
+pytestmark = pytest.mark.filterwarnings("error::minigrad.compile.TraceWarning")
 
 
 class Net(Module):
@@ -33,17 +40,20 @@ def points(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def task(model: Module, batch_size: int = 16, shuffle: bool = False, trainer=None):
     """(batches, step, evaluate) for ``points``; with ``shuffle`` each epoch's order is drawn
-    from a generator seeded by the trainer's epoch, as Trainer's docstring advises."""
+    from a generator seeded by the trainer's epoch, as Trainer's docstring advises. A batch is
+    its points and labels, so the step reads no value in Python and runs compiled."""
     x, y = points()
 
     def batches():
         order = np.arange(len(x))
         if shuffle:
             order = np.random.default_rng(trainer.epoch).permutation(len(x))
-        return [order[i : i + batch_size] for i in range(0, len(x), batch_size)]
+        return [(x[idx], y[idx]) for idx in (order[i : i + batch_size]
+                                             for i in range(0, len(x), batch_size))]
 
-    def step(idx):
-        return F.cross_entropy(model(mg.tensor(x[idx])), y[idx]), len(idx)
+    def step(batch):
+        xb, yb = batch
+        return F.cross_entropy(model(mg.tensor(xb)), yb), len(yb)
 
     def evaluate():
         return {"accuracy": float((model(mg.tensor(x)).data.argmax(axis=1) == y).mean())}
@@ -99,7 +109,8 @@ def test_each_step_runs_the_documented_sequence():
         model.train()  # evaluate may leave the model in any mode: the next step resets it
         return evaluate()
 
-    trainer = Trainer(model, SpySGD(model.parameters(), lr=0.1), progress=False)
+    # the spy appends to a list, which a replay of a compiled step would not do
+    trainer = Trainer(model, SpySGD(model.parameters(), lr=0.1), progress=False, compile=False)
     trainer.fit(2, batches, spy_step, spy_evaluate)
     epoch = ["loss", "zero_grad", "step"] * 4 + ["evaluate"]
     assert log == epoch * 2
@@ -314,7 +325,8 @@ def test_progress_bar_replaces_the_step_lines_and_counts_the_whole_run(capsys):
 
 
 def fake_clock(monkeypatch):
-    """A clock that moves only when a step takes one second: (clock, timed step maker)."""
+    """A clock that moves only when a step takes one second: (clock, timed step maker). A timed
+    step changes a list's contents, which a replay would not do: run it with compile=False."""
     clock = [0.0]
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock[0])
 
@@ -336,7 +348,7 @@ def test_time_limit(limit, steps, left, capsys, monkeypatch):
     model = Net()
     batches, step, evaluate = task(model)
     trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
-                      log_every=1)
+                      log_every=1, compile=False)
     history = trainer.fit(5, batches, timed(step), evaluate, time_limit=limit)
     # the limit cuts the running epoch after its step; no epoch starts with less than a tenth
     # of the last epoch's time (0.4 s) left
@@ -354,7 +366,8 @@ def test_a_cut_epoch_of_unknown_length_is_measured_against_the_last_whole_one(mo
     timed = fake_clock(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      compile=False)
     history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=5.5)
     assert [len(s) for s in history.step_loss] == [4, 2]
     assert history.epoch_fraction == [1.0, 0.5]
@@ -364,7 +377,8 @@ def test_a_first_epoch_of_unknown_length_cut_short_still_says_so(capsys, monkeyp
     timed = fake_clock(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      compile=False)
     history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=2.5)
     assert [len(s) for s in history.step_loss] == [3]
     assert history.epoch_fraction == [1.0]  # nothing to measure it against
@@ -498,3 +512,133 @@ def test_bad_losses_and_arguments():
                                         "got 'stop'"):
         trainer.fit(1, lambda: [None], nan_step, callbacks=["stop"])
     assert trainer.epoch == 0
+
+
+def fit_points(compile: bool, step_of=None, epochs: int = 3, batch_size: int = 16,
+               dropout: float = 0.3) -> Trainer:
+    """Adam on the shuffled points task from seed 0, the step compiled or not; ``step_of``
+    makes another step from the model and the task's own step."""
+    mg.manual_seed(0)
+    model = Net(dropout)
+    trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=0.02), progress=False,
+                      compile=compile)
+    batches, step, _ = task(model, batch_size, shuffle=True, trainer=trainer)
+    trainer.fit(epochs, batches, step if step_of is None else step_of(model, step))
+    return trainer
+
+
+def assert_same_training(trainer: Trainer, reference: Trainer, rtol: float = 1e-5) -> None:
+    """The same losses at every step and the same parameters at the end, within ``rtol``."""
+    np.testing.assert_allclose(np.concatenate(trainer.history.step_loss),
+                               np.concatenate(reference.history.step_loss), rtol=rtol)
+    for p, q in zip(trainer.model.parameters(), reference.model.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=rtol, atol=1e-6)
+
+
+def test_a_compiled_fit_trains_as_the_eager_one_does_dropout_included():
+    compiled, eager = fit_points(compile=True), fit_points(compile=False)
+    assert len(compiled.compiled_step.traces) == 1 and eager.compiled_step is None
+    assert sum(map(len, compiled.history.step_loss)) == 12
+    assert compiled.history.train_loss[-1] < compiled.history.train_loss[0]
+    assert_same_training(compiled, eager)
+
+
+def test_the_step_is_traced_once_per_batch_shape_across_fit_calls():
+    mg.manual_seed(0)
+    model = Net()
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    batches, step, _ = task(model, batch_size=24)  # batches of 24, 24 and 16 points
+    trainer.fit(2, batches, step)
+    compiled = trainer.compiled_step
+    traces = compiled.traces
+    assert [t.signature.split("),")[0] for t in traces] == [
+        "(f32[24,2], i64[24]", "(f32[16,2], i64[16]"]
+    trainer.fit(2, batches, step)
+    assert trainer.compiled_step is compiled and len(compiled.traces) == 2  # nothing new
+    assert all(now is then for now, then in zip(compiled.traces, traces))
+    trainer.fit(1, batches, lambda batch: step(batch))  # another step: compiled anew
+    assert trainer.compiled_step is not compiled and len(trainer.compiled_step.traces) == 2
+
+
+def test_a_step_that_reads_a_value_trains_eagerly_after_one_warning():
+    def reading(model, step):
+        def step_with_item(batch):
+            loss, count = step(batch)
+            return loss * (1.0 if loss.item() > 0 else 2.0), count  # a value read in Python
+        return step_with_item
+
+    with pytest.warns(TraceWarning) as warned:
+        compiled = fit_points(compile=True, step_of=reading)
+    message = str(warned[0].message)
+    assert len(warned) == 1 and "Tensor.item() reads the output of CrossEntropy" in message
+    assert "test_trainer.py" in message  # the line that reads it
+    assert "reading.<locals>.step_with_item eagerly for this signature" in message
+    assert compiled.compiled_step.fallbacks and not compiled.compiled_step.traces
+    assert_same_training(compiled, fit_points(compile=False, step_of=reading), rtol=0)
+
+
+def test_a_step_that_carries_state_between_batches_gives_the_eager_losses():
+    def carrying(model, step):
+        carried = None
+
+        def step_with_state(batch):  # the mean hidden state of the last batch is added
+            nonlocal carried
+            xb, yb = batch
+            h = model.hidden(mg.tensor(xb)).tanh()
+            if carried is not None:
+                h = h + carried
+            carried = h.detach().mean(axis=0)
+            return F.cross_entropy(model.out(h), yb), len(yb)
+        return step_with_state
+
+    with pytest.warns(TraceWarning, match="sets carried while tracing") as warned:
+        compiled = fit_points(compile=True, step_of=carrying, dropout=0.0)
+    assert len(warned) == 1
+    assert_same_training(compiled, fit_points(compile=False, step_of=carrying, dropout=0.0),
+                         rtol=0)
+
+
+def test_compile_false_runs_the_step_as_given_at_every_step():
+    calls = []
+
+    def counting(model, step):
+        def step_counted(batch):
+            calls.append(len(batch[1]))  # a list's contents: a replay would not append
+            return step(batch)
+        return step_counted
+
+    trainer = fit_points(compile=False, step_of=counting, epochs=2)
+    assert calls == [16] * 8 and trainer.compiled_step is None
+    calls.clear()
+    fit_points(compile=True, step_of=counting, epochs=2)
+    assert calls == [16]  # the tracing call only: why such a step needs compile=False
+
+
+@pytest.mark.parametrize("compile", [True, False])
+@pytest.mark.parametrize("count_of", [
+    lambda yb: (mg.tensor(yb) >= 0).sum(),  # a 0-d Tensor, computed with ops
+    lambda yb: np.int64(len(yb)),  # a NumPy integer
+])
+def test_a_count_may_be_a_0d_tensor_or_a_numpy_number(compile, count_of):
+    def counted(model, step):
+        def step_with_count(batch):
+            return step(batch)[0], count_of(batch[1])
+        return step_with_count
+
+    trainer = fit_points(compile, step_of=counted, epochs=1, batch_size=24)
+    losses = trainer.history.step_loss[0]
+    assert trainer.history.train_loss[0] == pytest.approx(
+        (24 * losses[0] + 24 * losses[1] + 16 * losses[2]) / 64)
+
+
+@pytest.mark.parametrize("count", [mg.ones(2), "16", True])
+def test_a_count_that_is_not_one_number_is_an_error_before_any_update(count):
+    model = Net()
+    before = model.state_dict()
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    x, y = points(4)
+    with pytest.raises(TypeError, match=r"Trainer.fit: step must return \(loss, count\) with "
+                                        r"count a number or a 0-d Tensor .*; got "):
+        trainer.fit(1, lambda: [(x, y)], lambda b: (F.cross_entropy(model(mg.tensor(b[0])),
+                                                                   b[1]), count))
+    assert_weights(model, before)
