@@ -15,8 +15,9 @@ decoder (hidden 128, Adam, gradients clipped to norm 5):
 - ``peeky``: reversed, and the decoder also sees the encoder's final state at every step and in
   its output layer.
 
-The training step runs compiled (``mg.compile(model.loss)``: traced once per batch shape, then
-replayed as a flat program with fused kernels); ``--eager`` runs the plain engine instead.
+The ``Trainer`` runs the training step compiled (``mg.compile(step)``: traced once per batch
+shape, then replayed as a flat program with fused kernels); ``--eager`` runs the plain engine
+instead (``Trainer(..., compile=False)``).
 After every epoch the held-out exact-match accuracy (the whole answer right, then ``</s>``) is
 measured; at the end the accuracies are printed as a table, one column per variant. The book
 reports about 10% (baseline), 50% (reversed) and 99% (reversed + peeky) after 25 epochs at
@@ -48,6 +49,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.data import PAD_ID, Seq2SeqData, addition, minibatches
 from minigrad.models.seq2seq import Decoder, Encoder, PeekyDecoder, Seq2Seq
+from minigrad.ops.elementwise import ne
 from minigrad.train import History, Trainer
 
 VARIANTS = {  # name: (read the question reversed, decoder)
@@ -86,17 +88,18 @@ def train_variant(name: str, data: Seq2SeqData, args: argparse.Namespace
     model = Seq2Seq(Encoder(len(data.src_vocab), args.embed, args.hidden, reverse=reverse),
                     decoder_type(len(data.tgt_vocab), args.embed, args.hidden))
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
-    loss = model.loss if args.eager else mg.compile(model.loss)
     trainer = Trainer(model, optimizer, clip_norm=5.0,
                       scheduler=mg.optim.StepLR(optimizer, step_size=1, gamma=args.decay),
-                      progress=not args.no_progress, unit="tok")
+                      progress=not args.no_progress, unit="tok", compile=not args.eager)
 
     def epoch_batches() -> list[tuple[np.ndarray, np.ndarray]]:
         return minibatches(data.train_src, data.train_tgt, args.batch, args.seed + trainer.epoch)
 
-    def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, int]:
+    def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, mg.Tensor]:
+        """The batch's loss and its number of target tokens, both computed with ops (so that
+        the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
         src, tgt = batch
-        return loss(src, tgt), int((tgt[:, 1:] != PAD_ID).sum())
+        return model.loss(src, tgt), ne(tgt[:, 1:], PAD_ID).sum()
 
     print(f"\n== {TITLES[name]}: {sum(p.size for p in model.parameters()):,} parameters")
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {

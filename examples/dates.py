@@ -12,8 +12,9 @@ all encoder states picks what to read (Deep Learning from Scratch 2, ch. 8). Aft
 the held-out exact-match accuracy is measured; at the end the attention weights of a few
 held-out dates are saved as heat maps (one row per output character, one column per input
 character), in which the model can be seen reading the year, then the month, then the day.
-The training step runs compiled (``mg.compile(model.loss)``: traced once per batch shape, then
-replayed as a flat program with fused kernels); ``--eager`` runs the plain engine instead.
+The ``Trainer`` runs the training step compiled (``mg.compile(step)``: traced once per batch
+shape, then replayed as a flat program with fused kernels); ``--eager`` runs the plain engine
+instead (``Trainer(..., compile=False)``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import minigrad as mg
 from minigrad.data import EOS_ID, PAD_ID, Seq2SeqData, dates, minibatches
 from minigrad.models.seq2seq import AttentionDecoder, Encoder, Seq2Seq
+from minigrad.ops.elementwise import ne
 from minigrad.train import Trainer
 
 
@@ -111,15 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     model = Seq2Seq(Encoder(len(data.src_vocab), args.embed, args.hidden, reverse=args.reverse),
                     AttentionDecoder(len(data.tgt_vocab), args.embed, args.hidden))
     trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=args.lr), clip_norm=5.0,
-                      progress=not args.no_progress, unit="tok")
-    loss = model.loss if args.eager else mg.compile(model.loss)
+                      progress=not args.no_progress, unit="tok", compile=not args.eager)
 
     def epoch_batches() -> list[tuple[np.ndarray, np.ndarray]]:
         return minibatches(data.train_src, data.train_tgt, args.batch, args.seed + trainer.epoch)
 
-    def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, int]:
+    def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, mg.Tensor]:
+        """The batch's loss and its number of target tokens, both computed with ops (so that
+        the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
         src, tgt = batch
-        return loss(src, tgt), int((tgt[:, 1:] != PAD_ID).sum())
+        return model.loss(src, tgt), ne(tgt[:, 1:], PAD_ID).sum()
 
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {
         "accuracy": model.accuracy(data.test_src, data.test_tgt)})

@@ -25,10 +25,12 @@ phrase's sentiment.
   each word occurs, no order) and the decoder writes a sentence with those words.
 - N -> M, seq2seq, is ``examples/addition.py`` ("16+75" -> "91") and ``examples/dates.py``.
 
-Every training step runs compiled (``mg.compile(model.loss)``); ``--eager`` runs the plain
-engine instead. A compiled function traces once per input shape, so each batch is cut to its
-longest sentence rounded up to a multiple of ``WIDTH_STEP``: a handful of shapes instead of one
-per sentence length (the models never read the padding, so the losses are the same).
+The ``Trainer`` runs every training step compiled (``mg.compile(step)``); ``--eager`` runs the
+plain engine instead (``Trainer(..., compile=False)``). A compiled step traces once per batch
+shape, so each batch is cut to its longest sentence rounded up to a multiple of ``WIDTH_STEP``:
+a handful of shapes instead of one per sentence length (the models never read the padding, so
+the losses are the same). The batches are cut before the step, which gets the arrays and
+computes its loss and its count with ops only.
 """
 
 from __future__ import annotations
@@ -119,24 +121,20 @@ def batch_width(lengths: np.ndarray) -> int:
     return -(-int(lengths.max()) // WIDTH_STEP) * WIDTH_STEP
 
 
-def training_loss(model: Module, eager: bool) -> Callable:
-    """``model.loss``, compiled unless ``eager``."""
-    return model.loss if eager else mg.compile(model.loss)
-
-
 def fit(name: str, model: Module, args: argparse.Namespace, epochs: int, lengths: np.ndarray,
-        step: Callable, evaluate: Callable[[], dict[str, float]], lr: float, unit: str
-        ) -> History:
-    """Train ``model`` with Adam and gradient clipping; print a header and save the curves."""
+        batch: Callable[[np.ndarray], tuple], step: Callable,
+        evaluate: Callable[[], dict[str, float]], lr: float, unit: str) -> History:
+    """Train ``model`` with Adam and gradient clipping (the step compiled unless
+    ``args.eager``) on the batches ``batch(indices)`` makes of ``length_batches``; print a
+    header and save the curves."""
     params = sum(p.size for p in model.parameters())
     print(f"\n== {name}: {params:,} parameters, {epochs} epochs, "
           f"{'eager' if args.eager else 'compiled'} training step")
     mg.manual_seed(args.seed)
     trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=lr), clip_norm=5.0,
-                      progress=not args.no_progress, unit=unit)
-    history = trainer.fit(
-        epochs, lambda: length_batches(lengths, args.batch, args.seed + trainer.epoch), step,
-        evaluate)
+                      progress=not args.no_progress, unit=unit, compile=not args.eager)
+    history = trainer.fit(epochs, lambda: [batch(idx) for idx in length_batches(
+        lengths, args.batch, args.seed + trainer.epoch)], step, evaluate)
     if args.plot:
         args.plot.mkdir(parents=True, exist_ok=True)
         history.plot(args.plot / (re.sub(r"\W+", "_", name).strip("_") + ".png"))
@@ -178,6 +176,13 @@ def main(argv: list[str] | None = None) -> None:
           f"({CAUSAL_TAG_ACCURACY:.3f} averaged over generated data),\nand luck moves a run a "
           f"little either way")
 
+    def tag_batch(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        width = batch_width(lengths[idx])
+        return tokens[idx, :width], data.train_tags[idx, :width], lengths[idx]
+
+    def cls_batch(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tokens[idx, :batch_width(lengths[idx])], labels[idx], lengths[idx]
+
     # -- N -> N: tagging, left-to-right vs bidirectional, one or two layers
     tagging = {}
     intensifiers = np.isin(data.test_tokens, data.vocab.encode(INTENSIFIERS))
@@ -187,15 +192,12 @@ def main(argv: list[str] | None = None) -> None:
         tagger = SequenceTagger(vocab_size, args.embed, args.hidden, 2, num_layers=layers,
                                 bidirectional=bidirectional)
 
-        tagger_loss = training_loss(tagger, args.eager)
-
-        def tag_step(idx, loss=tagger_loss):
-            width = batch_width(lengths[idx])
-            return loss(tokens[idx, :width], data.train_tags[idx, :width], lengths[idx]), int(
-                lengths[idx].sum())
+        def tag_step(batch, model=tagger):
+            words, tags, sizes = batch
+            return model.loss(words, tags, sizes), sizes.sum()
 
         t0 = time.perf_counter()
-        history = fit(name, tagger, args, args.tag_epochs, lengths, tag_step,
+        history = fit(name, tagger, args, args.tag_epochs, lengths, tag_batch, tag_step,
                       lambda model=tagger: {"test_acc": model.accuracy(
                           data.test_tokens, data.test_tags, data.test_lengths)},
                       args.lr, "tok")
@@ -213,14 +215,12 @@ def main(argv: list[str] | None = None) -> None:
             classifier = SequenceClassifier(vocab_size, args.embed, args.hidden, 2,
                                             bidirectional=bidirectional, pooling=pooling)
 
-            classifier_loss = training_loss(classifier, args.eager)
-
-            def cls_step(idx, loss=classifier_loss):
-                width = batch_width(lengths[idx])
-                return loss(tokens[idx, :width], labels[idx], lengths[idx]), len(idx)
+            def cls_step(batch, model=classifier):
+                words, targets, sizes = batch
+                return model.loss(words, targets, sizes), len(targets)
 
             t0 = time.perf_counter()
-            history = fit(name, classifier, args, args.cls_epochs, lengths, cls_step,
+            history = fit(name, classifier, args, args.cls_epochs, lengths, cls_batch, cls_step,
                           lambda model=classifier: {"test_acc": model.accuracy(
                               data.test_tokens, test_labels, data.test_lengths)},
                           args.lr, "sent")
@@ -234,11 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     writer = Seq2Seq(FeatureEncoder(vocab_size, args.gen_hidden),
                      Decoder(vocab_size, args.embed, args.gen_hidden))
 
-    writer_loss = training_loss(writer, args.eager)
-
-    def gen_step(idx):
+    def gen_batch(idx):
         width = batch_width(lengths[idx] + 2)  # <s> and </s>
-        return writer_loss(bags[idx], targets[idx, :width]), int(lengths[idx].sum() + len(idx))
+        return bags[idx], targets[idx, :width], lengths[idx]
+
+    def gen_step(batch):
+        features, sentences, sizes = batch
+        return writer.loss(features, sentences), sizes.sum() + len(sizes)  # words and </s>
 
     def gen_evaluate():
         written = writer.generate(test_bags, max_len)
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     history = fit("vec2seq bag of words -> sentence", writer, args, args.gen_epochs, lengths,
-                  gen_step, gen_evaluate, args.gen_lr, "tok")
+                  gen_batch, gen_step, gen_evaluate, args.gen_lr, "tok")
     generation = (history.metrics["same_bag"], time.perf_counter() - t0)
     written = writer.generate(test_bags[:4], max_len)
     print("\nsamples (test sentences; the decoder saw only their bag of words):")
