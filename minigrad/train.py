@@ -189,9 +189,9 @@ class Trainer:
     ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
 
     With ``compile`` (the default) ``fit`` runs ``mg.compile(step)`` instead of ``step``: traced
-    once per batch signature (shapes, dtypes), then replayed; one compiled object per step
-    function, so a second ``fit`` with the same step traces nothing again (``compiled_step``
-    shows its ``traces``). A step that reads a value in Python (``.item()``) or sets state it
+    once per batch signature (shapes, dtypes), then replayed. The compiled step is kept, so a
+    second ``fit`` with the same step traces nothing again (``compiled_step`` shows its
+    ``traces``). A step that reads a value in Python (``.item()``) or sets state it
     reads (a carried hidden state) runs eagerly after one ``TraceWarning``; a step that changes
     the contents of objects (appends to a list) needs ``compile=False``, which runs ``step`` as
     given (see the module docstring).
@@ -285,8 +285,8 @@ class Trainer:
         return None if self._compiled is None else self._compiled[1]
 
     def _runnable(self, step: Callable) -> Callable:
-        """``step`` compiled, one compiled object per step function; as given without
-        ``compile``."""
+        """``step`` compiled (the same compiled object while ``fit`` gets the same step); as
+        given without ``compile``."""
         if not self.compile:
             return step
         if self._compiled is None or self._compiled[0] != step:
