@@ -49,7 +49,6 @@ import numpy as np
 import minigrad as mg
 from minigrad.data import PAD_ID, Seq2SeqData, addition, minibatches
 from minigrad.models.seq2seq import Decoder, Encoder, PeekyDecoder, Seq2Seq
-from minigrad.ops.elementwise import ne
 from minigrad.train import History, Trainer
 
 VARIANTS = {  # name: (read the question reversed, decoder)
@@ -99,7 +98,7 @@ def train_variant(name: str, data: Seq2SeqData, args: argparse.Namespace
         """The batch's loss and its number of target tokens, both computed with ops (so that
         the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
         src, tgt = batch
-        return model.loss(src, tgt), ne(tgt[:, 1:], PAD_ID).sum()
+        return model.loss(src, tgt), mg.ne(tgt[:, 1:], PAD_ID).sum()
 
     print(f"\n== {TITLES[name]}: {sum(p.size for p in model.parameters()):,} parameters")
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {

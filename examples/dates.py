@@ -36,7 +36,6 @@ import numpy as np
 import minigrad as mg
 from minigrad.data import EOS_ID, PAD_ID, Seq2SeqData, dates, minibatches
 from minigrad.models.seq2seq import AttentionDecoder, Encoder, Seq2Seq
-from minigrad.ops.elementwise import ne
 from minigrad.train import Trainer
 
 
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         """The batch's loss and its number of target tokens, both computed with ops (so that
         the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
         src, tgt = batch
-        return model.loss(src, tgt), ne(tgt[:, 1:], PAD_ID).sum()
+        return model.loss(src, tgt), mg.ne(tgt[:, 1:], PAD_ID).sum()
 
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {
         "accuracy": model.accuracy(data.test_src, data.test_tgt)})

@@ -18,7 +18,9 @@ from minigrad.autograd import (
     set_grad_enabled,
 )
 from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from minigrad.ops.elementwise import exp, log, maximum, minimum, relu, sigmoid, sqrt, tanh, where
+from minigrad.ops.elementwise import (
+    eq, exp, log, maximum, minimum, ne, relu, sigmoid, sqrt, tanh, where,
+)
 from minigrad.ops.linalg import matmul
 from minigrad.ops.nn import log_softmax, softmax
 from minigrad.ops.shape import cat, concat, split, stack, unbind
@@ -29,10 +31,10 @@ from minigrad.viz import draw_graph, print_graph, trace_backward
 from minigrad.compile import compile
 
 __all__ = [
-    "AnomalyError", "arange", "cat", "concat", "detect_anomaly", "draw_graph", "enable_grad", "exp",
-    "Function", "grad", "gradcheck", "GradcheckError", "gradgradcheck", "GraphFreedError",
+    "AnomalyError", "arange", "cat", "concat", "detect_anomaly", "draw_graph", "enable_grad", "eq",
+    "exp", "Function", "grad", "gradcheck", "GradcheckError", "gradgradcheck", "GraphFreedError",
     "is_grad_enabled", "load", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
-    "name_scope", "nn", "no_grad", "ones", "ones_like", "optim", "print_graph", "randn", "relu",
-    "save", "set_grad_enabled", "sigmoid", "softmax", "split", "sqrt", "stack", "tanh", "Tensor",
-    "tensor", "trace_backward", "unbind", "where", "zeros", "zeros_like", "compile",
+    "name_scope", "ne", "nn", "no_grad", "ones", "ones_like", "optim", "print_graph", "randn",
+    "relu", "save", "set_grad_enabled", "sigmoid", "softmax", "split", "sqrt", "stack", "tanh",
+    "Tensor", "tensor", "trace_backward", "unbind", "where", "zeros", "zeros_like", "compile",
 ]

@@ -366,8 +366,8 @@ COMPARISONS = {
     "<=": (operator.le, np.less_equal),
     ">": (operator.gt, np.greater),
     ">=": (operator.ge, np.greater_equal),
-    "eq": (ew.eq, np.equal),
-    "ne": (ew.ne, np.not_equal),
+    "eq": (mg.eq, np.equal),  # torch.eq and torch.ne: Tensor == stays identity
+    "ne": (mg.ne, np.not_equal),
 }
 
 
