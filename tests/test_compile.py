@@ -817,3 +817,62 @@ def test_an_lstm_steps_kernels_read_the_gates_split_and_write_their_gradients_jo
     assert len(joined) == 5 and all(backward.meta[ins.outputs[-1]][0] == (2, 16) for ins in joined)
     concats = [ins for ins in backward.instrs if ins.op is Concat]
     assert all(len(ins.inputs) == 5 for ins in concats)  # only gather's, over the steps
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=25)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), n=st.integers(2, 3),
+       data=st.data())
+def test_kernels_that_take_in_a_split_and_a_concatenation_compute_what_eager_does(
+        backend, shape, n, data):
+    ndim = len(shape)
+    axis, joined_on = data.draw(st.integers(-ndim, ndim - 1)), data.draw(st.integers(0, ndim - 1))
+    read_outside = data.draw(st.booleans())  # a part of the concatenation is also an output
+    whole = list(shape)
+    whole[axis] *= n
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    x, b = leaf(rng.standard_normal(whole)), leaf(rng.standard_normal(shape[-1:]))
+
+    def f(x, b):
+        pieces = x.chunk(n, axis=axis)
+        gate = pieces[0].tanh()
+        for piece in pieces[1:]:
+            gate = gate * piece.sigmoid()
+        parts = [gate * piece + b for piece in pieces]  # one chain: all made from the gate
+        joined = mg.cat(parts, axis=joined_on)
+        return (joined, parts[0] * 2.0) if read_outside else joined
+
+    with kernel_backend(backend):
+        compiled = mg.compile(f, fallback=False)
+        assert_close(outputs_and_grads(compiled, (x, b)), outputs_and_grads(f, (x, b)))
+    forward = compiled.traces[0].forward
+    pieces = {s for ins in forward.instrs if ins.op is Split for s in ins.outputs}
+    assert not any(pieces & set(ins.inputs) for ins in forward.kernels())  # the whole is read
+    # (a split stays only for backward, which reads its pieces); the concatenation is taken in
+    # unless one of its parts is also read elsewhere
+    assert any(ins.op is Concat for ins in forward.instrs) == read_outside
+
+
+@settings(max_examples=20)
+@given(steps=st.integers(2, 5), axis=st.integers(0, 1), transposed=st.booleans(),
+       seed=st.integers(0, 99))
+def test_a_weight_split_and_used_at_every_step_gets_eager_gradients_with_one_product_a_piece(
+        steps, axis, transposed, seed):
+    rng = np.random.default_rng(seed)
+    n = 3
+    w = leaf(rng.standard_normal((2 * n, n) if axis == 0 else (n, 2 * n)) * 0.5)
+    x = leaf(rng.standard_normal((2, n)))
+
+    def f(x, w):
+        h = x
+        for _ in range(steps):
+            a, b = w.chunk(2, axis=axis)
+            h = (h @ (a.T if transposed else a)).tanh() * (h @ b.T).sigmoid()
+        return h
+
+    compiled = mg.compile(f, fallback=False)
+    assert_close(outputs_and_grads(compiled, (x, w)), outputs_and_grads(f, (x, w)))
+    backward = compiled.traces[0].backward
+    products = [ins for ins in backward.instrs
+                if ins.op is MatMul and backward.meta[ins.outputs[0]][0] == (n, n)]
+    assert len(products) == 2  # distribute and gather: one for each piece, over all the steps

@@ -150,7 +150,8 @@ def gather(program: Program) -> Program:
     A weight used at every step of a recurrent layer gets its gradient as one such product per
     step, added up as it arrives. One matmul over the stacked factors does the same sum with one
     call into BLAS instead of one per step, and none of the additions. Only a sum made entirely
-    of such products, each read by the sum alone, is rewritten.
+    of such products, each read by the sum alone, is rewritten. A transpose ``aᵢᵀ`` goes too
+    unless something else still reads it (two pieces of a weight that multiply the same ``h``).
     """
     instrs = program.instrs
     readers, maker = _readers(instrs), _makers(instrs)
@@ -178,6 +179,9 @@ def gather(program: Program) -> Program:
             Instr("MatMul", MatMul().forward, (a_t, b), (out,), op=MatMul),
         ]
         removed.update(positions)
+    for k in list(removed):  # keep a transpose that something besides the products reads
+        if instrs[k].op is Transpose and not set(readers[instrs[k].outputs[0]]) <= removed:
+            removed.discard(k)
     result = []
     for k, ins in enumerate(instrs):
         result += replaced.get(k, [] if k in removed else [ins])
@@ -200,8 +204,7 @@ def _sum_of_products(root: int, instrs: list[Instr], readers: dict[int, list[int
         transposed, right = instrs[k].inputs
         j = maker.get(transposed)
         if (j is None or instrs[j].op is not Transpose or instrs[j].options["axes"] is not None
-                or len(readers[transposed]) != 1 or len(meta[transposed][0]) != 2
-                or meta[right][1] != target[1]):
+                or len(meta[transposed][0]) != 2 or meta[right][1] != target[1]):
             return None
         lefts.append(instrs[j].inputs[0])
         rights.append(right)
