@@ -223,7 +223,7 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
         f"def run_{name}({', '.join(a)}):",
         *allocations,
         f"    {name}({', '.join(a + written)}, {shape})",
-        f"    return {'tuple(o)' if len(outputs) > 1 and not joins else ', '.join(results)}",
+        f"    return {', '.join(results)}",
     ]) + "\n"
     namespace = {"np": np, name: _LOADED.get(name) or _load(name, loop)}
     exec(compile(wrapper, f"<run_{name}>", "exec"), namespace)
