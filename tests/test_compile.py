@@ -489,6 +489,35 @@ def test_a_function_that_sets_what_it_reads_warns_and_runs_eagerly_as_often_as_c
         mg.compile(make(), fallback=False)(x)
 
 
+class Remembers(mg.nn.Module):
+    """A layer that keeps its last output and adds it to the next input (a stateful module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = mg.nn.Parameter(np.full(3, 0.5))
+        self.last = mg.zeros(3, dtype=np.float64)
+
+    def forward(self, x: mg.Tensor) -> mg.Tensor:
+        y = (x + self.last * self.w).tanh()
+        self.last = y.detach()
+        return y
+
+
+@pytest.mark.parametrize("how", ["module", "method", "closure"])
+def test_a_module_that_sets_its_own_state_while_tracing_is_caught_however_it_is_reached(how):
+    layer, twin = Remembers(), Remembers()
+    compiled = {"module": lambda: mg.compile(layer),
+                "method": lambda: mg.compile(layer.forward),
+                "closure": lambda: mg.compile(lambda x: layer(x) * 2.0)}[how]()
+    x = mg.randn(3, dtype=np.float64)
+    with pytest.warns(TraceWarning, match="sets Remembers.last while tracing"):
+        got = [compiled(x).data]
+    got += [compiled(x).data for _ in range(2)]
+    scale = 2.0 if how == "closure" else 1.0
+    for g in got:
+        np.testing.assert_allclose(g, twin(x).data * scale, rtol=1e-12)
+
+
 class ReadsItsWeight(mg.nn.Module):
     """y = x * sum(w), with the sum taken in NumPy (what tracing refuses)."""
 

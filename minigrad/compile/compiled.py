@@ -207,6 +207,13 @@ def _bindings(fn: Callable, modules: list[Module]) -> list[Binding]:
     return found
 
 
+def _within_reach(fn: Callable) -> list[Module]:
+    """The modules, with their submodules, that ``fn`` is a method of or reads from outside
+    (so that tracing can watch them before it meets them)."""
+    values = [getattr(fn, "__self__", None), *(b.value for b in _bindings(fn, []))]
+    return [m for v in values if isinstance(v, Module) for m in v.modules()]
+
+
 def _attribute(owner: Any, name: str) -> Binding:
     return Binding(f"{type(owner).__name__}.{name}", lambda: vars(owner).get(name),
                    lambda v: setattr(owner, name, v), vars(owner)[name])
@@ -304,7 +311,8 @@ class CompiledFunction:
         """Trace one call and run the passes; on a TraceError, raise or fall back to eager."""
         self._cache.pop(key, None)
         start = time.perf_counter()
-        watched = _bindings(self._fn, list(self._modules.values()))
+        modules = {id(m): m for m in [*self._modules.values(), *_within_reach(self._fn)]}
+        watched = _bindings(self._fn, list(modules.values()))
         try:
             traced = trace(self._fn, args, kwargs, self._name, self._watch())
             changed = _restore(watched)
