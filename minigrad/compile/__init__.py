@@ -10,10 +10,13 @@ The stages, one module each, in the order a call goes through them:
   slots) and ``Program`` (instructions, inputs, outputs, constants), printed one line per
   instruction, drawn with Graphviz, and replayed on arrays by ``Program.run``.
 - ``passes.py``: rewrites of a program, each doing one thing and each switchable: dead-code
-  elimination, common-subexpression elimination, gathering a weight's gradient over all its
-  uses into one matmul, elementwise fusion, and freeing each buffer after its last use.
+  elimination, common-subexpression elimination, moving sums inside concatenations and
+  transposes, gathering a weight's gradient over all its uses into one matmul, elementwise
+  fusion, and freeing each buffer after its last use.
 - ``kernels.py``: the code that fusion generates: NumPy source, or numba loops when numba is
   installed, cached on disk.
+- ``codegen.py``: the last stage: a program becomes one straight-line Python function, which
+  ``Program.run`` calls (``Program.code`` shows it).
 - ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled
   call as one node of the eager graph.
 
