@@ -324,19 +324,24 @@ def test_progress_bar_replaces_the_step_lines_and_counts_the_whole_run(capsys):
     assert "epoch 2/4" in err and "epoch 4/4" in err and "epoch 1/3" not in err
 
 
-def fake_clock(monkeypatch):
-    """A clock that moves only when a step takes one second: (clock, timed step maker). A timed
-    step changes a list's contents, which a replay would not do: run it with compile=False."""
+def fit_on_a_fake_clock(monkeypatch, time_limit: float, known_length: bool = True,
+                        **options) -> tuple[Trainer, History]:
+    """Fit a Net on ``task`` for up to 5 epochs with a clock that moves one second per step; the
+    batches come as a list (``known_length``) or as an iterator. The timed step changes a
+    list's contents, which a replay would not do, so it runs with compile=False."""
     clock = [0.0]
     monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock[0])
+    model = Net()
+    batches, step, evaluate = task(model)
 
-    def timed(step):
-        def timed_step(batch):
-            clock[0] += 1.0
-            return step(batch)
-        return timed_step
+    def timed_step(batch):
+        clock[0] += 1.0
+        return step(batch)
 
-    return timed
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      compile=False, **options)
+    epoch_batches = batches if known_length else lambda: iter(batches())
+    return trainer, trainer.fit(5, epoch_batches, timed_step, evaluate, time_limit=time_limit)
 
 
 @pytest.mark.parametrize("limit, steps, left", [
@@ -344,12 +349,7 @@ def fake_clock(monkeypatch):
 ])
 def test_time_limit(limit, steps, left, capsys, monkeypatch):
     # every step takes one second, so an epoch of 4 batches takes 4 seconds
-    timed = fake_clock(monkeypatch)
-    model = Net()
-    batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
-                      log_every=1, compile=False)
-    history = trainer.fit(5, batches, timed(step), evaluate, time_limit=limit)
+    trainer, history = fit_on_a_fake_clock(monkeypatch, limit, log_every=1)
     # the limit cuts the running epoch after its step; no epoch starts with less than a tenth
     # of the last epoch's time (0.4 s) left
     assert [len(s) for s in history.step_loss] == steps and trainer.epoch == len(steps)
@@ -363,23 +363,13 @@ def test_time_limit(limit, steps, left, capsys, monkeypatch):
 
 
 def test_a_cut_epoch_of_unknown_length_is_measured_against_the_last_whole_one(monkeypatch):
-    timed = fake_clock(monkeypatch)
-    model = Net()
-    batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
-                      compile=False)
-    history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=5.5)
+    _, history = fit_on_a_fake_clock(monkeypatch, 5.5, known_length=False)
     assert [len(s) for s in history.step_loss] == [4, 2]
     assert history.epoch_fraction == [1.0, 0.5]
 
 
 def test_a_first_epoch_of_unknown_length_cut_short_still_says_so(capsys, monkeypatch):
-    timed = fake_clock(monkeypatch)
-    model = Net()
-    batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
-                      compile=False)
-    history = trainer.fit(5, lambda: iter(batches()), timed(step), evaluate, time_limit=2.5)
+    _, history = fit_on_a_fake_clock(monkeypatch, 2.5, known_length=False)
     assert [len(s) for s in history.step_loss] == [3]
     assert history.epoch_fraction == [1.0]  # nothing to measure it against
     out = capsys.readouterr().out
