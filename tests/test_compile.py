@@ -42,11 +42,13 @@ from minigrad.models.classify import POOLINGS
 from minigrad.models.lm import detach_state
 from minigrad.ops.elementwise import Mul
 from minigrad.ops.linalg import Linear, MatMul
+from minigrad.ops.nn import CrossEntropy, SoftmaxTerms
 from minigrad.ops.shape import Concat, Reshape, Split, Stack, Transpose, Unbind
 from tests.strategies import leaf
 from tests.test_classify import CLASSES, padded_batches
 from tests.test_classify import make as make_classify_model
 from tests.test_expressions import expressions
+from tests.test_ops_nn import cross_entropy_grad_cases
 from tests.test_seq2seq import DECODERS as S2S_DECODERS
 from tests.test_seq2seq import batch as seq2seq_batch
 from tests.test_seq2seq import seeded as seeded_seq2seq
@@ -677,6 +679,25 @@ def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
     traced = [ins for ins in entry.traced[1].instrs
               if ins.op is MatMul and entry.traced[1].meta[ins.outputs[0]][0] == (16, 4)]
     assert len(traced) == 6
+
+
+@settings(max_examples=20)
+@given(case=cross_entropy_grad_cases(), decompose=st.booleans())
+def test_cross_entropys_backward_reads_the_softmax_terms_its_forward_computed(case, decompose):
+    x, t, w, _, axis, reduction = case
+
+    def loss(logits):
+        return CrossEntropy.apply(logits, t, w, axis=axis, reduction=reduction)
+
+    passes = ALL if decompose else tuple(p for p in ALL if p != "decompose")
+    compiled = mg.compile(loss, passes=passes, fallback=False)
+    assert_compiled_equals_eager(loss, compiled, lambda seed: (leaf(x + seed),))
+    entry = compiled.traces[0]
+    terms = [[ins for ins in program.instrs if ins.op is SoftmaxTerms]
+             for program in (entry.forward, entry.backward)]
+    assert [len(found) for found in terms] == ([1, 0] if decompose else [0, 0])
+    if decompose:  # the backward program reads the forward's exp(x - max) and its sum
+        assert set(terms[0][0].outputs[1:]) <= set(entry.backward.inputs)
 
 
 def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minigrad.autograd import Function, is_grad_enabled
-from minigrad.compile.passes import ALL, PASSES, merge_repeats, run_passes
+from minigrad.compile.passes import ALL, PASSES, decompose, merge_repeats, run_passes
 from minigrad.compile.program import Program, type_text
 from minigrad.compile.trace import Trace, TraceError, flatten, is_tracing, trace, unflatten
 from minigrad.nn.module import Module
@@ -137,13 +137,18 @@ class CompiledCall(Function):
 
 
 def _merged(traced: Trace, passes: Sequence[str]) -> tuple[Program, Program | None]:
-    """The traced programs, and with ``cse`` among the passes, the forward one with its repeats
-    merged and the backward one reading the slot kept for each merged value (so that its own
-    repeats merge too: the transpose of a weight's piece that every step's gradient reads)."""
-    if "cse" not in passes or traced.backward is None:
-        return traced.forward, traced.backward
-    forward, alias = merge_repeats(traced.forward)
-    return forward, traced.backward.renamed(alias)
+    """The traced programs (decomposed, if ``decompose`` is among the passes), and with
+    ``cse``, the forward one with its repeats merged and the backward one reading the slot
+    kept for each merged value (so that its own repeats merge too: the transpose of a weight's
+    piece that every step's gradient reads), and reading the forward's value wherever it
+    repeats a forward instruction."""
+    forward, backward = traced.forward, traced.backward
+    if "decompose" in passes:
+        forward, backward = decompose(forward), backward and decompose(backward)
+    if "cse" not in passes or backward is None:
+        return forward, backward
+    forward, alias = merge_repeats(forward)
+    return forward, merge_repeats(backward.renamed(alias), known=forward)[0]
 
 
 def _link(forward: Program, backward: Program | None,
@@ -433,11 +438,10 @@ def compile(fn_or_module: Callable | Module, *, passes: Sequence[str] = ALL,
 
     Returns a callable with the same signature (for a Module, an object that behaves like the
     module and shares its parameters). ``passes`` names the passes to run, in order (by default
-    ``ALL``: ``"dce"``, ``"cse"``, ``"distribute"``, ``"gather"``, ``"fuse"``, ``"free"``;
-    ``()`` for none). A
-    function whose tracing raises ``TraceError`` (it reads a value, e.g. ``if x.item() > 0``)
-    runs eagerly for that signature, after one ``TraceWarning`` that names the line; with
-    ``fallback=False`` the error is raised.
+    ``ALL``: ``"decompose"``, ``"dce"``, ``"cse"``, ``"distribute"``, ``"gather"``, ``"fuse"``,
+    ``"free"``; ``()`` for none). A function whose tracing raises ``TraceError`` (it reads a
+    value, e.g. ``if x.item() > 0``) runs eagerly for that signature, after one
+    ``TraceWarning`` that names the line; with ``fallback=False`` the error is raised.
     ``cache_size`` signatures are kept, the least recently used dropped first.
     """
     if isinstance(fn_or_module, Module):

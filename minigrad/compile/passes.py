@@ -1,12 +1,15 @@
 """Passes: each takes a ``Program`` and returns a new one that computes the same outputs, and
 does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES``).
 
+- ``decompose``: cross-entropy and its gradient become ops on the same ``SoftmaxTerms`` of
+  the logits, which ``cse`` then computes once for both programs.
 - ``dce``: dead-code elimination. Tracing records every op the function applied, also those
   whose results it then dropped (the unused pieces of a ``chunk``, a final state nobody
   reads); backward records the gradients of values no input needs. Walking backwards from the
   outputs keeps what they depend on.
 - ``cse``: common-subexpression elimination. A cell that splits or transposes its weight at
-  every step records the same op on the same slots once per step; it runs once.
+  every step records the same op on the same slots once per step; it runs once. A backward
+  program reads what its forward already computed instead of computing it again.
 - ``distribute``: a sum of concatenations becomes a concatenation of sums, and a sum of
   transposes the transpose of a sum (a cell that splits its weight sums, at every step, the
   pieces of the weight's gradient).
@@ -30,6 +33,13 @@ from minigrad.compile.kernels import fusible, make_kernel
 from minigrad.compile.program import Instr, Program
 from minigrad.ops.elementwise import Add
 from minigrad.ops.linalg import MatMul
+from minigrad.ops.nn import (
+    CrossEntropy,
+    CrossEntropyGrad,
+    CrossEntropyGradOfTerms,
+    CrossEntropyOfTerms,
+    SoftmaxTerms,
+)
 from minigrad.ops.shape import Concat, Split, Transpose
 
 
@@ -53,23 +63,68 @@ def common_subexpressions(program: Program) -> Program:
     return merge_repeats(program)[0]
 
 
-def merge_repeats(program: Program) -> tuple[Program, dict[int, int]]:
+def merge_repeats(program: Program, known: Program | None = None
+                  ) -> tuple[Program, dict[int, int]]:
     """``common_subexpressions``, and the map from each dropped instruction's output slot to
-    the slot that holds the same value (for a program that reads this one's values)."""
+    the slot that holds the same value (for a program that reads this one's values). With
+    ``known``, the program that ``program`` reads values of (a backward program's forward), an
+    instruction that repeats one of ``known``'s is dropped too: it reads ``known``'s slots."""
     alias: dict[int, int] = {}
-    seen: dict[tuple, Instr] = {}
+    seen = {_key(ins): ins for ins in known.instrs if not ins.impure} if known else {}
+    meta = dict(program.meta)
     kept = []
     for ins in program.instrs:
         ins = replace(ins, inputs=tuple(alias.get(s, s) for s in ins.inputs))
-        key = (ins.op or ins.label, repr(ins.options), ins.inputs)
-        first = None if ins.impure else seen.get(key)
+        first = None if ins.impure else seen.get(_key(ins))
         if first is None:
-            seen.setdefault(key, ins)
+            seen.setdefault(_key(ins), ins)
             kept.append(ins)
         else:
             alias.update(zip(ins.outputs, first.outputs))
+            meta.update({s: meta[o] for s, o in zip(first.outputs, ins.outputs)})
     outputs = [alias.get(s, s) for s in program.outputs]
-    return replace(program, instrs=kept, outputs=outputs), alias
+    return replace(program, instrs=kept, outputs=outputs, meta=meta), alias
+
+
+def _key(ins: Instr) -> tuple:
+    """What makes two instructions compute the same: op, options and input slots."""
+    return (ins.op or ins.label, repr(ins.options), ins.inputs)
+
+
+def decompose(program: Program) -> Program:
+    """Split cross-entropy and its gradient into ``SoftmaxTerms`` (the max of the logits,
+    ``e = exp(x - max)`` and its sum: all the costly work) and what each does with them.
+
+    Both then start with the same ``SoftmaxTerms(x)``, which ``cse`` runs once: the backward
+    program reads the forward's ``e`` instead of exponentiating the logits again.
+    """
+    meta = dict(program.meta)
+    instrs = []
+    for ins in program.instrs:
+        if ins.op not in (CrossEntropy, CrossEntropyGrad):
+            instrs.append(ins)
+            continue
+        x, t, w, *g = ins.inputs
+        axis = ins.options["axis"]
+        shape, dtype = meta[x]
+        m, e, total = (max(meta) + k for k in (1, 2, 3))
+        meta[m] = ((*shape[:axis], 1, *shape[axis + 1:]), dtype)
+        meta[e] = meta[x]
+        meta[total] = ((*shape[:axis], *shape[axis + 1:]), dtype)
+        instrs.append(_instr(SoftmaxTerms, (x,), (m, e, total), axis=axis))
+        if ins.op is CrossEntropy:
+            instrs.append(_instr(CrossEntropyOfTerms, (m, total, x, t, w), ins.outputs,
+                                 **ins.options))
+        else:
+            instrs.append(_instr(CrossEntropyGradOfTerms, (e, total, t, w, *g), ins.outputs,
+                                 axis=axis))
+    return replace(program, instrs=instrs, meta=meta)
+
+
+def _instr(op: type, inputs: tuple[int, ...], outputs: tuple[int, ...], **options) -> Instr:
+    """An instruction that runs ``op(**options)``'s forward."""
+    return Instr(op.__name__, op(**options).forward, inputs, outputs, len(outputs) > 1, op,
+                 options)
 
 
 def distribute(program: Program) -> Program:
@@ -334,6 +389,7 @@ def free(program: Program) -> Program:
 
 
 PASSES: dict[str, Callable[[Program], Program]] = {
+    "decompose": decompose,
     "dce": dead_code_elimination,
     "cse": common_subexpressions,
     "distribute": distribute,

@@ -1,5 +1,6 @@
-"""Neural-network ops: softmax, log_softmax, cross-entropy and its gradient (computed stably);
-the ops without gradient that read class targets, embedding ids and draw dropout masks."""
+"""Neural-network ops: softmax, log_softmax, cross-entropy and its gradient (computed stably),
+and the parts the compiler splits those two into; the ops without gradient that read class
+targets, embedding ids and draw dropout masks."""
 
 from __future__ import annotations
 
@@ -53,9 +54,10 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return LogSoftmax.apply(x, axis=axis)
 
 
-def _hits(t: np.ndarray, axis: int) -> tuple:
-    """The index of the target entries of logits with classes on ``axis``: ``x[_hits(t, axis)]``
-    has the target's shape and picks ``x[..., t, ...]`` at each target position."""
+def target_index(t: np.ndarray, axis: int) -> tuple:
+    """The index of the target entries of logits with classes on ``axis``:
+    ``x[target_index(t, axis)]`` has the target's shape and picks ``x[..., t, ...]`` at each
+    target position."""
     grids = np.indices(t.shape, sparse=True)  # the target's own positions, per axis
     return (*grids[:axis], t, *grids[axis:])
 
@@ -91,11 +93,29 @@ class OneHot(NonDifferentiable):
 
     def forward(self, t):
         y = np.zeros(t.shape[:self.axis] + (self.classes,) + t.shape[self.axis:], self.dtype)
-        y[_hits(t, self.axis)] = 1
+        y[target_index(t, self.axis)] = 1
         return y
 
 
-def _scaled_softmax_minus_onehot(
+def softmax_terms(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(m, e, total)``: the max ``m`` of ``x`` along ``axis`` (kept as a length-1 axis),
+    ``e = exp(x - m)`` and its sum ``total``, from which softmax is ``e / total`` and logsumexp
+    ``m + log(total)``, without overflow."""
+    m = x.max(axis=axis, keepdims=True)
+    e = np.subtract(x, m)  # then exponentiated in place: logits are big
+    np.exp(e, out=e)
+    return m, e, e.sum(axis=axis)
+
+
+def cross_entropy_of_terms(m: np.ndarray, total: np.ndarray, x: np.ndarray, hits: tuple,
+                           w: np.ndarray, axis: int, reduction: str) -> np.ndarray:
+    """cross-entropy ``w * (m + log(total) - x[t])`` (summed unless ``reduction`` is 'none'),
+    from ``softmax_terms`` and the target entries ``hits``."""
+    loss = (np.log(total) - (x[hits] - np.squeeze(m, axis))) * w
+    return loss if reduction == "none" else np.asarray(loss.sum(), x.dtype)
+
+
+def scaled_softmax_minus_onehot(
     e: np.ndarray, total: np.ndarray, hits: tuple, scale: np.ndarray, axis: int,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -118,14 +138,10 @@ class CrossEntropy(Function):
         self.axis, self.reduction = axis, reduction
 
     def forward(self, x, t, w):
-        hits = _hits(t, self.axis)
-        e = x - x.max(axis=self.axis, keepdims=True)  # worked on in place: logits are big
-        picked = e[hits]
-        np.exp(e, out=e)
-        total = e.sum(axis=self.axis)
-        loss = (np.log(total) - picked) * w
+        hits = target_index(t, self.axis)
+        m, e, total = softmax_terms(x, self.axis)
         self.save_for_backward(e, total, hits)  # softmax = e / total, formed only in backward
-        return loss if self.reduction == "none" else np.asarray(loss.sum(), x.dtype)
+        return cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
 
     def backward(self, gy):
         x, t, w = self.inputs
@@ -133,7 +149,7 @@ class CrossEntropy(Function):
             dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
             return dx, None, None
         e, total, hits = self.saved
-        dx = _scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
+        dx = scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
         return Tensor._wrap(dx), None, None
 
 
@@ -151,10 +167,9 @@ class CrossEntropyGrad(Function):
         self.axis, self.reduction = axis, reduction
 
     def forward(self, x, t, w, g):
-        e = x - x.max(axis=self.axis, keepdims=True)
-        np.exp(e, out=e)
-        total = e.sum(axis=self.axis)
-        return _scaled_softmax_minus_onehot(e, total, _hits(t, self.axis), w * g, self.axis, e)
+        _, e, total = softmax_terms(x, self.axis)
+        hits = target_index(t, self.axis)
+        return scaled_softmax_minus_onehot(e, total, hits, w * g, self.axis, e)
 
     def backward(self, gy):
         x, t, w, g = self.inputs
@@ -170,6 +185,42 @@ class CrossEntropyGrad(Function):
             onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
             gg = (gy * (p - onehot) * w).sum(self.axis if none else None)
         return gx, None, None, gg
+
+
+class SoftmaxTerms(NonDifferentiable):
+    """softmax_terms: (m, e, total) = (max x, exp(x - m), sum e) along axis; no gradient
+
+    With the two ops below it, what ``mg.compile``'s ``decompose`` pass splits cross-entropy
+    and its gradient into, so that the backward program reads the forward's ``e`` and
+    ``total`` instead of computing them again.
+    """
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        return softmax_terms(x, self.axis)
+
+
+class CrossEntropyOfTerms(NonDifferentiable):
+    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]); no gradient"""
+
+    def __init__(self, axis: int, reduction: str) -> None:
+        self.axis, self.reduction = axis, reduction
+
+    def forward(self, m, total, x, t, w):
+        hits = target_index(t, self.axis)
+        return cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
+
+
+class CrossEntropyGradOfTerms(NonDifferentiable):
+    """cross_entropy_grad_of_terms: y = w * g * (e / total - onehot(t)); no gradient"""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, e, total, t, w, g):
+        return scaled_softmax_minus_onehot(e, total, target_index(t, self.axis), w * g, self.axis)
 
 
 class DropoutMask(NonDifferentiable):
