@@ -9,8 +9,9 @@ A fused kernel strings those expressions together. With NumPy it is a function o
 line per op; it saves the interpreter's work per instruction but still makes one pass over
 memory per op. With numba (``pip install numba``, or minigrad's ``fast`` extra) it is a loop
 that computes every op for one element before moving to the next, compiled to machine code
-with ``@njit(cache=True)``: one pass over memory (but see ``_SMALL``: big kernels with exp,
-log or tanh stay NumPy, whose versions of those are vectorized). Its source is written to a
+with ``@njit(cache=True)``: one pass over memory, and SIMD code where LLVM can vectorize the
+loop (on float32, exp, tanh and sigmoid come from ``fastmath.py`` so that it can; see
+``_SMALL`` for the rest). Its source is written to a
 file in the kernel cache (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a
 hash of the source, so that numba keeps the machine code beside it and a second process pays
 no compile time. ``BACKEND`` says which one is used: ``"numba"`` when numba is installed,
@@ -52,13 +53,22 @@ EXPRESSIONS: dict[type, str] = {
 """The elementwise ops that fusion knows, as expressions of their inputs {0}, {1}, ... and
 their keyword options."""
 
+FAST32: dict[type, str] = {
+    ew.Exp: "exp32({0})",
+    ew.Tanh: "tanh32({0})",
+    ew.Sigmoid: "sigmoid32({0})",
+}
+"""What a numba kernel on float32 writes instead: ``fastmath.py``'s versions, which vectorize."""
+
 QUIET = (ew.Sigmoid,)  # ops whose forward silences overflow (e ** -x = inf gives 0, rightly)
 _TRANSCENDENTAL = (ew.Exp, ew.Log, ew.Tanh, ew.Sigmoid)
 _SMALL = 256
-"""A numba loop computes exp, log and tanh one element at a time with the C library, about 5x
-slower per element than NumPy's vectorized versions (measured on float32), but it saves
-NumPy's microsecond per op: kernels with those ops use numba up to ``_SMALL`` elements
-(about where the two cross on this project's benchmark machine), NumPy above."""
+"""A numba loop computes the C library's exp, log and tanh one element at a time, about 2x
+(exp) to 6x (tanh) slower per element than NumPy's vectorized versions, but it saves NumPy's
+microsecond per op: kernels that call those (log, or any of them on float64) use numba up to
+``_SMALL`` elements (about where the two cross on this project's benchmark machine), NumPy
+above. On float32, exp, tanh and sigmoid come from ``fastmath.py`` and do not count."""
+_FASTMATH = Path(__file__).with_name("fastmath.py")
 
 
 def _numba_installed() -> bool:
@@ -114,21 +124,26 @@ def make_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequenc
     args = list(dict.fromkeys(pieces.get(s, (s,))[0] for s in inputs))
     shape = meta[instrs[-1].outputs[0]][0]
     size = int(np.prod(shape, dtype=np.int64))
-    one_dtype = len({meta[s][1] for s in [*outputs, *joins]}) == 1
-    if BACKEND == "numba" and shape and one_dtype and (
-            size <= _SMALL or not any(i.op in _TRANSCENDENTAL for i in instrs)):
-        name, source, fn = _numba_kernel(instrs, inputs, outputs, meta, pieces, joins, args)
+    dtypes = {meta[s][1] for s in [*outputs, *joins]}
+    fast = FAST32 if dtypes | {meta[s][1] for s in inputs} == {np.dtype(np.float32)} else {}
+    slow = any(i.op in _TRANSCENDENTAL and i.op not in fast for i in instrs)
+    if BACKEND == "numba" and shape and len(dtypes) == 1 and (size <= _SMALL or not slow):
+        name, source, fn = _numba_kernel(instrs, inputs, outputs, meta, pieces, joins, args,
+                                         fast)
     else:
         name, source, fn = _numpy_kernel(instrs, inputs, outputs, meta, pieces, joins, args)
     return Kernel(name, source, fn, tuple(args), (*outputs, *joins))
 
 
-def _lines(instrs: Sequence[Instr], names: dict[int, str]) -> list[str]:
-    """One line ``t3 = <expression>`` per instruction; ``names`` maps the slots read from
-    outside to names, and gets the names of the values made."""
+def _lines(instrs: Sequence[Instr], names: dict[int, str],
+           fast: dict[type, str] | None = None) -> list[str]:
+    """One line ``t3 = <expression>`` per instruction (from ``fast`` where it has the op);
+    ``names`` maps the slots read from outside to names, and gets the names of the values
+    made."""
     lines = []
     for k, ins in enumerate(instrs):
-        expr = EXPRESSIONS[ins.op].format(*[names[s] for s in ins.inputs], **ins.options)
+        form = (fast or {}).get(ins.op) or EXPRESSIONS[ins.op]
+        expr = form.format(*[names[s] for s in ins.inputs], **ins.options)
         names[ins.outputs[0]] = f"t{k}"
         lines.append(f"t{k} = {expr}")
     return lines
@@ -173,12 +188,13 @@ _LOADED: dict[str, Callable] = {}  # numba kernels already imported in this proc
 
 def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Sequence[int],
                   meta: dict[int, Meta], pieces: dict[int, Piece], joins: dict[int, Join],
-                  args: list[int]) -> tuple[str, str, Callable]:
+                  args: list[int], fast: dict[type, str]) -> tuple[str, str, Callable]:
     """A numba loop nest over the elements of the chain's shape, and the Python function that
     calls it. A broadcast input is read in place: its index repeats 0 along the axes it is
     broadcast over; a piece is read from its whole array, its index shifted along the split's
     axis. The outputs are written into one array, ``o[k]`` the k-th (one allocation instead
-    of one per output), and each join into its own array ``j``, each part at its offset."""
+    of one per output), and each join into its own array ``j``, each part at its offset.
+    ``fast`` gives the expressions to use instead of ``EXPRESSIONS`` (``FAST32``, on float32)."""
     shape = meta[instrs[-1].outputs[0]][0]
     index = [f"i{d}" for d in range(len(shape))]
     names, hoisted, loads = {}, [], []
@@ -191,7 +207,7 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
         names[s] = f"x{k}"
         load = f"x{k} = a{args.index(whole)}[{', '.join(at) or '()'}]"
         (loads if any(i.startswith("i") for i in at) else hoisted).append(load)
-    lines = _lines(instrs, names)
+    lines = _lines(instrs, names, fast)
     stores = [f"o[{', '.join([str(k), *index])}] = {names[s]}" for k, s in enumerate(outputs)]
     for m, (axis, parts) in enumerate(joins.values()):
         start, d = 0, axis % len(shape)
@@ -202,9 +218,13 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
     written = (["o"] if outputs else []) + [f"j{m}" for m in range(len(joins))]
     a = [f"a{j}" for j in range(len(args))]
     inner = "    " * (len(shape) + 1)
+    used = sorted({fast[i.op].split("(")[0] for i in instrs if i.op in fast})
+    header = ["import numpy as np", "from numba import njit"]
+    if used:  # the hash names the version of fastmath.py, so that a new one makes a new kernel
+        version = hashlib.sha1(_FASTMATH.read_bytes()).hexdigest()[:10]
+        header.append(f"from minigrad.compile.fastmath import {', '.join(used)}  # {version}")
     loop = "\n".join([
-        "import numpy as np",
-        "from numba import njit",
+        *header,
         "",
         "",
         '@njit(cache=True, error_model="numpy")',  # x / 0 gives inf, as in NumPy

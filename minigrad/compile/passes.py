@@ -1,8 +1,9 @@
 """Passes: each takes a ``Program`` and returns a new one that computes the same outputs, and
 does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES``).
 
-- ``decompose``: cross-entropy and its gradient become ops on the same ``SoftmaxTerms`` of
-  the logits, which ``cse`` then computes once for both programs.
+- ``decompose``: cross-entropy and its gradient become ops on the same softmax terms of the
+  logits (their max, ``exp(x - max)`` and its sum), which ``cse`` then computes once for both
+  programs.
 - ``dce``: dead-code elimination. Tracing records every op the function applied, also those
   whose results it then dropped (the unused pieces of a ``chunk``, a final state nobody
   reads); backward records the gradients of values no input needs. Walking backwards from the
@@ -31,15 +32,15 @@ from dataclasses import replace
 
 from minigrad.compile.kernels import fusible, make_kernel
 from minigrad.compile.program import Instr, Program
-from minigrad.ops.elementwise import Add
+from minigrad.ops.elementwise import Add, Exp, Sub
 from minigrad.ops.linalg import MatMul
 from minigrad.ops.nn import (
     CrossEntropy,
     CrossEntropyGrad,
     CrossEntropyGradOfTerms,
     CrossEntropyOfTerms,
-    SoftmaxTerms,
 )
+from minigrad.ops.reduce import Max, Sum
 from minigrad.ops.shape import Concat, Split, Transpose
 
 
@@ -92,11 +93,13 @@ def _key(ins: Instr) -> tuple:
 
 
 def decompose(program: Program) -> Program:
-    """Split cross-entropy and its gradient into ``SoftmaxTerms`` (the max of the logits,
-    ``e = exp(x - max)`` and its sum: all the costly work) and what each does with them.
+    """Split cross-entropy and its gradient into the ops that compute the softmax's terms,
+    ``m = max(x)``, ``e = exp(x - m)`` and ``total = sum(e)`` along the class axis, and an op
+    that finishes each from those terms.
 
-    Both then start with the same ``SoftmaxTerms(x)``, which ``cse`` runs once: the backward
-    program reads the forward's ``e`` instead of exponentiating the logits again.
+    Both then start with the same ops on the same logits, which ``cse`` runs once: the
+    backward program reads the forward's ``e`` instead of exponentiating the logits again. And
+    ``x - m`` and ``exp`` are elementwise, so ``fuse`` makes them one kernel.
     """
     meta = dict(program.meta)
     instrs = []
@@ -107,11 +110,14 @@ def decompose(program: Program) -> Program:
         x, t, w, *g = ins.inputs
         axis = ins.options["axis"]
         shape, dtype = meta[x]
-        m, e, total = (max(meta) + k for k in (1, 2, 3))
+        m, z, e, total = (max(meta) + k for k in (1, 2, 3, 4))
         meta[m] = ((*shape[:axis], 1, *shape[axis + 1:]), dtype)
-        meta[e] = meta[x]
+        meta[z] = meta[e] = meta[x]
         meta[total] = ((*shape[:axis], *shape[axis + 1:]), dtype)
-        instrs.append(_instr(SoftmaxTerms, (x,), (m, e, total), axis=axis))
+        instrs += [_instr(Max, (x,), (m,), axis=axis, keepdims=True),
+                   _instr(Sub, (x, m), (z,)),
+                   _instr(Exp, (z,), (e,)),
+                   _instr(Sum, (e,), (total,), axis=axis, keepdims=False)]
         if ins.op is CrossEntropy:
             instrs.append(_instr(CrossEntropyOfTerms, (m, total, x, t, w), ins.outputs,
                                  **ins.options))

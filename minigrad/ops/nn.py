@@ -187,23 +187,14 @@ class CrossEntropyGrad(Function):
         return gx, None, None, gg
 
 
-class SoftmaxTerms(NonDifferentiable):
-    """softmax_terms: (m, e, total) = (max x, exp(x - m), sum e) along axis; no gradient
-
-    With the two ops below it, what ``mg.compile``'s ``decompose`` pass splits cross-entropy
-    and its gradient into, so that the backward program reads the forward's ``e`` and
-    ``total`` instead of computing them again.
-    """
-
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
-
-    def forward(self, x):
-        return softmax_terms(x, self.axis)
-
-
 class CrossEntropyOfTerms(NonDifferentiable):
-    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]); no gradient"""
+    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]), from the terms of
+    ``softmax_terms``; no gradient
+
+    With the op below, what ``mg.compile``'s ``decompose`` pass splits cross-entropy and its
+    gradient into, after the ops that compute the terms, so that the backward program reads
+    the forward's ``e`` and ``total`` instead of computing them again.
+    """
 
     def __init__(self, axis: int, reduction: str) -> None:
         self.axis, self.reduction = axis, reduction
