@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 f32 = np.float32
+one, zero = f32(1), f32(0)  # for kernels: numba computes 1 - x in float64 when 1 is an int
 _LOG2E = f32(1.4426950408889634)
 _LN2_HI = f32(0.693359375)  # ln 2 in 9 bits: n * _LN2_HI is exact for every n used
 _LN2_LO = f32(-2.1219444005469057e-04)  # ln 2 - _LN2_HI
