@@ -748,6 +748,18 @@ def test_cross_entropys_backward_reads_the_exp_its_forward_computed(case, decomp
         assert not exps[0] and len(recomputed) == 1
 
 
+def test_gather_reads_the_stack_of_gate_gradients_that_the_input_projection_makes():
+    lstm = LSTM(3, 4)
+    compiled = mg.compile(lstm, fallback=False)
+    x = mg.randn(6, 2, 3, requires_grad=True)
+    params = list(lstm.parameters())
+    assert_close(outputs_and_grads(compiled, (x,), params), outputs_and_grads(lstm, (x,), params))
+    backward = compiled.traces[0].backward
+    joins = [ins for ins in backward.instrs if ins.op in (Concat, Stack)
+             and len(ins.inputs) == 6 and backward.meta[ins.inputs[0]][0] == (2, 16)]
+    assert [ins.op for ins in joins] == [Stack]  # one copy of the six steps' gate gradients
+
+
 def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():
     w = leaf(np.random.default_rng(0).standard_normal((6, 3)))
 

@@ -41,7 +41,7 @@ from minigrad.ops.nn import (
     CrossEntropyOfTerms,
 )
 from minigrad.ops.reduce import Max, Sum
-from minigrad.ops.shape import Concat, Split, Transpose
+from minigrad.ops.shape import Concat, Reshape, Split, Stack, Transpose
 
 
 def dead_code_elimination(program: Program) -> Program:
@@ -232,8 +232,20 @@ def gather(program: Program) -> Program:
         meta[a] = ((sum(meta[s][0][0] for s in lefts), p), dtype)  # [a₁; a₂; ...]
         meta[b] = ((sum(meta[s][0][0] for s in rights), q), dtype)  # [b₁; b₂; ...]
         meta[a_t] = (meta[a][0][::-1], dtype)
+        stack = _stack_of(lefts, instrs, readers)
+        if stack is None:
+            joined = [Instr("Concat", Concat(axis=0).forward, lefts, (a,), op=Concat,
+                            options={"axis": 0})]
+        else:  # the program stacks the aᵢ already (for another gradient): read that, in its order
+            paired = dict(zip(lefts, rights))
+            rights = tuple(paired[s] for s in instrs[stack].inputs)
+            joined = [Instr("Reshape", Reshape(shape=meta[a][0]).forward, instrs[stack].outputs,
+                            (a,), op=Reshape, options={"shape": meta[a][0]})]
+            if stack > root:  # moved up to here: the aᵢ are all made by now
+                joined.insert(0, instrs[stack])
+                removed.add(stack)
         replaced[root] = [
-            Instr("Concat", Concat(axis=0).forward, lefts, (a,), op=Concat, options={"axis": 0}),
+            *joined,
             Instr("Concat", Concat(axis=0).forward, rights, (b,), op=Concat, options={"axis": 0}),
             Instr("Transpose", Transpose(axes=None).forward, (a,), (a_t,), op=Transpose,
                   options={"axes": None}),
@@ -247,6 +259,19 @@ def gather(program: Program) -> Program:
     for k, ins in enumerate(instrs):
         result += replaced.get(k, [] if k in removed else [ins])
     return replace(program, instrs=result, meta=meta)
+
+
+def _stack_of(slots: tuple[int, ...], instrs: list[Instr], readers: dict[int, list[int]]
+              ) -> int | None:
+    """The position of a ``Stack`` along axis 0 of exactly ``slots`` (in any order), if one
+    of their readers is one."""
+    if len(set(slots)) != len(slots):
+        return None
+    for k in readers[slots[0]]:
+        ins = instrs[k]
+        if ins.op is Stack and ins.options["axis"] == 0 and sorted(ins.inputs) == sorted(slots):
+            return k
+    return None
 
 
 def _sum_of_products(root: int, instrs: list[Instr], readers: dict[int, list[int]],
