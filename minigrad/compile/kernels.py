@@ -234,7 +234,8 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
         *header,
         "",
         "",
-        '@njit(cache=True, error_model="numpy")',  # x / 0 gives inf, as in NumPy
+        # x / 0 gives inf, as in NumPy; a * b + c may be one fused multiply-add
+        '@njit(cache=True, error_model="numpy", fastmath={"contract"})',
         f"def kernel({', '.join(a + written)}, shape):",
         *[f"    {line}" for line in hoisted],
         *[f"{'    ' * (d + 1)}for i{d} in range(shape[{d}]):" for d in range(len(shape))],
