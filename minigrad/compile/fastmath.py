@@ -38,7 +38,7 @@ _P4, _P5, _P6 = f32(0.041668002), f32(0.008374155), f32(0.0013843654)
 _T3, _T5, _T7, _T9 = f32(-1 / 3), f32(2 / 15), f32(-17 / 315), f32(62 / 2835)  # tanh's Taylor
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always")
 def exp32(x: np.float32) -> np.float32:
     """exp(x) for a float32 ``x``, in arithmetic that vectorizes."""
     y = min(max(x, f32(-104.0)), f32(89.0))  # beyond these, 0 and inf
@@ -52,7 +52,7 @@ def exp32(x: np.float32) -> np.float32:
     return p * low * high if x == x else x  # nan stays nan
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always")
 def tanh32(x: np.float32) -> np.float32:
     """tanh(x) for a float32 ``x``, in arithmetic that vectorizes."""
     s = x * x
@@ -62,7 +62,7 @@ def tanh32(x: np.float32) -> np.float32:
     return near_zero if abs(x) < f32(0.25) else (t if x >= 0 else -t)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always")
 def sigmoid32(x: np.float32) -> np.float32:
     """1 / (1 + exp(-x)) for a float32 ``x``, in arithmetic that vectorizes."""
     return f32(1) / (f32(1) + exp32(-x))
