@@ -11,11 +11,11 @@ memory per op. With numba (``pip install numba``, or minigrad's ``fast`` extra) 
 that computes every op for one element before moving to the next, compiled to machine code
 with ``@njit(cache=True)``: one pass over memory, and SIMD code where LLVM can vectorize the
 loop (on float32, exp, tanh and sigmoid come from ``fastmath.py`` so that it can; see
-``_SMALL`` for the rest). Its source is written to a
-file in the kernel cache (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a
-hash of the source, so that numba keeps the machine code beside it and a second process pays
-no compile time. ``BACKEND`` says which one is used: ``"numba"`` when numba is installed,
-else ``"numpy"``; the environment variable ``MINIGRAD_KERNELS=numpy`` forces NumPy.
+``_SMALL`` for the rest). Its source is written to a file in the kernel cache
+(``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a hash of the source, so that
+numba keeps the machine code beside it and a second process pays no compile time.
+``BACKEND`` says which one is used: ``"numba"`` when numba is installed, else ``"numpy"``; the
+environment variable ``MINIGRAD_KERNELS=numpy`` forces NumPy.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ FLOAT32: dict[type, str] = {
 """What a numba kernel on float32 writes instead: ``fastmath.py``'s exp, tanh and sigmoid,
 which vectorize, and its float32 ``one`` and ``zero`` (with an int 1, numba would compute
 ``1 - x`` in float64, at half the SIMD width)."""
+_FROM_FASTMATH = ("exp32", "one", "sigmoid32", "tanh32", "zero")  # the names FLOAT32 uses
 
 QUIET = (ew.Sigmoid,)  # ops whose forward silences overflow (e ** -x = inf gives 0, rightly)
 _TRANSCENDENTAL = (ew.Exp, ew.Log, ew.Tanh, ew.Sigmoid)
@@ -224,8 +225,8 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
     written = (["o"] if outputs else []) + [f"j{m}" for m in range(len(joins))]
     a = [f"a{j}" for j in range(len(args))]
     inner = "    " * (len(shape) + 1)
-    names = {word for line in lines for word in re.findall(r"\w+", line)}
-    used = [name for name in ("exp32", "one", "sigmoid32", "tanh32", "zero") if name in names]
+    words = {word for line in lines for word in re.findall(r"\w+", line)}
+    used = [name for name in _FROM_FASTMATH if name in words]
     header = ["import numpy as np", "from numba import njit"]
     if used:  # the hash names the version of fastmath.py, so that a new one makes a new kernel
         version = hashlib.sha1(_FASTMATH.read_bytes()).hexdigest()[:10]

@@ -54,9 +54,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return LogSoftmax.apply(x, axis=axis)
 
 
-def target_index(t: np.ndarray, axis: int) -> tuple:
+def _hits(t: np.ndarray, axis: int) -> tuple:
     """The index of the target entries of logits with classes on ``axis``:
-    ``x[target_index(t, axis)]`` has the target's shape and picks ``x[..., t, ...]`` at each
+    ``x[_hits(t, axis)]`` has the target's shape and picks ``x[..., t, ...]`` at each
     target position."""
     grids = np.indices(t.shape, sparse=True)  # the target's own positions, per axis
     return (*grids[:axis], t, *grids[axis:])
@@ -93,11 +93,11 @@ class OneHot(NonDifferentiable):
 
     def forward(self, t):
         y = np.zeros(t.shape[:self.axis] + (self.classes,) + t.shape[self.axis:], self.dtype)
-        y[target_index(t, self.axis)] = 1
+        y[_hits(t, self.axis)] = 1
         return y
 
 
-def softmax_terms(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _softmax_terms(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(m, e, total)``: the max ``m`` of ``x`` along ``axis`` (kept as a length-1 axis),
     ``e = exp(x - m)`` and its sum ``total``, from which softmax is ``e / total`` and logsumexp
     ``m + log(total)``, without overflow."""
@@ -107,15 +107,15 @@ def softmax_terms(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.
     return m, e, e.sum(axis=axis)
 
 
-def cross_entropy_of_terms(m: np.ndarray, total: np.ndarray, x: np.ndarray, hits: tuple,
-                           w: np.ndarray, axis: int, reduction: str) -> np.ndarray:
+def _cross_entropy_of_terms(m: np.ndarray, total: np.ndarray, x: np.ndarray, hits: tuple,
+                            w: np.ndarray, axis: int, reduction: str) -> np.ndarray:
     """cross-entropy ``w * (m + log(total) - x[t])`` (summed unless ``reduction`` is 'none'),
-    from ``softmax_terms`` and the target entries ``hits``."""
+    from ``_softmax_terms`` and the target entries ``hits``."""
     loss = (np.log(total) - (x[hits] - np.squeeze(m, axis))) * w
     return loss if reduction == "none" else np.asarray(loss.sum(), x.dtype)
 
 
-def scaled_softmax_minus_onehot(
+def _scaled_softmax_minus_onehot(
     e: np.ndarray, total: np.ndarray, hits: tuple, scale: np.ndarray, axis: int,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -138,10 +138,10 @@ class CrossEntropy(Function):
         self.axis, self.reduction = axis, reduction
 
     def forward(self, x, t, w):
-        hits = target_index(t, self.axis)
-        m, e, total = softmax_terms(x, self.axis)
+        hits = _hits(t, self.axis)
+        m, e, total = _softmax_terms(x, self.axis)
         self.save_for_backward(e, total, hits)  # softmax = e / total, formed only in backward
-        return cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
+        return _cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
 
     def backward(self, gy):
         x, t, w = self.inputs
@@ -149,7 +149,7 @@ class CrossEntropy(Function):
             dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
             return dx, None, None
         e, total, hits = self.saved
-        dx = scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
+        dx = _scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
         return Tensor._wrap(dx), None, None
 
 
@@ -167,9 +167,9 @@ class CrossEntropyGrad(Function):
         self.axis, self.reduction = axis, reduction
 
     def forward(self, x, t, w, g):
-        _, e, total = softmax_terms(x, self.axis)
-        hits = target_index(t, self.axis)
-        return scaled_softmax_minus_onehot(e, total, hits, w * g, self.axis, e)
+        _, e, total = _softmax_terms(x, self.axis)
+        hits = _hits(t, self.axis)
+        return _scaled_softmax_minus_onehot(e, total, hits, w * g, self.axis, e)
 
     def backward(self, gy):
         x, t, w, g = self.inputs
@@ -188,8 +188,8 @@ class CrossEntropyGrad(Function):
 
 
 class CrossEntropyOfTerms(NonDifferentiable):
-    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]), from the terms of
-    ``softmax_terms``; no gradient
+    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]), from m = max x and
+    total = sum exp(x - m) along the class axis; no gradient
 
     With the op below, what ``mg.compile``'s ``decompose`` pass splits cross-entropy and its
     gradient into, after the ops that compute the terms, so that the backward program reads
@@ -200,8 +200,8 @@ class CrossEntropyOfTerms(NonDifferentiable):
         self.axis, self.reduction = axis, reduction
 
     def forward(self, m, total, x, t, w):
-        hits = target_index(t, self.axis)
-        return cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
+        hits = _hits(t, self.axis)
+        return _cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
 
 
 class CrossEntropyGradOfTerms(NonDifferentiable):
@@ -211,7 +211,7 @@ class CrossEntropyGradOfTerms(NonDifferentiable):
         self.axis = axis
 
     def forward(self, e, total, t, w, g):
-        return scaled_softmax_minus_onehot(e, total, target_index(t, self.axis), w * g, self.axis)
+        return _scaled_softmax_minus_onehot(e, total, _hits(t, self.axis), w * g, self.axis)
 
 
 class DropoutMask(NonDifferentiable):
