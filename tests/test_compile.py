@@ -7,6 +7,9 @@ bakes a value read in Python into its program: it raises or falls back."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import tracemalloc
 import warnings
 from contextlib import contextmanager
@@ -709,6 +712,35 @@ def test_float32_kernels_with_exp_or_tanh_stay_numba_at_any_size_float64_ones_do
             kernel, = compiled.traces[0].forward.kernels()
             assert ("@njit" in kernel.source) == (dtype == np.float32 or small)
             assert ("tanh32" in kernel.source) == (dtype == np.float32)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
+@pytest.mark.parametrize("top_pad", ["set by mg.compile", "glibc's default"])
+def test_a_replayed_language_model_step_reuses_freed_memory_instead_of_faulting_it_in(top_pad):
+    script = """
+import resource, numpy as np, minigrad as mg
+from minigrad.models import RNNLM
+mg.manual_seed(0)
+model = RNNLM(1000, 128, 256)
+loss = mg.compile(model.loss, fallback=False)
+ids = np.random.default_rng(0).integers(0, 1000, (2, 35, 20))
+for k in range(8):
+    if k == 3:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    model.zero_grad()
+    loss(*ids)[0].backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TOP_PAD_"}
+    if top_pad == "glibc's default":  # 128 KB: as the process did before mg.compile set it
+        env["MALLOC_TOP_PAD_"] = str(128 * 1024)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, check=True)
+    faults_per_step = float(run.stdout)
+    if top_pad == "glibc's default":
+        assert faults_per_step > 500  # the 2.8 MB arrays of each step, paged in again
+    else:
+        assert faults_per_step < 50
 
 
 def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
