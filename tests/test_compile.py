@@ -780,7 +780,7 @@ def test_cross_entropys_backward_reads_the_exp_its_forward_computed(case, decomp
         assert not exps[0] and len(recomputed) == 1
 
 
-def test_gather_reads_the_stack_of_gate_gradients_that_the_input_projection_makes():
+def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
     lstm = LSTM(3, 4)
     compiled = mg.compile(lstm, fallback=False)
     x = mg.randn(6, 2, 3, requires_grad=True)
@@ -789,7 +789,11 @@ def test_gather_reads_the_stack_of_gate_gradients_that_the_input_projection_make
     backward = compiled.traces[0].backward
     joins = [ins for ins in backward.instrs if ins.op in (Concat, Stack)
              and len(ins.inputs) == 6 and backward.meta[ins.inputs[0]][0] == (2, 16)]
-    assert [ins.op for ins in joins] == [Stack]  # one copy of the six steps' gate gradients
+    assert [ins.op for ins in joins] == [Stack]  # one stack of the six steps' gate gradients
+    # and no copy at all: each step's kernel writes its gate gradients into their place in it
+    stack = f"s{joins[0].outputs[0]}"
+    assert f"{stack} = np.empty((6, 2, 16), np.float32)" in backward.code
+    assert backward.code.count(f"={stack}[") == 6
 
 
 def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():

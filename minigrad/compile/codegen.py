@@ -6,7 +6,9 @@ generated function does the same work with none of that: each slot is a local va
 instruction one line, and ``del`` lets go of an array where the ``free`` pass says nothing
 reads it any more. Ops whose work is a view or one NumPy call (reshape, transpose, split,
 matmul, concatenate...) are written out as that call (``LOWERED``); every other instruction
-calls its function. ``Program.code`` shows the source; an LSTM cell's step, for instance::
+calls its function. A stack whose parts are made by concatenations (plain, or taken into
+kernels) is allocated first and each part written into its place (``stacked_in_place``), which
+saves copying them. ``Program.code`` shows the source; an LSTM cell's step, for instance::
 
     def program(inputs):
         s0, s1, s2, s3, s4, s8, = inputs
@@ -75,8 +77,10 @@ def _unbind(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[st
     return [f"{', '.join(outs)}, = {args[0]}"]  # iterating an array yields its rows, as views
 
 
-def _concat(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str]:
-    return [f"{outs[0]} = np.concatenate(({', '.join(args)},), axis={ins.options['axis']})"]
+def _concat(ins: Instr, args: list[str], outs: list[str], meta: dict,
+            into: str | None = None) -> list[str]:
+    out = f", out={into}" if into else ""  # written in place in a stack (stacked_in_place)
+    return [f"{outs[0]} = np.concatenate(({', '.join(args)},), axis={ins.options['axis']}{out})"]
 
 
 def _stack(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
@@ -115,15 +119,31 @@ def generate(program: Program) -> tuple[str, dict[str, Any]]:
     lines = []
     if program.inputs:
         lines.append(f"{', '.join(f's{s}' for s in program.inputs)}, = inputs")
+    places, allocated = stacked_in_place(program), set()
     for k, ins in enumerate(program.instrs):
         args = [names.get(s, f"s{s}") for s in ins.inputs]
         outs = [f"s{s}" for s in ins.outputs]
+        into = {}  # the parts of stacks this instruction makes -> where in the stack they go
+        for s in ins.outputs:
+            if s in places:
+                stack, at = places[s]
+                if stack not in allocated:  # before its first part is made
+                    shape, dtype = program.meta[stack]
+                    lines.append(f"s{stack} = np.empty({shape}, np.{dtype.name})")
+                    allocated.add(stack)
+                into[s] = f"s{stack}[{at}]"
         lowering = LOWERED.get(ins.op)
         code = lowering(ins, args, outs, program.meta) if lowering else None
-        if code is None:
+        if ins.op is Stack and ins.outputs[0] in allocated:
+            code = []  # its parts are in it already
+        elif into and ins.op is Concat:
+            code = _concat(ins, args, outs, program.meta, into[ins.outputs[0]])
+        elif code is None:
             fn = f"{ins.label}_{k}"  # two kernels of one source may differ in shape
             namespace[fn] = ins.fn
             target = f"{', '.join(outs)}," if ins.unpack else outs[0]
+            joins = [c.outputs[0] for c in ins.fused if c.op is Concat]
+            args += [f"j{m}={into[j]}" for m, j in enumerate(joins) if j in into]
             code = [f"{target} = {fn}({', '.join(args)})"]
         lines += code
         freed = [f"s{s}" for s in ins.frees if s not in names]
@@ -132,6 +152,24 @@ def generate(program: Program) -> tuple[str, dict[str, Any]]:
     lines.append(f"return [{', '.join(names.get(s, f's{s}') for s in program.outputs)}]")
     source = "def program(inputs):\n" + "".join(f"    {line}\n" for line in lines)
     return source, namespace
+
+
+def stacked_in_place(program: Program) -> dict[int, tuple[int, int]]:
+    """The parts of stacks that can be written straight into the stack, ``{part: (stack,
+    index)}``: the stack (along a new first axis) is allocated before its first part is made,
+    and each part is made in its place instead of being copied there by the stack. A part
+    qualifies if a concatenation makes it, on its own or taken into a fused kernel (its
+    ``joins``): both can write into a given array. An LSTM's backward stacks its gate gradients
+    this way, for the input projection's gradient."""
+    joined = {ins.outputs[0] for ins in program.instrs if ins.op is Concat}
+    joined |= {c.outputs[0] for ins in program.instrs for c in ins.fused if c.op is Concat}
+    places = {}
+    for ins in program.instrs:
+        parts = ins.inputs
+        if (ins.op is Stack and ins.options["axis"] == 0 and len(set(parts)) == len(parts)
+                and all(s in joined and s not in places for s in parts)):
+            places.update({s: (ins.outputs[0], at) for at, s in enumerate(parts)})
+    return places
 
 
 def build(program: Program) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:

@@ -176,13 +176,13 @@ def _numpy_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
     results = [names[s] for s in outputs]
     for m, (axis, parts) in enumerate(joins.values()):
         lines.append(f"j{m} = np.concatenate(({', '.join(names[p] for p in parts)},), "
-                     f"axis={axis})")
+                     f"axis={axis}, out=j{m})")
         results.append(f"j{m}")
     body = [f"    {line}" for line in lines] + [f"    return {', '.join(results)}"]
     if any(ins.op in QUIET for ins in instrs):
         body = ['    with np.errstate(over="ignore"):'] + [f"    {line}" for line in body]
-    source = "\n".join([f"def kernel({', '.join(f'a{j}' for j in range(len(args)))}):",
-                        *body]) + "\n"
+    params = [f"a{j}" for j in range(len(args))] + [f"j{m}=None" for m in range(len(joins))]
+    source = "\n".join([f"def kernel({', '.join(params)}):", *body]) + "\n"
     name = _name(source)
     source = source.replace("def kernel(", f"def {name}(")
     namespace = {"np": np}
@@ -246,10 +246,11 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
     loop = loop.replace("def kernel(", f"def {name}(")
     dtype = f"np.{meta[[*outputs, *joins][0]][1].name}"
     allocations = [f"    o = np.empty({(len(outputs), *shape)}, {dtype})"] if outputs else []
-    allocations += [f"    j{m} = np.empty({meta[s][0]}, {dtype})" for m, s in enumerate(joins)]
+    allocations += [f"    j{m} = np.empty({meta[s][0]}, {dtype}) if j{m} is None else j{m}"
+                    for m, s in enumerate(joins)]  # or written where the caller says
     results = [f"o[{k}]" for k in range(len(outputs))] + [f"j{m}" for m in range(len(joins))]
     wrapper = "\n".join([
-        f"def run_{name}({', '.join(a)}):",
+        f"def run_{name}({', '.join(a + [f'j{m}=None' for m in range(len(joins))])}):",
         *allocations,
         f"    {name}({', '.join(a + written)}, {shape})",
         f"    return {', '.join(results)}",
