@@ -6,8 +6,8 @@ library's ``expf`` and ``tanhf`` have none here (numba's LLVM comes without a ve
 library), so a kernel that calls them computes one element at a time: about 2.7 ns per exp
 and 18 ns per tanh, slower than NumPy's own vectorized loops. Written as below, with
 multiplies, adds, a division and integer bit operations, the loop vectorizes: an LSTM step's
-gates (20 x 256 units) take about 34 us instead of 81 us in NumPy. This is what XLA does for
-``jax.jit`` on a CPU.
+gates (20 x 256 units) take about 27 us instead of 81 us in NumPy. XLA's CPU backend (behind
+``jax.jit``) likewise computes exp and tanh in its fused loops with polynomial approximations.
 
 - ``exp32``: ``exp(x) = 2**n * exp(r)`` with ``n = round(x / ln 2)`` and ``|r| <= ln(2) / 2``.
   ``exp(r)`` is a polynomial of degree 6, fitted to exp on that interval (relative error
