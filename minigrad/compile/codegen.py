@@ -5,10 +5,11 @@ fetch the instruction, gather its input arrays from a table of slots, store its 
 generated function does the same work with none of that: each slot is a local variable, each
 instruction one line, and ``del`` lets go of an array where the ``free`` pass says nothing
 reads it any more. Ops whose work is a view or one NumPy call (reshape, transpose, split,
-matmul, concatenate...) are written out as that call (``LOWERED``); every other instruction
-calls its function. A stack whose parts are made by concatenations (plain, or taken into
-kernels) is allocated first and each part written into its place (``stacked_in_place``), which
-saves copying them. ``Program.code`` shows the source; an LSTM cell's step, for instance::
+matmul, concatenate, a matrix's sum along one axis...) are written out as that call
+(``LOWERED``); every other instruction calls its function. A stack whose parts are made by
+concatenations (plain, or taken into kernels) is allocated first and each part written into
+its place (``stacked_in_place``), which saves copying them. ``Program.code`` shows the
+source; an LSTM cell's step, for instance::
 
     def program(inputs):
         s0, s1, s2, s3, s4, s8, = inputs
@@ -30,6 +31,7 @@ import numpy as np
 from minigrad.compile.kernels import EXPRESSIONS, QUIET
 from minigrad.compile.program import Instr, Meta
 from minigrad.ops.linalg import Linear, MatMul
+from minigrad.ops.reduce import Sum, normalize_axes
 from minigrad.ops.shape import Concat, Reshape, Split, Stack, Transpose, Unbind
 
 if TYPE_CHECKING:
@@ -93,6 +95,18 @@ def _stack(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str
             f".reshape({meta[ins.outputs[0]][0]})"]
 
 
+def _sum(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
+    shape, dtype = meta[ins.inputs[0]]
+    axes = normalize_axes(ins.options["axis"], len(shape), "sum")
+    if len(shape) != 2 or len(axes) != 1 or dtype not in (np.float32, np.float64):
+        return None
+    # a matrix summed along one axis is its product with ones, which BLAS runs on every core
+    ones = f"np.ones({shape[axes[0]]}, np.{dtype.name})"
+    product = f"{ones} @ {args[0]}" if axes[0] == 0 else f"{args[0]} @ {ones}"
+    kept = f".reshape({meta[ins.outputs[0]][0]})" if ins.options["keepdims"] else ""
+    return [f"{outs[0]} = ({product}){kept}" if kept else f"{outs[0]} = {product}"]
+
+
 def _elementwise(ins: Instr, args: list[str], outs: list[str], meta: dict) -> list[str] | None:
     if ins.op in QUIET:
         return None
@@ -101,7 +115,7 @@ def _elementwise(ins: Instr, args: list[str], outs: list[str], meta: dict) -> li
 
 LOWERED: dict[type, Lowering] = {
     Reshape: _reshape, Transpose: _transpose, MatMul: _matmul, Linear: _linear, Split: _split,
-    Unbind: _unbind, Concat: _concat, Stack: _stack,
+    Unbind: _unbind, Concat: _concat, Stack: _stack, Sum: _sum,
     **{op: _elementwise for op in EXPRESSIONS},
 }
 """The ops written out as NumPy code, each by a function that returns the lines (or None for
