@@ -43,7 +43,7 @@ from minigrad.models import (
 )
 from minigrad.models.classify import POOLINGS
 from minigrad.models.lm import detach_state
-from minigrad.ops.elementwise import Exp, Mul
+from minigrad.ops.elementwise import Add, Exp, Mul
 from minigrad.ops.linalg import Linear, MatMul
 from minigrad.ops.nn import CrossEntropy
 from minigrad.ops.reduce import Sum
@@ -795,6 +795,21 @@ def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
     stack = f"s{joins[0].outputs[0]}"
     assert f"{stack} = np.empty((6, 2, 16), np.float32)" in backward.code
     assert backward.code.count(f"={stack}[") == 6
+
+
+def test_each_steps_kernel_adds_the_input_projection_to_the_recurrent_product_itself():
+    lstm = LSTM(3, 4)
+    compiled = mg.compile(lstm, fallback=False)
+    x = mg.randn(5, 2, 3, requires_grad=True)
+    params = list(lstm.parameters())
+    assert_close(outputs_and_grads(compiled, (x,), params), outputs_and_grads(lstm, (x,), params))
+    forward = compiled.traces[0].forward
+    steps = [ins for ins in forward.instrs
+             if ins.op is Linear and forward.meta[ins.outputs[0]][0] == (2, 16)]
+    assert len(steps) == 5 and all(len(ins.inputs) == 2 for ins in steps)  # h @ W_hhᵀ only
+    kernels = forward.kernels()
+    assert len(kernels) == 5
+    assert all(sum(i.op is Add for i in k.fused) == 5 for k in kernels)  # 4 gates' sums, and c
 
 
 def test_cse_runs_a_weights_split_once_for_all_the_steps_that_repeat_it():

@@ -33,7 +33,7 @@ from dataclasses import replace
 from minigrad.compile.kernels import fusible, make_kernel
 from minigrad.compile.program import Instr, Program
 from minigrad.ops.elementwise import Add, Exp, Sub
-from minigrad.ops.linalg import MatMul
+from minigrad.ops.linalg import Linear, MatMul
 from minigrad.ops.nn import (
     CrossEntropy,
     CrossEntropyGrad,
@@ -135,13 +135,18 @@ def _instr(op: type, inputs: tuple[int, ...], outputs: tuple[int, ...], **option
 
 def distribute(program: Program) -> Program:
     """Move sums inside concatenations and transposes: ``Σ concat(aᵢ, bᵢ)`` becomes
-    ``concat(Σ aᵢ, Σ bᵢ)``, and ``Σ transpose(pᵢ)`` becomes ``transpose(Σ pᵢ)``.
+    ``concat(Σ aᵢ, Σ bᵢ)``, and ``Σ transpose(pᵢ)`` becomes ``transpose(Σ pᵢ)``; and splits
+    inside sums: ``split(x @ Wᵀ + b)`` becomes ``split(x @ Wᵀ) + split(b)``.
 
     A cell that splits its weight, ``u_f, u_h = w_hh.chunk(2)``, and multiplies by ``u_f.T``
     at every step gets the weight's gradient as a sum over the steps of concatenations of
     transposed products. Once the sums are inside, each is a plain sum of products that
-    ``gather`` turns into one matmul. Repeated until no such sum is left.
+    ``gather`` turns into one matmul. Repeated until no such sum is left. A gated cell's step
+    splits ``h @ W_hhᵀ + x_t W_ihᵀ`` into its gates; added piece by piece, the sum goes into
+    the kernel that ``fuse`` makes of the gates' elementwise ops, instead of being one more
+    pass over memory before it.
     """
+    program = _split_biases(program)
     while True:
         instrs = program.instrs
         readers, maker = _readers(instrs), _makers(instrs)
@@ -174,6 +179,36 @@ def distribute(program: Program) -> Program:
         for k, ins in enumerate(instrs):
             result += replaced.get(k, [] if k in removed else [ins])
         program = replace(program, instrs=result, meta=meta)
+
+
+def _split_biases(program: Program) -> Program:
+    """``split(linear(x, W, b))``, with ``b`` of the output's shape and the split its only
+    reader, becomes ``split(linear(x, W)) + split(b)``, a piece at a time."""
+    instrs = program.instrs
+    readers, meta = _readers(instrs), dict(program.meta)
+    replaced: dict[int, list[Instr]] = {}
+    for k, ins in enumerate(instrs):
+        out = ins.outputs[0]
+        if (ins.op is not Linear or len(ins.inputs) != 3 or out in program.outputs
+                or meta[ins.inputs[2]] != meta[out] or len(readers[out]) != 1
+                or instrs[readers[out][0]].op is not Split):
+            continue
+        split = instrs[readers[out][0]]
+        product = max(meta) + 1
+        meta[product] = meta[out]
+        pieces = []
+        for whole in (product, ins.inputs[2]):
+            slots = tuple(range(max(meta) + 1, max(meta) + 1 + len(split.outputs)))
+            meta.update({p: meta[q] for p, q in zip(slots, split.outputs)})
+            pieces.append(replace(split, inputs=(whole,), outputs=slots))
+        replaced[k] = [replace(ins, inputs=ins.inputs[:2], outputs=(product,)), *pieces,
+                       *[Instr("Add", Add().forward, (p, q), (y,), op=Add)
+                         for p, q, y in zip(pieces[0].outputs, pieces[1].outputs, split.outputs)]]
+        replaced[readers[out][0]] = []
+    if not replaced:
+        return program
+    instrs = [new for k, ins in enumerate(instrs) for new in replaced.get(k, [ins])]
+    return replace(program, instrs=instrs, meta=meta)
 
 
 def _alike(leaves: list[Instr], terms: list[int], readers: dict[int, list[int]], meta: dict,
