@@ -510,7 +510,7 @@ def test_awkward_names_are_escaped_for_dot_and_html():
     ("rnn_grad_norm", ["t5", "grad norm", "[5] (1, 8) float32", "Unbind"]),
     ("neuron_backward", ["forward", "backward", "do/dw", "do/db", "0.7071", "0.5", "TanhGrad"]),
     ("compiled_lstm", ["as traced", "after the passes", "x (s0)", "weight_ih (s3)", "c' (s20)",
-                       "h' (s22)", "Sigmoid", "3 Sigmoid, 2 Tanh, 3 Mul, 1 Add"]),
+                       "h' (s22)", "Sigmoid", "2 Split, 5 Add, 3 Sigmoid, 2 Tanh, 3 Mul"]),
 ])
 @needs_dot
 def test_rendered_drawings_parse_as_svg_and_show_their_labels(name, labels):

@@ -9,12 +9,14 @@ The stages, one module each, in the order a call goes through them:
 - ``program.py``: the IR those programs are written in: ``Instr`` (one op over numbered array
   slots) and ``Program`` (instructions, inputs, outputs, constants), printed one line per
   instruction, drawn with Graphviz, and replayed on arrays by ``Program.run``.
-- ``passes.py``: rewrites of a program, each doing one thing and each switchable: dead-code
-  elimination, common-subexpression elimination, moving sums inside concatenations and
-  transposes, gathering a weight's gradient over all its uses into one matmul, elementwise
-  fusion, and freeing each buffer after its last use.
+- ``passes.py``: rewrites of a program, each doing one thing and each switchable: splitting
+  cross-entropy into parts that forward and backward share, dead-code elimination,
+  common-subexpression elimination, moving sums inside concatenations and transposes (and
+  splits inside sums), gathering a weight's gradient over all its uses into one matmul,
+  elementwise fusion, and freeing each buffer after its last use.
 - ``kernels.py``: the code that fusion generates: NumPy source, or numba loops when numba is
-  installed, cached on disk.
+  installed, cached on disk; ``fastmath.py`` gives those loops exp, tanh and sigmoid on
+  float32 in arithmetic that vectorizes.
 - ``codegen.py``: the last stage: a program becomes one straight-line Python function, which
   ``Program.run`` calls (``Program.code`` shows it).
 - ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled

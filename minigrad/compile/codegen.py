@@ -13,11 +13,10 @@ source; an LSTM cell's step, for instance::
 
     def program(inputs):
         s0, s1, s2, s3, s4, s8, = inputs
-        s9 = s1 @ s4.T
-        s9 += s8
-        del s8, s4
-        s14, s20, s22, = fused_4125cc6e5c_3(s9, s2)
-        del s9
+        s45 = s1 @ s4.T
+        del s4
+        s14, s20, s22, = fused_3c67bddaad_3(s45, s8, s2)
+        del s8, s45
         return [s22, s20, s14]
 """
 
