@@ -781,13 +781,19 @@ def test_cross_entropys_backward_reads_the_exp_its_forward_computed(case, decomp
         assert not exps[0] and len(recomputed) == 1
 
 
-def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
+def compiled_lstm_layer(steps: int):
+    """The trace of an LSTM layer (3 -> 4, batch 2) compiled over ``steps`` steps, after
+    checking that its outputs and gradients equal eager ones."""
     lstm = LSTM(3, 4)
     compiled = mg.compile(lstm, fallback=False)
-    x = mg.randn(6, 2, 3, requires_grad=True)
+    x = mg.randn(steps, 2, 3, requires_grad=True)
     params = list(lstm.parameters())
     assert_close(outputs_and_grads(compiled, (x,), params), outputs_and_grads(lstm, (x,), params))
-    backward = compiled.traces[0].backward
+    return compiled.traces[0]
+
+
+def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
+    backward = compiled_lstm_layer(6).backward
     joins = [ins for ins in backward.instrs if ins.op in (Concat, Stack)
              and len(ins.inputs) == 6 and backward.meta[ins.inputs[0]][0] == (2, 16)]
     assert [ins.op for ins in joins] == [Stack]  # one stack of the six steps' gate gradients
@@ -798,12 +804,7 @@ def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
 
 
 def test_each_steps_kernel_adds_the_input_projection_to_the_recurrent_product_itself():
-    lstm = LSTM(3, 4)
-    compiled = mg.compile(lstm, fallback=False)
-    x = mg.randn(5, 2, 3, requires_grad=True)
-    params = list(lstm.parameters())
-    assert_close(outputs_and_grads(compiled, (x,), params), outputs_and_grads(lstm, (x,), params))
-    forward = compiled.traces[0].forward
+    forward = compiled_lstm_layer(5).forward
     steps = [ins for ins in forward.instrs
              if ins.op is Linear and forward.meta[ins.outputs[0]][0] == (2, 16)]
     assert len(steps) == 5 and all(len(ins.inputs) == 2 for ins in steps)  # h @ W_hhᵀ only
