@@ -27,7 +27,7 @@ does one thing. ``mg.compile(fn, passes=("dce",))`` picks them by name (``PASSES
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from minigrad.compile.kernels import fusible, make_kernel
@@ -110,10 +110,8 @@ def decompose(program: Program) -> Program:
         x, t, w, *g = ins.inputs
         axis = ins.options["axis"]
         shape, dtype = meta[x]
-        m, z, e, total = (max(meta) + k for k in (1, 2, 3, 4))
-        meta[m] = ((*shape[:axis], 1, *shape[axis + 1:]), dtype)
-        meta[z] = meta[e] = meta[x]
-        meta[total] = ((*shape[:axis], *shape[axis + 1:]), dtype)
+        m, z, e, total = _new_slots(meta, ((*shape[:axis], 1, *shape[axis + 1:]), dtype),
+                                    meta[x], meta[x], ((*shape[:axis], *shape[axis + 1:]), dtype))
         instrs += [_instr(Max, (x,), (m,), axis=axis, keepdims=True),
                    _instr(Sub, (x, m), (z,)),
                    _instr(Exp, (z,), (e,)),
@@ -131,6 +129,23 @@ def _instr(op: type, inputs: tuple[int, ...], outputs: tuple[int, ...], **option
     """An instruction that runs ``op(**options)``'s forward."""
     return Instr(op.__name__, op(**options).forward, inputs, outputs, len(outputs) > 1, op,
                  options)
+
+
+def _new_slots(meta: dict, *kinds: tuple) -> tuple[int, ...]:
+    """New slots after the last one in ``meta``, one per ``(shape, dtype)`` in ``kinds``,
+    entered in ``meta``."""
+    start = max(meta) + 1
+    slots = tuple(range(start, start + len(kinds)))
+    meta.update(zip(slots, kinds))
+    return slots
+
+
+def _rewritten(instrs: list[Instr], replaced: dict[int, list[Instr]],
+               removed: Collection[int] = ()) -> list[Instr]:
+    """``instrs`` with the instruction at each position in ``replaced`` replaced by its list,
+    and those at the positions in ``removed`` dropped."""
+    return [new for k, ins in enumerate(instrs)
+            for new in replaced.get(k, [] if k in removed else [ins])]
 
 
 def distribute(program: Program) -> Program:
@@ -165,20 +180,15 @@ def distribute(program: Program) -> Program:
             for position in range(len(first.inputs)):
                 total = first.inputs[position]
                 for k in leaves[1:]:
-                    out = max(meta) + 1
-                    meta[out] = meta[total]
-                    new.append(Instr("Add", Add().forward, (total, instrs[k].inputs[position]),
-                                     (out,), op=Add))
+                    out, = _new_slots(meta, meta[total])
+                    new.append(_instr(Add, (total, instrs[k].inputs[position]), (out,)))
                     total = out
                 parts.append(total)
             replaced[root] = new + [replace(first, inputs=tuple(parts), outputs=ins.outputs)]
             removed.update(adds + leaves)
         if not replaced:
             return program
-        result = []
-        for k, ins in enumerate(instrs):
-            result += replaced.get(k, [] if k in removed else [ins])
-        program = replace(program, instrs=result, meta=meta)
+        program = replace(program, instrs=_rewritten(instrs, replaced, removed), meta=meta)
 
 
 def _split_biases(program: Program) -> Program:
@@ -194,21 +204,17 @@ def _split_biases(program: Program) -> Program:
                 or instrs[readers[out][0]].op is not Split):
             continue
         split = instrs[readers[out][0]]
-        product = max(meta) + 1
-        meta[product] = meta[out]
-        pieces = []
-        for whole in (product, ins.inputs[2]):
-            slots = tuple(range(max(meta) + 1, max(meta) + 1 + len(split.outputs)))
-            meta.update({p: meta[q] for p, q in zip(slots, split.outputs)})
-            pieces.append(replace(split, inputs=(whole,), outputs=slots))
+        product, = _new_slots(meta, meta[out])
+        pieces = [replace(split, inputs=(whole,),
+                          outputs=_new_slots(meta, *[meta[q] for q in split.outputs]))
+                  for whole in (product, ins.inputs[2])]
         replaced[k] = [replace(ins, inputs=ins.inputs[:2], outputs=(product,)), *pieces,
-                       *[Instr("Add", Add().forward, (p, q), (y,), op=Add)
+                       *[_instr(Add, (p, q), (y,))
                          for p, q, y in zip(pieces[0].outputs, pieces[1].outputs, split.outputs)]]
         replaced[readers[out][0]] = []
     if not replaced:
         return program
-    instrs = [new for k, ins in enumerate(instrs) for new in replaced.get(k, [ins])]
-    return replace(program, instrs=instrs, meta=meta)
+    return replace(program, instrs=_rewritten(instrs, replaced), meta=meta)
 
 
 def _alike(leaves: list[Instr], terms: list[int], readers: dict[int, list[int]], meta: dict,
@@ -263,37 +269,26 @@ def gather(program: Program) -> Program:
         (lefts, rights), positions = found
         out = ins.outputs[0]
         (p, q), dtype = meta[out]
-        a, b, a_t = (max(meta) + k for k in (1, 2, 3))
-        meta[a] = ((sum(meta[s][0][0] for s in lefts), p), dtype)  # [a₁; a₂; ...]
-        meta[b] = ((sum(meta[s][0][0] for s in rights), q), dtype)  # [b₁; b₂; ...]
-        meta[a_t] = (meta[a][0][::-1], dtype)
-        stack = _stack_of(lefts, instrs, readers)
+        rows = sum(meta[s][0][0] for s in lefts)
+        a, b, a_t = _new_slots(meta, ((rows, p), dtype), ((rows, q), dtype), ((p, rows), dtype))
+        stack = _stack_of(lefts, instrs, readers)  # a = [a₁; a₂; ...], b = [b₁; b₂; ...]
         if stack is None:
-            joined = [Instr("Concat", Concat(axis=0).forward, lefts, (a,), op=Concat,
-                            options={"axis": 0})]
+            joined = [_instr(Concat, lefts, (a,), axis=0)]
         else:  # the program stacks the aᵢ already (for another gradient): read that, in its order
             paired = dict(zip(lefts, rights))
             rights = tuple(paired[s] for s in instrs[stack].inputs)
-            joined = [Instr("Reshape", Reshape(shape=meta[a][0]).forward, instrs[stack].outputs,
-                            (a,), op=Reshape, options={"shape": meta[a][0]})]
+            joined = [_instr(Reshape, instrs[stack].outputs, (a,), shape=meta[a][0])]
             if stack > root:  # moved up to here: the aᵢ are all made by now
                 joined.insert(0, instrs[stack])
                 removed.add(stack)
-        replaced[root] = [
-            *joined,
-            Instr("Concat", Concat(axis=0).forward, rights, (b,), op=Concat, options={"axis": 0}),
-            Instr("Transpose", Transpose(axes=None).forward, (a,), (a_t,), op=Transpose,
-                  options={"axes": None}),
-            Instr("MatMul", MatMul().forward, (a_t, b), (out,), op=MatMul),
-        ]
+        replaced[root] = [*joined, _instr(Concat, rights, (b,), axis=0),
+                          _instr(Transpose, (a,), (a_t,), axes=None),
+                          _instr(MatMul, (a_t, b), (out,))]
         removed.update(positions)
     for k in list(removed):  # keep a transpose that something besides the products reads
         if instrs[k].op is Transpose and not set(readers[instrs[k].outputs[0]]) <= removed:
             removed.discard(k)
-    result = []
-    for k, ins in enumerate(instrs):
-        result += replaced.get(k, [] if k in removed else [ins])
-    return replace(program, instrs=result, meta=meta)
+    return replace(program, instrs=_rewritten(instrs, replaced, removed), meta=meta)
 
 
 def _stack_of(slots: tuple[int, ...], instrs: list[Instr], readers: dict[int, list[int]]
