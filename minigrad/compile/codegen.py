@@ -146,17 +146,17 @@ def generate(program: Program) -> tuple[str, dict[str, Any]]:
                     allocated.add(stack)
                 into[s] = f"s{stack}[{at}]"
         lowering = LOWERED.get(ins.op)
-        code = lowering(ins, args, outs, program.meta) if lowering else None
         if ins.op is Stack and ins.outputs[0] in allocated:
             code = []  # its parts are in it already
-        elif into and ins.op is Concat:
-            code = _concat(ins, args, outs, program.meta, into[ins.outputs[0]])
-        elif code is None:
+        elif ins.op is Concat:
+            code = _concat(ins, args, outs, program.meta, into.get(ins.outputs[0]))
+        else:
+            code = lowering(ins, args, outs, program.meta) if lowering else None
+        if code is None:
             fn = f"{ins.label}_{k}"  # two kernels of one source may differ in shape
             namespace[fn] = ins.fn
             target = f"{', '.join(outs)}," if ins.unpack else outs[0]
-            joins = [c.outputs[0] for c in ins.fused if c.op is Concat]
-            args += [f"j{m}={into[j]}" for m, j in enumerate(joins) if j in into]
+            args += [f"j{m}={into[j]}" for m, j in enumerate(_joins(ins)) if j in into]
             code = [f"{target} = {fn}({', '.join(args)})"]
         lines += code
         freed = [f"s{s}" for s in ins.frees if s not in names]
@@ -174,8 +174,8 @@ def stacked_in_place(program: Program) -> dict[int, tuple[int, int]]:
     qualifies if a concatenation makes it, on its own or taken into a fused kernel (its
     ``joins``): both can write into a given array. An LSTM's backward stacks its gate gradients
     this way, for the input projection's gradient."""
-    joined = {ins.outputs[0] for ins in program.instrs if ins.op is Concat}
-    joined |= {c.outputs[0] for ins in program.instrs for c in ins.fused if c.op is Concat}
+    joined = {s for ins in program.instrs
+              for s in (ins.outputs[:1] if ins.op is Concat else _joins(ins))}
     places = {}
     for ins in program.instrs:
         parts = ins.inputs
@@ -183,6 +183,12 @@ def stacked_in_place(program: Program) -> dict[int, tuple[int, int]]:
                 and all(s in joined and s not in places for s in parts)):
             places.update({s: (ins.outputs[0], at) for at, s in enumerate(parts)})
     return places
+
+
+def _joins(ins: Instr) -> list[int]:
+    """The concatenations a fused kernel took in (``fuse``'s joins), in the order of its
+    ``j0, j1, ...`` arguments."""
+    return [c.outputs[0] for c in ins.fused if c.op is Concat]
 
 
 def build(program: Program) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
