@@ -20,6 +20,7 @@ environment variable ``MINIGRAD_KERNELS=numpy`` forces NumPy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -75,7 +76,12 @@ _SMALL = 256
 microsecond per op: kernels that call those (log, or any of them on float64) use numba up to
 ``_SMALL`` elements (about where the two cross on this project's benchmark machine), NumPy
 above. On float32, exp, tanh and sigmoid come from ``fastmath.py`` and do not count."""
-_FASTMATH = Path(__file__).with_name("fastmath.py")
+
+
+@functools.cache
+def _fastmath_version() -> str:
+    """A hash of ``fastmath.py``, which the kernels that import it carry in their source."""
+    return hashlib.sha1(Path(__file__).with_name("fastmath.py").read_bytes()).hexdigest()[:10]
 
 
 def _numba_installed() -> bool:
@@ -229,8 +235,8 @@ def _numba_kernel(instrs: Sequence[Instr], inputs: Sequence[int], outputs: Seque
     used = [name for name in _FROM_FASTMATH if name in words]
     header = ["import numpy as np", "from numba import njit"]
     if used:  # the hash names the version of fastmath.py, so that a new one makes a new kernel
-        version = hashlib.sha1(_FASTMATH.read_bytes()).hexdigest()[:10]
-        header.append(f"from minigrad.compile.fastmath import {', '.join(used)}  # {version}")
+        header.append(f"from minigrad.compile.fastmath import {', '.join(used)}  "
+                      f"# {_fastmath_version()}")
     loop = "\n".join([
         *header,
         "",
