@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from minigrad.data import PAD_ID, Seq2SeqData, addition, minibatches
+from minigrad.data import Seq2SeqData, addition, minibatches
 from minigrad.models.seq2seq import Decoder, Encoder, PeekyDecoder, Seq2Seq
 from minigrad.train import History, Trainer
 
@@ -84,23 +84,26 @@ def train_variant(name: str, data: Seq2SeqData, args: argparse.Namespace
     """Build the variant's model and train it; returns the model and its history."""
     reverse, decoder_type = VARIANTS[name]
     mg.manual_seed(args.seed)
-    model = Seq2Seq(Encoder(len(data.src_vocab), args.embed, args.hidden, reverse=reverse),
-                    decoder_type(len(data.tgt_vocab), args.embed, args.hidden))
+    sv, tv = data.src_vocab, data.tgt_vocab  # the models get their special ids from them
+    model = Seq2Seq(Encoder(len(sv), args.embed, args.hidden, reverse=reverse, pad_id=sv.pad_id),
+                    decoder_type(len(tv), args.embed, args.hidden, bos_id=tv.bos_id,
+                                 eos_id=tv.eos_id, pad_id=tv.pad_id))
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
     trainer = Trainer(model, optimizer, clip_norm=5.0,
                       scheduler=mg.optim.StepLR(optimizer, step_size=1, gamma=args.decay),
-                      progress=not args.no_progress, unit="tok", compile=not args.eager)
+                      progress="lines" if args.no_progress else True, unit="tok",
+                      compile=not args.eager)
 
     def epoch_batches() -> list[tuple[np.ndarray, np.ndarray]]:
         return minibatches(data.train_src, data.train_tgt, args.batch, args.seed + trainer.epoch)
 
     def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, mg.Tensor]:
-        """The batch's loss and its number of target tokens, both computed with ops (so that
-        the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
+        """The batch's loss and its number of target tokens (not padding), both computed with
+        ops, so that the Trainer can compile the step."""
         src, tgt = batch
-        return model.loss(src, tgt), mg.ne(tgt[:, 1:], PAD_ID).sum()
+        return model.loss(src, tgt), mg.ne(tgt[:, 1:], tv.pad_id).sum()
 
-    print(f"\n== {TITLES[name]}: {sum(p.size for p in model.parameters()):,} parameters")
+    print(f"\n== {TITLES[name]}: {sum(p.numel() for p in model.parameters()):,} parameters")
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {
         "accuracy": model.accuracy(data.test_src, data.test_tgt)})
     return model, history

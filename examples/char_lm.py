@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer = mg.optim.SGD(model.parameters(), lr=args.lr or 4.0)
     # The classic language-model schedule: divide the lr by 4 when validation stops improving.
     scheduler = mg.optim.ReduceLROnPlateau(optimizer, factor=0.25, patience=0, threshold=0)
-    n_params = sum(p.size for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {args.layers}-layer LSTM, embed {args.embed}, hidden {args.hidden}, "
           f"{n_params:,} parameters; {args.optimizer} lr {optimizer.param_groups[0]['lr']:g}; "
           f"{'eager' if args.eager else 'compiled'} training step")
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     # The step carries the LSTM's state from chunk to chunk, which a replay of a compiled step
     # cannot do: StatefulStep compiles model.loss itself and the Trainer runs the step as given.
     trainer = Trainer(model, optimizer, clip_norm=args.clip or None, scheduler=scheduler,
-                      checkpoint=args.checkpoint, progress=not args.no_progress,
+                      checkpoint=args.checkpoint,
+                      progress="lines" if args.no_progress else True,
                       perplexity=True, unit="tok", compile=False)
     if args.resume:
         try:  # a missing or damaged checkpoint ends the run with its message

@@ -58,8 +58,8 @@ class FusedMGU(Cell):
 
     def step(self, xp: mg.Tensor, h: mg.Tensor) -> tuple[mg.Tensor, mg.Tensor]:
         """One step from the projected input ``xp = W x + b`` (B, 2H) and ``h (B, H)``."""
-        x_f, x_h = xp.chunk(2)
-        u_f, u_h = self.weight_hh.chunk(2, axis=0)
+        x_f, x_h = xp.chunk(2, dim=-1)
+        u_f, u_h = self.weight_hh.chunk(2)
         b_f, b_h = self.bias_hh.chunk(2) if self.bias else (0.0, 0.0)
         f = (x_f + h @ u_f.T + b_f).sigmoid()
         h = (1 - f) * h + f * (x_h + (f * h) @ u_h.T + b_h).tanh()

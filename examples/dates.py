@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from minigrad.data import EOS_ID, PAD_ID, Seq2SeqData, dates, minibatches
+from minigrad.data import Seq2SeqData, dates, minibatches
 from minigrad.models.seq2seq import AttentionDecoder, Encoder, Seq2Seq
 from minigrad.train import Trainer
 
@@ -83,8 +83,9 @@ def plot_attention(model: Seq2Seq, data: Seq2SeqData, rows: np.ndarray, path: Pa
     fig = Figure(figsize=(6 * cols, 3.2 * -(-len(rows) // cols)), layout="constrained")
     axes = fig.subplots(-(-len(rows) // cols), cols, squeeze=False).ravel()
     for ax, source, out, w in zip(axes, src, ids, weights):
-        n = int((source != PAD_ID).sum())
-        m = int(np.argmax(out == EOS_ID)) + 1 if (out == EOS_ID).any() else len(out)
+        n = int((source != data.src_vocab.pad_id).sum())
+        ends = np.flatnonzero(out == data.tgt_vocab.eos_id)
+        m = int(ends[0]) + 1 if ends.size else len(out)
         image = ax.imshow(w[:m, :n], cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(n), [c if c != " " else "␣" for c in data.src_vocab.decode(source[:n])])
         ax.set_yticks(range(m), data.tgt_vocab.decode(out[:m], strip_specials=False))
@@ -109,19 +110,23 @@ def main(argv: list[str] | None = None) -> None:
           "training step")
 
     mg.manual_seed(args.seed)
-    model = Seq2Seq(Encoder(len(data.src_vocab), args.embed, args.hidden, reverse=args.reverse),
-                    AttentionDecoder(len(data.tgt_vocab), args.embed, args.hidden))
+    sv, tv = data.src_vocab, data.tgt_vocab  # the models get their special ids from them
+    model = Seq2Seq(Encoder(len(sv), args.embed, args.hidden, reverse=args.reverse,
+                            pad_id=sv.pad_id),
+                    AttentionDecoder(len(tv), args.embed, args.hidden, bos_id=tv.bos_id,
+                                     eos_id=tv.eos_id, pad_id=tv.pad_id))
     trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=args.lr), clip_norm=5.0,
-                      progress=not args.no_progress, unit="tok", compile=not args.eager)
+                      progress="lines" if args.no_progress else True, unit="tok",
+                      compile=not args.eager)
 
     def epoch_batches() -> list[tuple[np.ndarray, np.ndarray]]:
         return minibatches(data.train_src, data.train_tgt, args.batch, args.seed + trainer.epoch)
 
     def step(batch: tuple[np.ndarray, np.ndarray]) -> tuple[mg.Tensor, mg.Tensor]:
-        """The batch's loss and its number of target tokens, both computed with ops (so that
-        the Trainer can compile the step; ``!=`` would compare tensors by identity)."""
+        """The batch's loss and its number of target tokens (not padding), both computed with
+        ops, so that the Trainer can compile the step."""
         src, tgt = batch
-        return model.loss(src, tgt), mg.ne(tgt[:, 1:], PAD_ID).sum()
+        return model.loss(src, tgt), mg.ne(tgt[:, 1:], tv.pad_id).sum()
 
     history = trainer.fit(args.epochs, epoch_batches, step, evaluate=lambda: {
         "accuracy": model.accuracy(data.test_src, data.test_tgt)})

@@ -51,15 +51,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad as mg
-from minigrad.data import (
-    BOS_ID,
-    CAUSAL_TAG_ACCURACY,
-    EOS_ID,
-    INTENSIFIERS,
-    SPECIALS,
-    TAG_PAD,
-    sentiment,
-)
+from minigrad.data import CAUSAL_TAG_ACCURACY, INTENSIFIERS, TAG_PAD, Vocab, sentiment
 from minigrad.models.classify import SequenceClassifier, SequenceTagger
 from minigrad.models.seq2seq import Decoder, FeatureEncoder, Seq2Seq
 from minigrad.nn import Module
@@ -127,12 +119,13 @@ def fit(name: str, model: Module, args: argparse.Namespace, epochs: int, lengths
     """Train ``model`` with Adam and gradient clipping (the step compiled unless
     ``args.eager``) on the batches ``batch(indices)`` makes of ``length_batches``; print a
     header and save the curves."""
-    params = sum(p.size for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters())
     print(f"\n== {name}: {params:,} parameters, {epochs} epochs, "
           f"{'eager' if args.eager else 'compiled'} training step")
     mg.manual_seed(args.seed)
     trainer = Trainer(model, mg.optim.Adam(model.parameters(), lr=lr), clip_norm=5.0,
-                      progress=not args.no_progress, unit=unit, compile=not args.eager)
+                      progress="lines" if args.no_progress else True, unit=unit,
+                      compile=not args.eager)
     history = trainer.fit(epochs, lambda: [batch(idx) for idx in length_batches(
         lengths, args.batch, args.seed + trainer.epoch)], step, evaluate)
     if args.plot:
@@ -141,20 +134,23 @@ def fit(name: str, model: Module, args: argparse.Namespace, epochs: int, lengths
     return history
 
 
-def bag_of_words(ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Rows of ids ``(B, T)`` -> word counts ``(B, V)``, specials not counted."""
-    bags = np.zeros((len(ids), vocab_size), np.float32)
+def bag_of_words(ids: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """Rows of ids ``(B, T)`` -> word counts ``(B, V)``, the specials of ``vocab`` not
+    counted."""
+    bags = np.zeros((len(ids), len(vocab)), np.float32)
     np.add.at(bags, (np.arange(len(ids))[:, None], ids), 1)
-    bags[:, : len(SPECIALS)] = 0
+    bags[:, [vocab.pad_id, vocab.unk_id, vocab.bos_id, vocab.eos_id]] = 0
     return bags
 
 
-def with_bos_eos(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Padded sentences ``(B, T)`` -> decoder targets ``<s> w1 .. wn </s>`` then padding."""
-    targets = np.zeros((len(tokens), tokens.shape[1] + 2), np.int64)
-    targets[:, 0] = BOS_ID
-    targets[:, 1:-1] = tokens
-    targets[np.arange(len(tokens)), lengths + 1] = EOS_ID
+def with_bos_eos(tokens: np.ndarray, lengths: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """Sentences ``(B, T)`` of ``lengths`` tokens -> decoder targets ``<s> w1 .. wn </s>`` then
+    padding, with ``vocab``'s special ids."""
+    targets = np.full((len(tokens), tokens.shape[1] + 2), vocab.pad_id, np.int64)
+    targets[:, 0] = vocab.bos_id
+    inside = np.arange(tokens.shape[1]) < lengths[:, None]
+    targets[:, 1:-1] = np.where(inside, tokens, vocab.pad_id)
+    targets[np.arange(len(tokens)), lengths + 1] = vocab.eos_id
     return targets
 
 
@@ -190,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         name = f"tagger {'bi' if bidirectional else 'uni'}LSTM x{layers}"
         mg.manual_seed(args.seed)
         tagger = SequenceTagger(vocab_size, args.embed, args.hidden, 2, num_layers=layers,
-                                bidirectional=bidirectional)
+                                bidirectional=bidirectional, pad_id=data.vocab.pad_id)
 
         def tag_step(batch, model=tagger):
             words, tags, sizes = batch
@@ -213,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             name = f"classifier {'bi' if bidirectional else 'uni'}LSTM, {pooling}"
             mg.manual_seed(args.seed)
             classifier = SequenceClassifier(vocab_size, args.embed, args.hidden, 2,
-                                            bidirectional=bidirectional, pooling=pooling)
+                                            bidirectional=bidirectional, pooling=pooling,
+                                            pad_id=data.vocab.pad_id)
 
             def cls_step(batch, model=classifier):
                 words, targets, sizes = batch
@@ -227,12 +224,14 @@ def main(argv: list[str] | None = None) -> None:
             classification[name] = (history.metrics["test_acc"], time.perf_counter() - t0)
 
     # -- 1 -> N: vec2seq, a bag of words -> a sentence with those words
-    bags, test_bags = bag_of_words(tokens, vocab_size), bag_of_words(data.test_tokens, vocab_size)
-    targets = with_bos_eos(tokens, lengths)
+    bags = bag_of_words(tokens, data.vocab)
+    test_bags = bag_of_words(data.test_tokens, data.vocab)
+    targets = with_bos_eos(tokens, lengths, data.vocab)
     max_len = int(max(lengths.max(), data.test_lengths.max())) + 1
     mg.manual_seed(args.seed)
     writer = Seq2Seq(FeatureEncoder(vocab_size, args.gen_hidden),
-                     Decoder(vocab_size, args.embed, args.gen_hidden))
+                     Decoder(vocab_size, args.embed, args.gen_hidden, bos_id=data.vocab.bos_id,
+                             eos_id=data.vocab.eos_id, pad_id=data.vocab.pad_id))
 
     def gen_batch(idx):
         width = batch_width(lengths[idx] + 2)  # <s> and </s>
@@ -244,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def gen_evaluate():
         written = writer.generate(test_bags, max_len)
-        same_bag = (bag_of_words(written, vocab_size) == test_bags).all(axis=1)
+        same_bag = (bag_of_words(written, data.vocab) == test_bags).all(axis=1)
         return {"same_bag": float(same_bag.mean())}
 
     t0 = time.perf_counter()

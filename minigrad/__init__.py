@@ -2,8 +2,13 @@
 
 __version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
 
+import builtins  # noqa: I001  (the order below binds the ops)
+
+import numpy as np
+
 from minigrad.tensor import (  # noqa: I001  (binds the ops)
-    Tensor, arange, ones, ones_like, randn, tensor, zeros, zeros_like,
+    FUNCTIONS, Tensor, arange, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like,
+    rand, randint, randn, tensor, zeros, zeros_like,
 )
 from minigrad.autograd import (
     AnomalyError,
@@ -21,8 +26,8 @@ from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad.ops.elementwise import (
     eq, exp, log, maximum, minimum, ne, relu, sigmoid, sqrt, tanh, where,
 )
-from minigrad.ops.linalg import matmul
-from minigrad.ops.nn import log_softmax, softmax
+from minigrad.ops.linalg import bmm, einsum, matmul, mm
+from minigrad.ops.nn import log_softmax, multinomial, softmax
 from minigrad.ops.shape import cat, concat, split, stack, unbind
 from minigrad.random import manual_seed
 from minigrad import nn, optim
@@ -30,7 +35,28 @@ from minigrad.checkpoint import load, save
 from minigrad.viz import draw_graph, print_graph, trace_backward
 from minigrad.compile import compile
 
+globals().update(FUNCTIONS)  # mg.sum, mg.max, mg.transpose...: the Tensor methods as functions
+
+# dtypes under PyTorch's names: NumPy's, so that t.dtype == mg.float32 holds
+float16 = half = np.dtype(np.float16)
+float32 = float = np.dtype(np.float32)
+float64 = double = np.dtype(np.float64)
+int8, int16, uint8 = np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.uint8)
+int32 = int = np.dtype(np.int32)
+int64 = long = np.dtype(np.int64)
+bool = np.dtype(np.bool_)
+
+
+def is_tensor(obj: object) -> builtins.bool:
+    """Whether ``obj`` is a minigrad Tensor."""
+    return isinstance(obj, Tensor)
+
+
 __all__ = [
+    "bmm", "einsum", "empty", "eye", "from_numpy", "full", "full_like", "is_tensor", "linspace",
+    "mm",
+    "multinomial", "rand", "randint", *FUNCTIONS, "float16", "half", "float32", "float",
+    "float64", "double", "int8", "int16", "uint8", "int32", "int", "int64", "long", "bool",
     "AnomalyError", "arange", "cat", "concat", "detect_anomaly", "draw_graph", "enable_grad", "eq",
     "exp", "Function", "grad", "gradcheck", "GradcheckError", "gradgradcheck", "GraphFreedError",
     "is_grad_enabled", "load", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",

@@ -17,9 +17,10 @@ class _State:
     """Process-wide switches read on every op: grad mode, anomaly mode, current name scope,
     and what watches backward (``trace_backward``)."""
 
-    __slots__ = ("grad_enabled", "anomaly", "scope", "observer")
+    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version")
 
     def __init__(self) -> None:
+        self.version = 0  # the clock that in-place writes stamp tensors with (ops/inplace.py)
         self.grad_enabled = True
         self.anomaly = False
         self.scope = ""
@@ -117,9 +118,17 @@ class Function:
     ``__init__``. ``forward`` may keep arrays for backward with ``save_for_backward``; the engine
     frees them after backward unless ``retain_graph=True``. The node holds its inputs strongly
     and its outputs weakly (``self.output(i)``), so a graph never forms a reference cycle.
+
+    ``saved_inputs`` says which inputs backward reads (all by default; ``slice(0)`` for none),
+    so that backward can raise if one was written in place since (see ``ops/inplace.py``);
+    outputs read with ``self.output()`` are checked there. ``view = True`` marks an op whose
+    output views its first input's array (reshape, slicing...): they share a version.
     """
 
     inputs: tuple[Tensor, ...] = ()
+    saved_inputs = slice(None)
+    view = False
+    version = 0  # the in-place clock when the node was recorded
     saved: tuple | None = ()  # None once backward has freed it
     hooked = False
     scope = ""
@@ -142,8 +151,11 @@ class Function:
         fn = cls(**options) if options else cls()
         raw = fn.forward(*arrays)
         outputs = tuple(map(_wrap, raw)) if type(raw) is tuple else _wrap(raw)
+        if cls.view:
+            _share_version(inputs[0], outputs)
         if record and _state.grad_enabled:
             fn.inputs = inputs
+            fn.version = _state.version
             fn.scope = _state.scope
             if type(outputs) is tuple:
                 fn._record_outputs(outputs)
@@ -183,8 +195,12 @@ class Function:
         self.saved = arrays
 
     def output(self, i: int = 0) -> Tensor:
-        """The i-th output tensor (held weakly; alive whenever backward can reach this node)."""
-        return self.outputs[i]()
+        """The i-th output tensor (held weakly; alive whenever backward can reach this node).
+        Raises if it was written in place since the node was recorded."""
+        y = self.outputs[i]()
+        if version(y) > self.version:
+            raise modified_error(self, f"output {i}", y)
+        return y
 
     @property
     def name(self) -> str:
@@ -205,6 +221,39 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name} at scope {self.scope!r}>" if self.scope else f"<{self.name}>"
+
+
+def _share_version(x: Tensor, outputs: Tensor | tuple[Tensor, ...]) -> None:
+    """Mark ``outputs`` as views of ``x``'s array: an in-place write to any of them is a write
+    to all (one version, kept by the tensor that owns the array)."""
+    base = x if x._base is None else x._base
+    for y in outputs if type(outputs) is tuple else (outputs,):
+        if np.may_share_memory(y.data, x.data):  # numpy copies for some indexes and reshapes
+            y._base = base
+
+
+def version(x: Tensor) -> int:
+    """The clock tick of the last in-place write to ``x``'s array (0 if never written)."""
+    return (x if x._base is None else x._base)._version
+
+
+def check_saved(fn: Function) -> None:
+    """Raise if an input that ``fn``'s backward reads was written in place after ``fn`` was
+    recorded (``fn.saved_inputs`` says which inputs it reads; outputs are checked as read)."""
+    for k, x in enumerate(fn.inputs[fn.saved_inputs]):
+        if version(x) > fn.version:
+            raise modified_error(fn, f"input {k + (fn.saved_inputs.start or 0)}", x)
+
+
+def modified_error(fn: Function, what: str, x: Tensor) -> RuntimeError:
+    """The error for a tensor that ``fn`` saved for backward and an in-place op then changed."""
+    label = f" ({x.name})" if x.name else ""
+    return RuntimeError(
+        f"one of the tensors needed for gradient computation has been modified by an in-place "
+        f"operation: {what}{label} of {fn.name}, of shape {x.shape} and dtype {x.dtype}, was "
+        f"written in place after {fn.name} saved it for backward. Use an out-of-place op "
+        "(x = x * 2 instead of x *= 2), or clone() the tensor before changing it."
+    )
 
 
 def _check_finite(fn: Function, array: np.ndarray, what: str) -> None:
@@ -355,6 +404,8 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
     and captured gradients, then backward itself, then the checks, the observer and freeing."""
     if fn.saved is None or fn.hooked or wanted is not None or None in grads:  # all rare
         grads = _before_backward(fn, grads, wanted, captured)
+    if fn.version < _state.version:  # an in-place op ran since fn was recorded
+        check_saved(fn)
     in_grads = fn.backward(*grads)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)
@@ -389,7 +440,10 @@ def _before_backward(fn: Function, grads: list, wanted, captured: dict) -> list:
         raise GraphFreedError(
             f"Trying to backward through {fn.name} a second time, but its saved arrays "
             "were freed by the first backward. Specify retain_graph=True on the first "
-            "backward (or mg.grad) if you need to backward through the graph twice."
+            "backward (or mg.grad) if you need to backward through the graph twice. If the "
+            "graph comes from a recurrent state carried over from the previous batch "
+            "(truncated BPTT), detach the state between batches instead: "
+            "state = detach_state(state), from minigrad.models.lm."
         )
     for i, ref in enumerate(fn.outputs):
         y = ref()

@@ -63,8 +63,8 @@ def _analytic_vjp(fn, inputs, chosen, v: np.ndarray) -> list[np.ndarray]:
     outputs = _outputs(fn, inputs)
     pieces, start = [], 0
     for y in outputs:
-        pieces.append(Tensor(v[start:start + y.size].reshape(y.shape), dtype=y.dtype))
-        start += y.size
+        pieces.append(Tensor(v[start:start + y.numel()].reshape(y.shape), dtype=y.dtype))
+        start += y.numel()
     live = [(y, g) for y, g in zip(outputs, pieces) if y.requires_grad]
     if not live:
         return [np.zeros(inputs[i].shape) for i in chosen]
@@ -111,7 +111,7 @@ def gradcheck(
                 _fail(i, "a random projection vᵀJu", value, numeric,
                       " (rerun with fast_mode=False to find the element)")
         return True
-    jacobians = [np.empty((n_out, inputs[i].size)) for i in chosen]
+    jacobians = [np.empty((n_out, inputs[i].numel())) for i in chosen]
     for k in range(n_out):
         onehot = np.zeros(n_out)
         onehot[k] = 1
@@ -120,8 +120,8 @@ def gradcheck(
     for i, analytic in zip(chosen, jacobians):
         x = inputs[i]
         numeric = np.empty_like(analytic)
-        for j in range(x.size):
-            direction = np.zeros(x.size)
+        for j in range(x.numel()):
+            direction = np.zeros(x.numel())
             direction[j] = 1
             numeric[:, j] = _central_difference(fn, inputs, x, direction.reshape(x.shape), eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))

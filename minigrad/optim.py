@@ -9,6 +9,9 @@ and the per-parameter state (momentum, moments) is the optimizer's own copy.
 from __future__ import annotations
 
 import math
+import sys
+import types
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -74,11 +77,13 @@ class Optimizer:
             if not group[key] >= 0:
                 raise ValueError(f"{type(self).__name__}: {key} must be >= 0; got {group[key]}")
 
-    def zero_grad(self) -> None:
-        """Reset the gradient of every parameter to None."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradient of every parameter: to None (the default, as in PyTorch), or
+        with ``set_to_none=False`` to a new tensor of zeros (a None gradient stays None)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if p.grad is not None:
+                    p.grad = None if set_to_none else Tensor(np.zeros_like(p.grad.data))
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` if one is given
@@ -87,6 +92,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._opt_called = True  # schedulers warn when they step before the optimizer did
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -176,7 +182,7 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict],
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
@@ -278,53 +284,125 @@ class AdamW(Adam):
 
 
 # ----------------------------------------------------------------------------------------------
-# learning-rate schedulers
+# learning-rate schedulers (also importable as minigrad.optim.lr_scheduler, as in PyTorch)
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+    "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
+    "epoch is different from None, the closed form is used instead of the new chainable form, "
+    "where available."
+)
+_STEP_ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. As in PyTorch, call "
+    "them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`; otherwise "
+    "the first value of the learning rate schedule is skipped."
+)
+# Entries of PyTorch's scheduler state_dicts that minigrad has no use for: loading ignores them.
+_TORCH_ONLY_STATE = frozenset({"_is_initial", "_get_lr_called_within_step", "verbose"})
 
 
 class LRScheduler:
-    """Base of the schedulers: each ``step()`` may change the ``lr`` of every param group."""
+    """Base of the epoch-based schedulers, as ``torch.optim.lr_scheduler.LRScheduler``.
 
-    def __init__(self, optimizer: Optimizer) -> None:
+    With ``last_epoch=-1`` (a fresh run) each param group's ``initial_lr`` is set to its
+    ``lr``; a larger ``last_epoch`` resumes a schedule and needs ``initial_lr`` in every group
+    (a loaded optimizer state_dict has it). ``base_lrs`` holds the ``initial_lr`` values. The
+    constructor takes one step, to epoch 0. Each ``step()`` counts an epoch and sets every
+    group's lr to ``get_lr()``; ``get_last_lr()`` returns the lrs that the last step set.
+    Subclasses define ``get_lr`` (the next lrs from the current ones) and may define
+    ``_get_closed_form_lr`` (the lrs at ``last_epoch`` from ``base_lrs``), which the
+    deprecated ``step(epoch)`` uses.
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        name = type(self).__name__
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                f"{type(self).__name__}: expected an Optimizer; got a {type(optimizer).__name__}"
-            )
+            raise TypeError(f"{name}: expected an Optimizer; got a {type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.last_epoch = 0
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(
+                        f"{name}: param 'initial_lr' is not specified in param_groups[{i}] when "
+                        f"resuming a schedule with last_epoch={last_epoch}: load the "
+                        "optimizer's state_dict first, or use last_epoch=-1 for a fresh run"
+                    )
+        self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self.step()  # to epoch 0; no warning about the order of the steps for this one
+
+    def get_lr(self) -> list[float]:
+        """The lr of each param group for the epoch ``last_epoch`` (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr")
 
     def get_last_lr(self) -> list[float]:
-        """The current learning rate of each param group."""
-        return [group["lr"] for group in self.optimizer.param_groups]
+        """The lr of each param group as the last ``step()`` set it."""
+        return list(self._last_lr)
+
+    def step(self, epoch: int | None = None) -> None:
+        """Count one epoch and set every group's lr for it. Passing ``epoch`` is deprecated,
+        as in PyTorch: it jumps to that epoch (with the closed form where there is one)."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(_STEP_ORDER_WARNING, UserWarning, stacklevel=2)
+        self._step_count += 1
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            self.last_epoch = epoch
+            closed_form = getattr(self, "_get_closed_form_lr", None)
+            values = closed_form() if closed_form is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
-        """The scheduler's counters and settings (everything but the optimizer)."""
+        """Every attribute but the optimizer (counters, settings, ``base_lrs``, ``_last_lr``),
+        as PyTorch's scheduler state_dict."""
         return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what ``state_dict`` returned."""
-        unknown = set(state_dict) - set(self.state_dict())
+        """Restore what ``state_dict`` returned (PyTorch's entries that minigrad does not keep,
+        such as ``_is_initial``, are ignored; any other unknown key is an error)."""
+        unknown = set(state_dict) - set(self.state_dict()) - _TORCH_ONLY_STATE
         if unknown:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: unknown keys {sorted(unknown)}"
             )
-        vars(self).update(state_dict)
+        vars(self).update({k: v for k, v in state_dict.items() if k not in _TORCH_ONLY_STATE})
 
 
 class StepLR(LRScheduler):
-    """Multiply every group's lr by ``gamma`` once every ``step_size`` calls of ``step()``."""
+    """Multiply every group's lr by ``gamma`` once every ``step_size`` epochs::
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        super().__init__(optimizer)
-        if not isinstance(step_size, int) or step_size <= 0:
+        lr_epoch = initial_lr * gamma ** (epoch // step_size)
+
+    (as a chain: at each epoch that is a positive multiple of ``step_size`` the current lr is
+    multiplied by ``gamma``, so changes made to the lr from outside are kept).
+    """
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"StepLR: step_size must be a positive integer; got {step_size!r}")
         self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
 
-    def step(self) -> None:
-        """Count one epoch; decay the lr when the count reaches a multiple of ``step_size``."""
-        self.last_epoch += 1
-        if self.last_epoch % self.step_size == 0:
-            for group in self.optimizer.param_groups:
-                group["lr"] *= self.gamma
+    def get_lr(self) -> list[float]:
+        """The current lrs, times ``gamma`` at a positive multiple of ``step_size``."""
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size)
+                for base in self.base_lrs]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -333,7 +411,8 @@ class ReduceLROnPlateau(LRScheduler):
     As ``torch.optim.lr_scheduler.ReduceLROnPlateau``: in mode 'min' a value improves on the
     best so far when it is below ``best * (1 - threshold)`` ('rel') or ``best - threshold``
     ('abs'); 'max' mirrors that. After a reduction, ``cooldown`` steps pass before bad steps
-    count again, and no lr goes below ``min_lr``. The language-model rule "divide the lr by 4
+    count again; no lr goes below ``min_lr`` (one number, or one per param group) and a
+    reduction smaller than ``eps`` is skipped. The language-model rule "divide the lr by 4
     whenever the validation loss does not improve" is ``factor=0.25, patience=0, threshold=0``.
     """
 
@@ -346,51 +425,112 @@ class ReduceLROnPlateau(LRScheduler):
         threshold: float = 1e-4,
         threshold_mode: str = "rel",
         cooldown: int = 0,
-        min_lr: float = 0.0,
+        min_lr: float | list[float] = 0.0,
         eps: float = 1e-8,
     ) -> None:
-        super().__init__(optimizer)
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max'; got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(
-                f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs'; got {threshold_mode!r}"
-            )
+        name = type(self).__name__
         if not 0 < factor < 1:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1); got {factor}")
+            raise ValueError(f"{name}: factor must be in (0, 1); got {factor}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{name}: expected an Optimizer; got a {type(optimizer).__name__}")
         if patience < 0 or cooldown < 0:
             raise ValueError(
-                f"ReduceLROnPlateau: patience and cooldown must be >= 0; got {patience}, {cooldown}"
+                f"{name}: patience and cooldown must be >= 0; got {patience}, {cooldown}"
             )
-        self.mode, self.factor, self.patience = mode, factor, patience
-        self.threshold, self.threshold_mode = threshold, threshold_mode
-        self.cooldown, self.min_lr, self.eps = cooldown, min_lr, eps
-        self.best = math.inf if mode == "min" else -math.inf
-        self.num_bad_epochs = 0
+        self.factor, self.optimizer = factor, optimizer
+        groups = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != groups:
+                raise ValueError(f"{name}: expected {groups} min_lrs (one per param group); "
+                                 f"got {len(min_lr)}")
+            self.default_min_lr, self.min_lrs = None, list(min_lr)
+        else:
+            self.default_min_lr, self.min_lrs = min_lr, [min_lr] * groups
+        self.patience, self.cooldown, self.eps = patience, cooldown, eps
+        self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+        self._init_is_better(mode, threshold, threshold_mode)
+        self.best = self.mode_worse
         self.cooldown_counter = 0
+        self.num_bad_epochs = 0
 
-    def is_better(self, value: float) -> bool:
-        """Whether ``value`` improves on the best so far, by the threshold rule."""
-        sign = 1 if self.mode == "min" else -1
-        if self.threshold_mode == "rel":
-            return sign * value < sign * self.best * (1 - sign * self.threshold)
-        return sign * value < sign * self.best - self.threshold
+    def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
+        name = type(self).__name__
+        if mode not in ("min", "max"):
+            raise ValueError(f"{name}: mode must be 'min' or 'max'; got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs'; got "
+                             f"{threshold_mode!r}")
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
 
-    def step(self, metric: float | Tensor) -> None:
-        """Record this epoch's ``metric`` (e.g. the validation loss) and reduce the lr if it
-        has not improved for more than ``patience`` epochs."""
-        value = metric.item() if isinstance(metric, Tensor) else float(metric)
-        self.last_epoch += 1
-        if self.is_better(value):
-            self.best, self.num_bad_epochs = value, 0
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether ``a`` improves on ``best``, by the threshold rule."""
+        rel = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return a < best * (1 - self.threshold) if rel else a < best - self.threshold
+        return a > best * (1 + self.threshold) if rel else a > best + self.threshold
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether a reduction happened less than ``cooldown`` steps ago."""
+        return self.cooldown_counter > 0
+
+    def step(self, metrics: float | Tensor, epoch: int | None = None) -> None:
+        """Record this epoch's ``metrics`` (e.g. the validation loss) and reduce the lr if it
+        has not improved for more than ``patience`` epochs. Passing ``epoch`` is deprecated."""
+        current = metrics.item() if isinstance(metrics, Tensor) else float(metrics)
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self.last_epoch = epoch
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
         else:
             self.num_bad_epochs += 1
-        if self.cooldown_counter > 0:
+        if self.in_cooldown:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
-            for group in self.optimizer.param_groups:
-                new_lr = max(group["lr"] * self.factor, self.min_lr)
-                if group["lr"] - new_lr > self.eps:
-                    group["lr"] = new_lr
+            self._reduce_lr()
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: the optimizer has {len(groups)} param groups but "
+                    f"min_lr was given for {len(self.min_lrs)}; set min_lrs to one per group"
+                )
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            new_lr = max(group["lr"] * self.factor, min_lr)
+            if group["lr"] - new_lr > self.eps:
+                group["lr"] = new_lr
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what ``state_dict`` returned (a ``min_lr`` entry, as older minigrad versions
+        saved, sets ``min_lrs``)."""
+        state_dict = dict(state_dict)
+        if "min_lr" in state_dict:
+            min_lr = state_dict.pop("min_lr")
+            state_dict.setdefault("default_min_lr", min_lr)
+            state_dict.setdefault("min_lrs", [min_lr] * len(self.optimizer.param_groups))
+        super().load_state_dict(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+lr_scheduler = types.ModuleType(
+    f"{__name__}.lr_scheduler",
+    "Learning-rate schedulers, as ``torch.optim.lr_scheduler``: LRScheduler, StepLR and "
+    "ReduceLROnPlateau (the classes of ``minigrad.optim``).",
+)
+lr_scheduler.__all__ = ["LRScheduler", "ReduceLROnPlateau", "StepLR"]
+for _name in lr_scheduler.__all__:
+    setattr(lr_scheduler, _name, globals()[_name])
+lr_scheduler.EPOCH_DEPRECATION_WARNING = EPOCH_DEPRECATION_WARNING
+sys.modules[lr_scheduler.__name__] = lr_scheduler  # so that `import ....lr_scheduler` works
+del _name

@@ -150,7 +150,7 @@ class LSTMCell(Cell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = self.project_hidden(h, xp).chunk(4)
+        i, f, g, o = self.project_hidden(h, xp).chunk(4, -1)
         i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
         c = f * c + i * g
         h = o * c.tanh()
@@ -165,8 +165,8 @@ class GRUCell(Cell):
     gates = 3  # b_hh stays with the hidden side: b_hn sits inside r⊙(…)
 
     def step(self, xp, h):
-        x_r, x_z, x_n = xp.chunk(3)
-        h_r, h_z, h_n = self.project_hidden(h).chunk(3)
+        x_r, x_z, x_n = xp.chunk(3, -1)
+        h_r, h_z, h_n = self.project_hidden(h).chunk(3, -1)
         r = (x_r + h_r).sigmoid()
         z = (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
@@ -189,7 +189,7 @@ class PeepholeLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        i, f, g, o = self.project_hidden(h, xp).chunk(4)
+        i, f, g, o = self.project_hidden(h, xp).chunk(4, -1)
         i = (i + self.peephole_i * c).sigmoid()
         f = (f + self.peephole_f * c).sigmoid()
         g = g.tanh()
@@ -208,7 +208,7 @@ class CoupledLSTMCell(LSTMCell):
 
     def step(self, xp, state):
         h, c = state
-        f, g, o = self.project_hidden(h, xp).chunk(3)
+        f, g, o = self.project_hidden(h, xp).chunk(3, -1)
         f, g, o = f.sigmoid(), g.tanh(), o.sigmoid()
         c = f * c + (1 - f) * g
         h = o * c.tanh()

@@ -6,9 +6,11 @@ ever reads its padding: the forward direction is causal, and the backward direct
 each sequence reversed within its length (what PyTorch does with packed sequences), so a
 sequence gets the same outputs alone as in any padded batch, whatever the padding holds.
 
-``pad_id`` is the vocabulary's padding id (``minigrad.data.Vocab``'s ``<pad>``, 0, by default;
-None if it has none): its embedding row stays zero and learns nothing, so a real token must
-never have it. With ``lengths`` given, ``pad_id`` inside a length raises for that reason.
+``pad_id`` is the vocabulary's padding id (``vocab.pad_id`` for a ``minigrad.data.Vocab``): its
+embedding row stays zero and learns nothing, so a real token must never have it. With
+``lengths`` given, ``pad_id`` inside a length raises for that reason. It defaults to None, no
+padding id (PyTorch's ``padding_idx=None``): every id is a token, and ``lengths`` alone say
+where each sequence ends.
 
 Ids and lengths flow through ops: their values are checked inside ``BatchLengths``, an op
 without gradient, and the masks are made by comparisons, so ``mg.compile(model.loss)`` traces
@@ -22,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 import minigrad as mg
-from minigrad.data import PAD_ID, TAG_PAD
+from minigrad.data import TAG_PAD
 from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
 from minigrad.nn import functional as F
 from minigrad.ops.elementwise import NonDifferentiable
@@ -151,7 +153,7 @@ class SequenceClassifier(_PaddedRecurrentModel):
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_classes: int,
                  cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
-                 pooling: str = "last", dropout: float = 0.0, pad_id: int | None = PAD_ID
+                 pooling: str = "last", dropout: float = 0.0, pad_id: int | None = None
                  ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"SequenceClassifier: pooling must be one of {POOLINGS}; "
@@ -172,11 +174,14 @@ class SequenceClassifier(_PaddedRecurrentModel):
         else:
             valid = (mg.arange(states.shape[0])[:, None] < lengths)[..., None]
             if self.pooling == "mean":
-                weights = valid / lengths[:, None]  # 1 / length at valid steps, 0 at padding
-                pooled = (states * weights.astype(states.dtype)).sum(axis=0)
+                # 1 / length at valid steps, 0 at padding, in the states' dtype (an integer
+                # division would give the default float32, as in PyTorch)
+                weights = valid.astype(states.dtype) / lengths[:, None].astype(states.dtype)
+                pooled = (states * weights).sum(axis=0)
             else:
                 # padding repeats step 0, which every sequence has: the max is over valid steps
-                pooled = mg.where(valid, states, states[0]).max(axis=0)
+                # (amax, not max: as in PyTorch, max(dim) returns (values, indices))
+                pooled = mg.where(valid, states, states[0]).amax(0)
         return self.out(self.drop(pooled))
 
     def loss(self, ids: ArrayLike, labels: ArrayLike, lengths: ArrayLike | None = None
@@ -207,7 +212,7 @@ class SequenceTagger(_PaddedRecurrentModel):
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, num_tags: int,
                  cell: str = "lstm", num_layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0, pad_id: int | None = PAD_ID) -> None:
+                 dropout: float = 0.0, pad_id: int | None = None) -> None:
         super().__init__(vocab_size, embed_size, hidden_size, num_tags, cell, num_layers,
                          bidirectional, dropout, pad_id)
 

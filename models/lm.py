@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 import minigrad as mg
+from minigrad import random as mg_random
 from minigrad.nn import Dropout, Embedding, Linear, Module
 from minigrad.nn import functional as F
 
@@ -90,7 +91,14 @@ class RNNLM(Module):
         """Sample ``length`` tokens after ``prefix``; returns prefix + samples as an id array.
 
         Each token is drawn from softmax(logits / temperature), restricted to the ``top_k``
-        most likely tokens when given (``top_k=1`` is greedy decoding).
+        most likely tokens when given (``top_k=1`` is greedy decoding). The defaults,
+        ``temperature=1.0`` and ``top_k=None``, sample from the model's own distribution,
+        unchanged (as ``torch.multinomial`` on its softmax would).
+
+        The draws come from minigrad's generator, so ``mg.manual_seed`` makes them
+        reproducible (and generating advances that generator, as sampling in PyTorch advances
+        its own); with ``seed`` they come from a generator of their own seeded with it, the
+        same samples whatever ``mg.manual_seed`` said, and minigrad's generator is untouched.
         """
         prefix = np.asarray(prefix, dtype=np.int64).ravel()
         if prefix.size == 0:
@@ -103,7 +111,7 @@ class RNNLM(Module):
             raise ValueError(
                 f"RNNLM.generate: top_k must be in [1, {self.vocab_size}]; got {top_k}"
             )
-        rng = np.random.default_rng(seed)
+        rng = mg_random.generator() if seed is None else np.random.default_rng(seed)
         tokens = list(prefix)
         with self.evaluating():
             logits, state = self(prefix[:, None])

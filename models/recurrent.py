@@ -1,9 +1,11 @@
 """Recurrent layers: any cell run over a sequence, stacked, optionally bidirectional.
 
 ``Recurrent`` keeps PyTorch's layout: input ``(T, B, I)`` (``(B, T, I)`` with
-``batch_first=True``), output ``(T, B, D*H)`` with the two directions concatenated as
-``[h→; h←]``, final states ``(L*D, B, H)``, and parameters named ``weight_ih_l{k}[_reverse]``
-and so on, so a ``torch.nn.LSTM`` state_dict converted to NumPy loads as it is.
+``batch_first=True``) or unbatched ``(T, I)``, output ``(T, B, D*H)`` (unbatched ``(T, D*H)``)
+with the two directions concatenated as ``[h→; h←]``, final states ``(L*D, B, H)`` (unbatched
+``(L*D, H)``), and parameters named ``weight_ih_l{k}[_reverse]`` and so on, so a
+``torch.nn.LSTM`` state_dict converted to NumPy loads as it is. The input must have the
+weights' dtype, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -116,38 +118,82 @@ class Recurrent(Module):
                     setattr(self, f"{pname.replace('.', '_')}_l{k}{suffix}", p)
                 self.cells.append(cell)
 
-    def _initial_states(self, hx: State | None, batch: int, dtype) -> list[State]:
+    def _initial_states(self, hx: State | None, batch: int, dtype, unbatched: bool = False
+                        ) -> list[State]:
+        """Each cell's state: from ``hx`` (checked: its shapes, and its dtype against the
+        layer's), or the cell's zero state. An unbatched ``hx`` is ``(L*D, H)`` per part."""
         name = type(self).__name__
         zero = [cell.init_state(batch, dtype) if hasattr(cell, "init_state")
                 else mg.zeros(batch, self.hidden_size, dtype=dtype) for cell in self.cells]
         if hx is None:
             return zero
         tuple_state = isinstance(zero[0], tuple)
-        want = (len(self.cells), batch, self.hidden_size)
+        want = ((len(self.cells), self.hidden_size) if unbatched
+                else (len(self.cells), batch, self.hidden_size))
         if _shapes(hx) != (tuple([want] * len(zero[0])) if tuple_state else want):
             what = (f"a tuple of {len(zero[0])} tensors, one per part of the cell's state "
                     f"(an LSTM's is (h_0, c_0)), each" if tuple_state else "a tensor")
+            axes = "layers*directions, hidden" if unbatched else "layers*directions, batch, hidden"
             got = (f"a tuple of shapes {_shapes(hx)}" if isinstance(hx, tuple)
                    else f"a tensor of shape {hx.shape}" if isinstance(hx, mg.Tensor)
                    else f"a {type(hx).__name__}")
             raise ValueError(
-                f"{name}: expected hx as {what} of shape {want} "
-                f"(layers*directions, batch, hidden); got {got}"
+                f"{name}: expected hx as {what} of shape {want} ({axes}"
+                f"{'; the input is unbatched, (T, I)' if unbatched else ''}); got {got}"
             )
-        per_cell = zip(*(mg.unbind(p) for p in (hx if tuple_state else (hx,))))
+        parts = hx if tuple_state else (hx,)
+        for part in parts:
+            if part.dtype != dtype:
+                raise ValueError(
+                    f"{name}: hx must have the type {dtype} (the input's and the weights'), got "
+                    f"type {part.dtype}"
+                )
+        if unbatched:
+            parts = tuple(part.unsqueeze(1) for part in parts)
+        per_cell = zip(*(mg.unbind(p) for p in parts))
         return [s if tuple_state else s[0] for s in per_cell]
 
-    def forward(self, x: mg.Tensor, hx: State | None = None) -> tuple[mg.Tensor, State]:
-        """Run the stack over ``x``; return ``(output, h_n)``."""
+    def _check_input(self, x: mg.Tensor) -> None:
+        """Shape ``(T, B, I)`` / ``(B, T, I)`` or unbatched ``(T, I)``, T > 0, and the weights'
+        dtype (as PyTorch, a float32 layer does not silently compute in float64)."""
+        name = type(self).__name__
+        if not isinstance(x, mg.Tensor):
+            raise TypeError(f"{name}: expected the input as a Tensor; got a {type(x).__name__}")
         layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        if x.ndim != 3 or x.shape[-1] != self.input_size:
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
             raise ValueError(
-                f"{type(self).__name__}: expected input of shape {layout} with "
+                f"{name}: expected input of shape {layout} or, unbatched, (T, I) with "
                 f"I = {self.input_size}; got {x.shape}"
             )
-        if self.batch_first:
+        if x.shape[1 if self.batch_first and x.ndim == 3 else 0] == 0:
+            raise ValueError(f"{name}: expected a sequence of length T > 0; got input of shape "
+                             f"{x.shape}")
+        weight = next((p for p in self._parameters.values() if p is not None), None)
+        want = weight.dtype if weight is not None else None
+        if x.dtype.kind != "f" or (want is not None and x.dtype != want):
+            expected = want or "floating point"
+            fix = (f"convert the input, x.astype(np.{want}), or the layer, "
+                   f"layer.to(np.{x.dtype})" if want is not None and x.dtype.kind == "f"
+                   else f"convert the input, x.astype(np.{want or 'float32'})")
+            raise ValueError(
+                f"{name}: input must have the type {expected} (the layer's weights), got type "
+                f"{x.dtype}: {fix}"
+            )
+
+    def forward(self, x: mg.Tensor, hx: State | None = None) -> tuple[mg.Tensor, State]:
+        """Run the stack over ``x``; return ``(output, h_n)``.
+
+        ``x`` is ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``) or unbatched ``(T, I)``;
+        then ``hx`` parts are ``(L*D, H)``, the output ``(T, D*H)`` and ``h_n`` ``(L*D, H)``,
+        as in PyTorch.
+        """
+        self._check_input(x)
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif self.batch_first:
             x = x.swapaxes(0, 1)
-        states = self._initial_states(hx, x.shape[1], x.dtype)
+        states = self._initial_states(hx, x.shape[1], x.dtype, unbatched)
         finals: list[State] = []
         layer_input = x
         for k in range(self.num_layers):
@@ -165,8 +211,13 @@ class Recurrent(Module):
                 if self.residual and k > 0 and out.shape == layer_input.shape:
                     out = out + layer_input
             layer_input = out
+        h_n = _stack_states(finals)
+        if unbatched:
+            h_n = (tuple(part.squeeze(1) for part in h_n) if isinstance(h_n, tuple)
+                   else h_n.squeeze(1))
+            return layer_input.squeeze(1), h_n
         output = layer_input.swapaxes(0, 1) if self.batch_first else layer_input
-        return output, _stack_states(finals)
+        return output, h_n
 
     def extra_repr(self) -> str:
         """Sizes and options, as PyTorch prints them."""

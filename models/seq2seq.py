@@ -2,10 +2,12 @@
 
 Sources and targets are batch-first int64 arrays, as ``minigrad.data.Seq2SeqData`` holds them:
 ``src (B, S)`` padded at the end with ``<pad>``, ``tgt (B, T)`` written ``<s> y1 .. yn </s>``
-then padded. The special ids come from the vocabulary: ``Encoder(..., pad_id=)`` and
-``Decoder(..., bos_id=, eos_id=, pad_id=)`` default to ``minigrad.data.Vocab``'s (``<pad>`` 0,
-``<s>`` 2, ``</s>`` 3); with a vocabulary of your own, pass its ids. Ids that contradict the
-data (a padding id between two source tokens, a target that goes on after its end) raise.
+then padded. The special ids come from your vocabulary and nothing assumes one: pass them,
+``Encoder(..., pad_id=vocab.pad_id)`` and ``Decoder(..., bos_id=vocab.bos_id,
+eos_id=vocab.eos_id, pad_id=vocab.pad_id)``. ``bos_id`` and ``eos_id`` are required; ``pad_id``
+defaults to None, no padding (as PyTorch's ``padding_idx=None``), so that no real token is ever
+taken for padding. Ids that contradict the data (a padding id between two source tokens, a
+target that goes on after its end) raise.
 
 An encoder returns an ``Encoded``: the hidden state at every source position (for attention),
 which positions hold tokens, and the final ``(h, c)`` that starts the decoder. Three decoders
@@ -22,7 +24,9 @@ read it (Deep Learning from Scratch 2, ch. 7 and 8):
 ``FeatureEncoder`` the same decoders turn a feature vector into a sequence (vec2seq, as image
 captioning does)::
 
-    captioner = Seq2Seq(FeatureEncoder(feature_size, hidden), Decoder(vocab, embed, hidden))
+    captioner = Seq2Seq(FeatureEncoder(feature_size, hidden),
+                        Decoder(len(vocab), embed, hidden, bos_id=vocab.bos_id,
+                                eos_id=vocab.eos_id, pad_id=vocab.pad_id))
     loss = captioner.loss(features, captions)          # features (B, F), captions (B, T)
     ids = captioner.generate(features, max_len=20)     # (B, L), ending with </s> or cut
 
@@ -39,7 +43,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import minigrad as mg
-from minigrad.data import BOS_ID, EOS_ID, PAD_ID
 from minigrad.nn import Embedding, Linear, Module
 from minigrad.nn import functional as F
 from minigrad.ops.elementwise import NonDifferentiable
@@ -125,8 +128,8 @@ class SourceMask(NonDifferentiable):
         mask = np.ones(src.shape, bool) if self.pad_id is None else src != self.pad_id
         empty = np.flatnonzero(~mask.any(axis=1))
         if empty.size:
-            raise ValueError(f"Encoder: source row {empty[0]} holds only <pad> (pad_id "
-                             f"{self.pad_id}); every source needs a token")
+            what = "is empty" if self.pad_id is None else f"holds only <pad> (pad_id {self.pad_id})"
+            raise ValueError(f"Encoder: source row {empty[0]} {what}; every source needs a token")
         before, after = np.cumsum(mask, axis=1), np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]
         gaps = np.argwhere(~mask & (before > 0) & (after > 0))
         if gaps.size:
@@ -147,8 +150,10 @@ class Encoder(Module):
     and the output is 0, so the final state is the one after the last token of each row and
     nothing depends on how much padding a row has. Every row needs at least one token, and
     padding goes at the ends of a row: a ``pad_id`` between two tokens raises, since it
-    usually means that ``pad_id`` is a real token of the vocabulary. ``pad_id`` defaults to
-    ``minigrad.data.Vocab``'s ``<pad>`` (0); None means the sources are never padded.
+    usually means that ``pad_id`` is a real token of the vocabulary. ``pad_id`` is your
+    vocabulary's padding id (``vocab.pad_id`` for a ``minigrad.data.Vocab``); the default,
+    None, means that the sources are never padded and every id is a token, as PyTorch's
+    ``padding_idx=None``.
 
     With ``reverse=True`` the LSTM reads each row's tokens from last to first (Sutskever et
     al., 2014): the same as the plain encoder on ``data.reverse_source``'s rows, except that
@@ -156,7 +161,7 @@ class Encoder(Module):
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int,
-                 reverse: bool = False, pad_id: int | None = PAD_ID) -> None:
+                 reverse: bool = False, pad_id: int | None = None) -> None:
         super().__init__()
         _check_special_ids("Encoder", vocab_size, pad_id=pad_id)
         self.vocab_size, self.hidden_size, self.reverse = vocab_size, hidden_size, reverse
@@ -207,7 +212,7 @@ class FeatureEncoder(Module):
                 f"FeatureEncoder: features must have shape (batch, {self.feature_size}); got "
                 f"{features.shape}"
             )
-        h, c = self.to_state(features).chunk(2)
+        h, c = self.to_state(features).chunk(2, -1)
         h = h.tanh()
         return Encoded(h.reshape(h.shape[0], 1, -1), mg.ones(h.shape[0], 1, dtype=bool), (h, c))
 
@@ -221,7 +226,7 @@ def attention(query: mg.Tensor, memory: mg.Tensor, mask: mg.Tensor | np.ndarray
     ``weights (B, T, S)``. Masked positions get exactly zero weight and zero gradient.
     """
     scores = query @ memory.swapaxes(1, 2)
-    weights = mg.where(mask[:, None, :], scores, _MASKED).softmax(axis=-1)
+    weights = mg.where(mask[:, None, :], scores, _MASKED).softmax(-1)
     return weights @ memory, weights
 
 
@@ -233,9 +238,12 @@ class Decoder(Module):
     ``generate(enc, max_len)`` decodes greedily from ``<s>``. Subclasses change ``decode``.
 
     ``bos_id``, ``eos_id`` and ``pad_id`` are the target vocabulary's ``<s>``, ``</s>`` and
-    ``<pad>`` (by default ``minigrad.data.Vocab``'s 2, 3 and 0): generation starts from
-    ``bos_id``, a row ends at its first ``eos_id`` and is filled with ``pad_id`` after it, and
-    ``Seq2Seq.loss`` ignores ``pad_id``.
+    ``<pad>`` (``vocab.bos_id``, ... for a ``minigrad.data.Vocab``), given by keyword:
+    generation starts from ``bos_id``, a row ends at its first ``eos_id`` and is filled with
+    ``pad_id`` after it, and ``Seq2Seq.loss`` ignores ``pad_id``. ``bos_id`` and ``eos_id`` are
+    required (no vocabulary is assumed); ``pad_id`` defaults to None: targets are not padded
+    (each row runs to the last column) and generated rows are filled with ``eos_id`` after
+    their end.
     """
 
     extra_input = 0
@@ -243,9 +251,13 @@ class Decoder(Module):
     extra_output = 0
     """How many hidden-size vectors are concatenated to the LSTM output before ``out``."""
 
-    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, bos_id: int = BOS_ID,
-                 eos_id: int = EOS_ID, pad_id: int = PAD_ID) -> None:
+    def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, *, bos_id: int,
+                 eos_id: int, pad_id: int | None = None) -> None:
         super().__init__()
+        for name, i in (("bos_id", bos_id), ("eos_id", eos_id)):
+            if i is None:
+                raise TypeError(f"{type(self).__name__}: {name} must be an id of the vocabulary; "
+                                f"got None. Pass your vocabulary's id ({name}=vocab.{name})")
         _check_special_ids(type(self).__name__, vocab_size, bos_id=bos_id, eos_id=eos_id,
                            pad_id=pad_id)
         self.vocab_size, self.hidden_size = vocab_size, hidden_size
@@ -254,6 +266,11 @@ class Decoder(Module):
         self.lstm = LSTM(embed_size + self.extra_input * hidden_size, hidden_size,
                          batch_first=True)
         self.out = Linear((1 + self.extra_output) * hidden_size, vocab_size)
+
+    @property
+    def fill_id(self) -> int:
+        """What follows the end of a generated row: ``pad_id``, or ``eos_id`` without one."""
+        return self.eos_id if self.pad_id is None else self.pad_id
 
     def initial_state(self, enc: Encoded) -> tuple[mg.Tensor, mg.Tensor]:
         """The LSTM's ``hx``: the encoder's final ``(h, c)`` as ``(1, B, H)`` each."""
@@ -286,10 +303,11 @@ class Decoder(Module):
         """Greedy decoding from ``<s>``: at each step feed back the most likely token.
 
         Returns ``ids (B, L)`` without the ``<s>``, ``L <= max_len``: a row ends with its first
-        ``eos_id`` and is filled with ``pad_id`` after it; decoding stops once every row has
-        ended (or after ``max_len`` tokens). Also returns the attention weights ``(B, L, S)``
-        or None. It runs eagerly: each step reads the token just predicted, in Python, to feed
-        it back, which a traced program cannot replay (compile ``Seq2Seq.loss``, not this).
+        ``eos_id`` and is filled with ``fill_id`` (``pad_id``, or ``eos_id`` without one) after
+        it; decoding stops once every row has ended (or after ``max_len`` tokens). Also returns
+        the attention weights ``(B, L, S)`` or None. It runs eagerly: each step reads the token
+        just predicted, in Python, to feed it back, which a traced program cannot replay
+        (compile ``Seq2Seq.loss``, not this).
         """
         if not isinstance(max_len, int | np.integer) or max_len < 1:
             raise ValueError(f"{type(self).__name__}.generate: max_len must be >= 1; got {max_len}")
@@ -300,7 +318,7 @@ class Decoder(Module):
         ids, weights = [], []
         for _ in range(max_len):
             logits, state, attn = self.decode(token, enc, state)
-            token = np.where(done, self.pad_id, logits.data[:, -1].argmax(axis=-1))[:, None]
+            token = np.where(done, self.fill_id, logits.data[:, -1].argmax(axis=-1))[:, None]
             ids.append(token)
             weights.append(attn)
             done |= token[:, 0] == self.eos_id
@@ -345,9 +363,9 @@ class AttentionDecoder(Decoder):
 
 class TargetIds(NonDifferentiable):
     """target_ids: y = tgt, after checking that each row is <s>, tokens, then </s> or padding,
-    and nothing but padding after that; no gradient"""
+    and nothing but padding after that (nothing at all without a pad_id); no gradient"""
 
-    def __init__(self, op: str, bos_id: int, eos_id: int, pad_id: int) -> None:
+    def __init__(self, op: str, bos_id: int, eos_id: int, pad_id: int | None) -> None:
         self.op, self.bos_id, self.eos_id, self.pad_id = op, bos_id, eos_id, pad_id
 
     def forward(self, tgt):
@@ -359,17 +377,23 @@ class TargetIds(NonDifferentiable):
                 f"{tgt[:5, :1].ravel()}... If your vocabulary puts <s> elsewhere, give the "
                 "Decoder its id (bos_id=...)"
             )
-        end = (tgt == self.eos_id) | (tgt == self.pad_id)
-        late = np.argwhere((np.cumsum(end, axis=1) - end > 0) & (tgt != self.pad_id))
+        padding = np.zeros(tgt.shape, bool) if self.pad_id is None else tgt == self.pad_id
+        end = (tgt == self.eos_id) | padding
+        late = np.argwhere((np.cumsum(end, axis=1) - end > 0) & ~padding)
         if late.size:
             row, pos = late[0]
             stop = int(np.argmax(end[row]))
             name = "</s>" if tgt[row, stop] == self.eos_id else "<pad>"
+            if self.pad_id is None:
+                fix = ("then nothing, since the Decoder has no pad_id. If your targets are "
+                       "padded, give the Decoder your padding id (pad_id=...)")
+            else:
+                fix = (f"then padding only. If id {tgt[row, stop]} is a real token of your "
+                       "vocabulary, give the Decoder your special ids (bos_id=, eos_id=, pad_id=)")
             raise ValueError(
                 f"{op}: target row {row} holds id {tgt[row, pos]} at position {pos}, after its "
                 f"end ({name}, id {tgt[row, stop]}, at position {stop}); a target is <s>, "
-                f"tokens, </s>, then padding only. If id {tgt[row, stop]} is a real token of "
-                "your vocabulary, give the Decoder your special ids (bos_id=, eos_id=, pad_id=)"
+                f"tokens, </s>, {fix}"
             )
         return tgt
 
@@ -434,6 +458,6 @@ class Seq2Seq(Module):
         for i in range(0, len(tgt), batch_size):
             got = self.generate(src[i:i + batch_size], want.shape[1])
             got = np.pad(got, ((0, 0), (0, want.shape[1] - got.shape[1])),
-                         constant_values=self.decoder.pad_id)
+                         constant_values=self.decoder.fill_id)
             hits += int((got == want[i:i + batch_size]).all(axis=1).sum())
         return hits / len(tgt)

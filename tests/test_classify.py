@@ -61,7 +61,7 @@ def pool(model, output, h_n):
     layer's final states ``h_n[-1]`` or ``cat(h_n[-2], h_n[-1])`` when bidirectional."""
     if model.pooling == "last":
         return mg.concat([h_n[-2], h_n[-1]]) if model.bidirectional else h_n[-1]
-    return output.mean(axis=0) if model.pooling == "mean" else output.max(axis=0)
+    return output.mean(axis=0) if model.pooling == "mean" else output.amax(0)
 
 
 # -- semantics: a padded batch gives what each sequence gives alone ----------------------------
@@ -153,6 +153,18 @@ def test_a_vocabulary_of_your_own_gives_its_padding_id_or_none(model_type):
         grad = model.embed.weight.grad.data
         assert (grad[0] != 0).all()
         assert (grad[6] == 0).all() and (model.embed.weight.data[6] == 0).all() == (pad_id == 6)
+
+
+@pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
+def test_by_default_no_id_is_padding_so_a_real_token_0_learns_and_may_fill_a_length(model_type):
+    """The default ``pad_id`` is None, as PyTorch's ``padding_idx=None``: on a vocabulary of
+    your own, id 0 is a token, anywhere within a length, and its embedding learns."""
+    model = make(model_type, 0)
+    assert model.pad_id is None and model.embed.padding_idx is None
+    ids, lengths = np.array([[0, 1, 2], [3, 4, 0]]), [3, 3]
+    targets = np.zeros((2, 3), np.int64) if model_type is SequenceTagger else np.zeros(2, np.int64)
+    model.loss(ids, targets, lengths).backward()  # a 0 inside a length is no error
+    assert (model.embed.weight.grad.data[0] != 0).all()
 
 
 # -- gradients --------------------------------------------------------------------------------
@@ -301,7 +313,7 @@ IDS = np.array([[1, 2, 3], [4, 5, PAD_ID]])
 @pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
 def test_bad_input_gives_a_clear_error_and_leaves_the_model_as_it_was(model_type, call, error,
                                                                       match):
-    model = make(model_type, 0, bidirectional=True)
+    model = make(model_type, 0, bidirectional=True, pad_id=PAD_ID)
     before = model.state_dict()
     with pytest.raises(error, match=match):
         call(model)
@@ -339,7 +351,7 @@ def test_bad_options_give_clear_errors(make_model, match):
 
 @pytest.mark.parametrize("model_type", [SequenceClassifier, SequenceTagger])
 def test_a_compiled_loss_checks_every_batch_it_replays_as_eager_does(model_type):
-    model = make(model_type, 0, bidirectional=True)
+    model = make(model_type, 0, bidirectional=True, pad_id=PAD_ID)
     lengths = np.array([3, 2])
     targets = np.zeros(IDS.shape if model_type is SequenceTagger else 2, np.int64)
     compiled = mg.compile(model.loss, fallback=False)

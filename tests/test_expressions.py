@@ -90,7 +90,7 @@ def _broadcasts(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return True
 
 
-OPS = [*ELEMENTWISE, *UNARY, "matmul", "sum", "mean", "var", "softmax", "reshape", "transpose",
+OPS = [*ELEMENTWISE, *UNARY, "matmul", "sum", "mean", "var", "softmax", "reshape", "permute",
        "unsqueeze", "squeeze", "flatten"]
 
 
@@ -120,7 +120,7 @@ def step_on(draw, values: list[mg.Tensor]) -> Step:
         chosen = range(x.ndim) if ax is None else np.atleast_1d(ax)
         c = int(math.prod(x.shape[a] for a in chosen) > 1)  # keep a degree of freedom
         return Step(f"var[axis={ax}, keepdims={keep}, correction={c}]", (i,),
-                    lambda t: t.var(ax, keep, correction=c))
+                    lambda t: t.var(ax, keepdim=keep, correction=c))
     if name == "unsqueeze":
         ax = draw(st.integers(-x.ndim - 1, x.ndim))
         return Step(f"unsqueeze[{ax}]", (i,), lambda t: t.unsqueeze(ax))
@@ -135,10 +135,10 @@ def step_on(draw, values: list[mg.Tensor]) -> Step:
         ax = draw(axis(x.ndim))
         return Step(f"softmax[axis={ax}]", (i,), lambda t: t.softmax(ax))
     if name == "reshape":
-        new = draw(same_size_shapes(x.size))
+        new = draw(same_size_shapes(x.numel()))
         return Step(f"reshape{new}", (i,), lambda t: t.reshape(new))
     perm = tuple(draw(st.permutations(range(x.ndim))))
-    return Step(f"transpose{perm}", (i,), lambda t: t.transpose(perm))
+    return Step(f"permute{perm}", (i,), lambda t: t.permute(perm))
 
 
 @st.composite

@@ -1,7 +1,8 @@
-"""Layers: Linear, Embedding, Dropout, the activation modules and Sequential (shapes,
-initialization, values, gradients, errors, names and outputs as in PyTorch)."""
+"""Layers: Linear, Embedding, Dropout, LayerNorm, the activation and loss modules and Sequential
+(shapes, initialization, values, gradients, errors, names and outputs as in PyTorch)."""
 
 import math
+import re
 from collections import OrderedDict
 
 import numpy as np
@@ -11,8 +12,21 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from minigrad.nn import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
-from tests.strategies import arrays, leaf
+from minigrad.nn import (
+    CrossEntropyLoss,
+    Dropout,
+    Embedding,
+    LayerNorm,
+    Linear,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+from minigrad.nn import functional as F
+from tests.strategies import arrays, leaf, shapes
 
 # -- Linear -------------------------------------------------------------------------------------
 
@@ -158,10 +172,132 @@ def test_dropout_eval_is_identity_and_seed_reproduces_the_mask():
 
 
 def test_dropout_errors():
-    for p in (-0.5, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\)"):
+    for p in (-0.5, 1.5):
+        with pytest.raises(ValueError, match="Dropout: dropout probability p has to be between 0 "
+                                             f"and 1; got {p}"):
             Dropout(p)
-    assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
+    with pytest.raises(NotImplementedError, match="Dropout: inplace=True is not supported"):
+        Dropout(0.5, inplace=True)
+    assert repr(Dropout(0.3)) == "Dropout(p=0.3, inplace=False)"
+
+
+# -- LayerNorm ----------------------------------------------------------------------------------
+
+
+@st.composite
+def layer_norm_cases(draw):
+    """(x, normalized_shape as given, as a tuple): the last 1..ndim axes of a random shape."""
+    shape = draw(shapes(min_dims=1))
+    k = draw(st.integers(1, len(shape)))
+    normalized = shape[len(shape) - k:]
+    given_shape = normalized[0] if k == 1 and draw(st.booleans()) else list(normalized)
+    return draw(arrays(shape)), given_shape, normalized
+
+
+def reference_layer_norm(x, k, weight, bias, eps):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last k axes, in float64."""
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps)
+    return y * (1 if weight is None else weight) + (0 if bias is None else bias)
+
+
+@given(layer_norm_cases(), st.booleans(), st.booleans(), st.sampled_from([1e-5, 0.5]),
+       st.data())
+def test_layer_norm_values_and_gradcheck(case, affine, bias, eps, data):
+    a, given_shape, normalized = case
+    layer = LayerNorm(given_shape, eps, elementwise_affine=affine, bias=bias).double()
+    for p in layer.parameters():  # away from the initial ones and zeros
+        p.data[...] = data.draw(arrays(p.shape))
+    x = leaf(a)
+    y = layer(x)
+    weight = None if layer.weight is None else layer.weight.data
+    bias_ = None if layer.bias is None else layer.bias.data
+    expected = reference_layer_norm(a, len(normalized), weight, bias_, eps)
+    assert y.shape == a.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-10)
+    assert mg.gradcheck(lambda *inputs: layer(inputs[0]), [x, *layer.parameters()])
+
+
+def test_layer_norm_init_names_and_repr():
+    layer = LayerNorm(4)
+    assert layer.normalized_shape == (4,) and layer.eps == 1e-5 and layer.elementwise_affine
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    np.testing.assert_array_equal(layer.weight.data, np.ones(4, np.float32))
+    np.testing.assert_array_equal(layer.bias.data, np.zeros(4, np.float32))
+    assert layer.weight.dtype == layer.bias.dtype == np.float32
+    assert repr(layer) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)"
+    no_bias = LayerNorm([2, 3], bias=False)
+    assert no_bias.weight.shape == (2, 3) and no_bias.bias is None
+    assert list(no_bias.state_dict()) == ["weight"]
+    plain = LayerNorm((2, 3), elementwise_affine=False)
+    assert plain.weight is None and plain.bias is None and list(plain.parameters()) == []
+    assert repr(plain) == "LayerNorm((2, 3), eps=1e-05, elementwise_affine=False, bias=False)"
+    y = plain(mg.tensor(np.arange(12.0).reshape(2, 2, 3)))  # float64 input, no parameters
+    np.testing.assert_allclose(y.data.mean(axis=(1, 2)), 0, atol=1e-12)
+
+
+def test_layer_norm_errors():
+    with pytest.raises(ValueError, match=re.escape(
+            "LayerNorm: given normalized_shape=(2, 3), expected input with shape (*, 2, 3); "
+            "got input of shape (3, 2)")):
+        LayerNorm((2, 3))(mg.randn(3, 2))
+    with pytest.raises(ValueError, match=r"LayerNorm: given normalized_shape=\(4,\).*got "
+                                         r"input of shape \(\)"):
+        LayerNorm(4)(mg.tensor(1.0))
+    with pytest.raises(TypeError, match=re.escape(
+            "LayerNorm: input dtype float64 does not match weight dtype float32; all inputs must "
+            "share one dtype")):
+        LayerNorm(3)(mg.tensor(np.zeros((2, 3))))
+    for bad in (0, -1, [], (2, 0), 2.5):
+        with pytest.raises(ValueError, match="LayerNorm: normalized_shape must be a positive int"):
+            LayerNorm(bad)
+    with pytest.raises(ValueError, match=r"layer_norm: expected bias of shape normalized_shape "
+                                         r"= \(3,\); got \(1, 3\)"):
+        F.layer_norm(mg.randn(2, 3), 3, None, mg.zeros(1, 3))
+    with pytest.raises(TypeError, match="layer_norm: input must be floating point"):
+        F.layer_norm(mg.tensor(np.zeros((2, 3), np.int64)), 3)
+
+
+# -- loss modules -------------------------------------------------------------------------------
+
+
+def test_loss_modules_call_their_functions_with_their_settings():
+    rng = np.random.default_rng(0)
+    x, target = mg.tensor(rng.standard_normal((4, 3))), np.array([0, 2, -100, 1])
+    weight = mg.tensor(rng.uniform(0.5, 2, 3))
+    ce = CrossEntropyLoss(weight, ignore_index=-100, reduction="sum", label_smoothing=0.1)
+    np.testing.assert_array_equal(
+        ce(x, target).data,
+        F.cross_entropy(x, target, weight, reduction="sum", label_smoothing=0.1).data)
+    nll = NLLLoss(reduction="none", ignore_index=2)
+    np.testing.assert_array_equal(nll(x, [0, 2, 1, 1]).data,
+                                  F.nll_loss(x, [0, 2, 1, 1], ignore_index=2,
+                                             reduction="none").data)
+    last = CrossEntropyLoss(axis=-1)  # minigrad's keyword for classes on the last axis
+    logits = mg.tensor(rng.standard_normal((2, 5, 3)))
+    ids = rng.integers(0, 3, (2, 5))
+    np.testing.assert_array_equal(last(logits, ids).data,
+                                  F.cross_entropy(logits, ids, axis=-1).data)
+    mse = MSELoss()
+    assert mse.reduction == "mean" and mse(x, x * 2).shape == ()
+    assert [m.reduction for m in (CrossEntropyLoss(), NLLLoss(), MSELoss())] == ["mean"] * 3
+    assert list(ce.parameters()) == [] and repr(ce) == "CrossEntropyLoss()"
+
+
+def test_loss_module_errors():
+    with pytest.raises(ValueError, match="MSELoss: reduction must be one of"):
+        MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match="CrossEntropyLoss: label_smoothing must be between"):
+        CrossEntropyLoss(label_smoothing=2.0)
+    with pytest.raises(TypeError, match="NLLLoss: ignore_index must be an int; got 1.5"):
+        NLLLoss(ignore_index=1.5)
+    with pytest.raises(TypeError, match="CrossEntropyLoss: weight must be a Tensor of shape"):
+        CrossEntropyLoss([1.0, 2.0])
+    with pytest.warns(UserWarning, match="please use reduction='none' instead") as caught:
+        assert NLLLoss(reduce=False).reduction == "none"
+    assert caught[0].filename == __file__
 
 
 # -- activations --------------------------------------------------------------------------------
@@ -235,6 +371,51 @@ def test_sequential_errors():
         Sequential(Linear(2, 3), mg.tanh)
     with pytest.raises(TypeError, match="Sequential: module act must be a Module; got a int"):
         Sequential(OrderedDict(act=3))
+
+
+def test_sequential_item_assignment_deletion_insert_extend_and_pop():
+    a, b, c, d = Linear(1, 2), Tanh(), Linear(2, 3), ReLU()
+    model = Sequential(a, b, c)
+    model[1] = d
+    assert list(model) == [a, d, c] and model[1] is d
+    model[-1] = b
+    assert list(model) == [a, d, b]
+    del model[0]
+    assert list(model) == [d, b] and [n for n, _ in model.named_children()] == ["0", "1"]
+    assert model.insert(0, a) is model and list(model) == [a, d, b]
+    model.insert(-1, c)  # before the last one, as list.insert
+    assert list(model) == [a, d, c, b]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert model.pop(2) is c and list(model) == [a, d, b]
+    assert model.extend(Sequential(c)) is model and list(model) == [a, d, b, c]
+    del model[1:3]
+    assert list(model) == [a, c] and list(model.state_dict())[-1] == "1.bias"
+    assert not hasattr(model, "2") and not hasattr(model, "3")  # the old names are gone
+    assert model(mg.randn(4, 1)).shape == (4, 3)
+    popped = model.pop(slice(0, 1))
+    assert isinstance(popped, Sequential) and list(popped) == [a] and list(model) == [c]
+    assert list(Sequential(a) + Sequential(b, c)) == [a, b, c]
+    assert list(Sequential(a, b) * 2) == [a, b, a, b]
+
+
+def test_sequential_edit_errors():
+    model = Sequential(Linear(2, 3), Tanh())
+    with pytest.raises(IndexError, match="Sequential: index 2 is out of range for 2 modules"):
+        model[2] = ReLU()
+    with pytest.raises(IndexError, match="Sequential: index -3 is out of range for 2 modules"):
+        del model[-3]
+    with pytest.raises(TypeError, match="Sequential: module 1 must be a Module; got a function"):
+        model[1] = mg.tanh
+    with pytest.raises(IndexError, match=re.escape(
+            "Sequential.insert: index 3 is out of range for 2 modules (expected -2..2)")):
+        model.insert(3, ReLU())
+    with pytest.raises(TypeError, match="Sequential: module 3 must be a Module; got a int"):
+        model.extend([ReLU(), 3])  # as in PyTorch, the modules before it are appended
+    with pytest.raises(TypeError, match="Sequential.extend: expected an iterable of modules; "
+                                        "got a ReLU"):
+        model.extend(ReLU())
+    with pytest.raises(ValueError, match="Sequential \\+: supports only Sequential operands"):
+        model + [ReLU()]
 
 
 def test_sequential_matches_pytorch_after_loading_its_state_dict():

@@ -158,6 +158,31 @@ def test_generate_is_seeded_and_has_the_asked_length():
     np.testing.assert_array_equal(model.generate([3], 0), [3])
 
 
+def test_generate_without_a_seed_follows_mg_manual_seed():
+    model = lm(vocab=6, size=4)
+    mg.manual_seed(0)
+    a = model.generate([1, 2], 30)
+    mg.manual_seed(0)
+    np.testing.assert_array_equal(a, model.generate([1, 2], 30))
+    # the draws advance minigrad's generator, as sampling in PyTorch advances its own
+    assert not np.array_equal(a, model.generate([1, 2], 30))
+    mg.manual_seed(1)
+    assert not np.array_equal(a, model.generate([1, 2], 30))
+
+
+def test_generate_with_a_seed_ignores_and_keeps_minigrads_generator():
+    model = lm(vocab=6, size=4)
+    mg.manual_seed(0)
+    a = model.generate([1, 2], 30, seed=7)
+    mg.manual_seed(5)
+    np.testing.assert_array_equal(a, model.generate([1, 2], 30, seed=7))
+    mg.manual_seed(0)
+    untouched = mg.randn(3).data
+    mg.manual_seed(0)
+    model.generate([1, 2], 30, seed=7)
+    np.testing.assert_array_equal(mg.randn(3).data, untouched)  # not drawn from
+
+
 def test_top_k_one_is_greedy_decoding():
     model = lm(vocab=6, size=4)
     model.embed.weight.data *= 3  # sharper distributions, so greedy is not a near tie

@@ -1,6 +1,7 @@
 """Module, Parameter and ModuleList; nn.init; gradient clipping in nn.utils."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -111,8 +112,43 @@ def test_modulelist_indexing_and_errors():
     assert [n for n, _ in layers.named_parameters()][:2] == ["0.weight", "0.bias"]
     with pytest.raises(IndexError, match="ModuleList: index 4 is out of range for 4 modules"):
         layers[4]
-    with pytest.raises(TypeError, match="ModuleList: expected a Module; got a int"):
+    with pytest.raises(TypeError, match="ModuleList: module 4 must be a Module; got a int"):
         layers.append(3)
+    with pytest.raises(TypeError, match="ModuleList.extend: expected an iterable of modules; "
+                                        "got a int"):
+        layers.extend(3)
+
+
+def test_modulelist_assignment_deletion_insert_pop_and_add():
+    a, b, c, d = (Linear(1, n) for n in (1, 2, 3, 4))
+    layers = ModuleList([a, b, c])
+    layers[1] = d
+    assert list(layers) == [a, d, c] and layers[1] is d
+    del layers[0]
+    assert list(layers) == [d, c] and [n for n, _ in layers.named_children()] == ["0", "1"]
+    assert [n for n, _ in layers.named_parameters()] == ["0.weight", "0.bias", "1.weight",
+                                                         "1.bias"]
+    layers.insert(1, b)
+    assert list(layers) == [d, b, c]
+    layers.insert(-3, a)  # before the first, as list.insert
+    assert list(layers) == [a, d, b, c]
+    assert layers.pop(-1) is c and list(layers) == [a, d, b]
+    del layers[::2]
+    assert list(layers) == [d] and not hasattr(layers, "1") and not hasattr(layers, "2")
+    both = layers + [c]
+    assert isinstance(both, ModuleList) and list(both) == [d, c] and list(layers) == [d]
+    layers += ModuleList([a])
+    assert list(layers) == [d, a]
+    with pytest.raises(IndexError, match="ModuleList: index 2 is out of range for 2 modules"):
+        layers[2] = b
+    with pytest.raises(IndexError, match="ModuleList: index -3 is out of range for 2 modules"):
+        del layers[-3]
+    with pytest.raises(IndexError, match="ModuleList.insert: index 3 is out of range"):
+        layers.insert(3, b)
+    with pytest.raises(TypeError, match="ModuleList: module 0 must be a Module; got a str"):
+        layers[0] = "linear"
+    with pytest.raises(TypeError, match="ModuleList: indices must be integers or slices"):
+        del layers["0"]
 
 
 def test_repr_tree():
@@ -122,7 +158,7 @@ def test_repr_tree():
         "    (0): Linear(in_features=2, out_features=3, bias=True)\n"
         "    (1): Linear(in_features=3, out_features=2, bias=True)\n"
         "  )\n"
-        "  (drop): Dropout(p=0.1)\n"
+        "  (drop): Dropout(p=0.1, inplace=False)\n"
         "  (head): Linear(in_features=2, out_features=1, bias=False)\n"
         ")"
     )
@@ -151,6 +187,24 @@ def test_train_eval_propagate_and_zero_grad():
         model.train("no")
     model(mg.randn(3, 2)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_zero_grad_set_to_none_false_gives_new_zero_tensors():
+    model = MLP()
+    model(mg.randn(3, 2)).sum().backward()
+    model.head.weight.grad = None  # a gradient that is None stays None
+    old = {name: p.grad for name, p in model.named_parameters()}
+    kept = model.layers[0].weight.grad.data.copy()
+    model.zero_grad(set_to_none=False)
+    for name, p in model.named_parameters():
+        if old[name] is None:
+            assert p.grad is None
+            continue
+        assert p.grad is not old[name] and p.grad.shape == p.shape and p.grad.dtype == p.dtype
+        assert not p.grad.requires_grad and not p.grad.data.any()
+    np.testing.assert_array_equal(old["layers.0.weight"].data, kept)  # not written to
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
 
@@ -273,6 +327,30 @@ def test_load_state_dict_non_strict_reports_keys_and_loads_the_rest():
         model.load_state_dict({"scale": np.zeros(2)}, strict=False)
     with pytest.raises(TypeError, match="expected a mapping"):
         model.load_state_dict([("scale", np.ones(1))])
+
+
+def test_load_state_dict_given_a_trainer_checkpoint_says_to_pass_its_model_part(tmp_path):
+    from minigrad.optim import SGD
+    from minigrad.train import Trainer
+
+    model = MLP()
+    path = tmp_path / "run.npz"
+    Trainer(model, SGD(model.parameters(), lr=0.1)).save(path)
+    ckpt = mg.load(path)
+    other = MLP()
+    with pytest.raises(ValueError, match=re.escape(
+            "MLP.load_state_dict: got a checkpoint with keys ['model', 'optimizer', ") + ".*" +
+            re.escape("] (as Trainer.save writes), not a state_dict; pass its model part: "
+                      "model.load_state_dict(ckpt['model'])")):
+        other.load_state_dict(ckpt)
+    with pytest.raises(ValueError, match=re.escape(
+            "MLP.load_state_dict: expected a state_dict of name -> array; the value of "
+            "'state_dict' is a dict (keys ['state_dict', 'step']): pass the part that holds this "
+            "module's state_dict, e.g. ckpt['state_dict']")):
+        other.load_state_dict({"state_dict": ckpt["model"], "step": 3})
+    other.load_state_dict(ckpt["model"])
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[name], value)
 
 
 # -- init ---------------------------------------------------------------------------------------

@@ -42,9 +42,9 @@ UNARY = {
     "abs": Unary(mg.Tensor.abs, np.abs, avoid=(0.0,), smooth=False),
     "clip": Unary(lambda t: t.clip(-1.0, 0.5), lambda a: np.clip(a, -1.0, 0.5),
                   avoid=(-1.0, 0.5), smooth=False),
-    "clip_lo": Unary(lambda t: t.clip(lo=-0.5), lambda a: np.maximum(a, -0.5),
+    "clip_lo": Unary(lambda t: t.clip(min=-0.5), lambda a: np.maximum(a, -0.5),
                      avoid=(-0.5,), smooth=False),
-    "clip_hi": Unary(lambda t: t.clip(hi=0.5), lambda a: np.minimum(a, 0.5),
+    "clip_hi": Unary(lambda t: t.clamp(max=0.5), lambda a: np.minimum(a, 0.5),
                      avoid=(0.5,), smooth=False),
     "pow_2": Unary(lambda t: t ** 2, lambda a: a ** 2),
     "pow_3": Unary(lambda t: t ** 3, lambda a: a ** 3),
@@ -345,13 +345,6 @@ def test_where_rejects_shapes_that_do_not_broadcast() -> None:
     _untouched(x)
 
 
-def test_pow_rejects_a_tensor_exponent() -> None:
-    x = leaf(np.ones((2, 3)))
-    with pytest.raises(TypeError, match=r"Pow.*Tensor of shape \(2, 3\)"):
-        x ** x
-    _untouched(x)
-
-
 def test_clip_rejects_lo_above_hi() -> None:
     x = leaf(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"(?i)clip.*lo \(1\.0\).*hi \(0\.0\)"):
@@ -413,7 +406,7 @@ def test_comparisons_reject_shapes_that_do_not_broadcast() -> None:
 
 def test_tensors_stay_hashable_by_identity() -> None:
     x, y = mg.tensor([1.0]), mg.tensor([1.0])
-    assert x != y and x == x and len({x, y}) == 2
+    assert (x == y).tolist() == [True] and len({x, y}) == 2 and {x: 1, y: 2}[x] == 1
 
 
 @given(data=st.data())

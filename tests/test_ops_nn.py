@@ -193,7 +193,7 @@ def test_one_hot_puts_a_one_at_each_target_class(case, data) -> None:
 
 def test_embedding_ids_pass_the_same_array_through_or_name_the_bad_id() -> None:
     ids = np.array([[0, 4], [2, 1]])
-    assert EmbeddingIds.apply(mg.tensor(ids), num_embeddings=5).data is ids
+    assert EmbeddingIds.apply(mg.from_numpy(ids), num_embeddings=5).data is ids
     with pytest.raises(IndexError, match=r"Embedding: id 5 is out of range for "
                                          r"num_embeddings=5 \(valid ids are 0\.\.4\)"):
         EmbeddingIds.apply(mg.tensor([1, 5, -1]), num_embeddings=5)

@@ -72,24 +72,24 @@ def permutations(draw, ndim: int) -> tuple[int, ...]:
 
 
 @given(data=st.data())
-def test_transpose(data) -> None:
+def test_permute(data) -> None:
     a = data.draw(arrays(data.draw(shapes())))
     perm = data.draw(permutations(a.ndim))
-    check(lambda t: t.transpose(perm), [leaf(a)], np.transpose(a, perm))
-    check(lambda t: t.transpose(*perm), [leaf(a)], np.transpose(a, perm))
+    check(lambda t: t.permute(perm), [leaf(a)], np.transpose(a, perm))
+    check(lambda t: t.permute(*perm), [leaf(a)], np.transpose(a, perm))
 
 
 @given(data=st.data())
-def test_transpose_without_axes_and_T_reverse_the_axes(data) -> None:
+def test_T_reverses_the_axes(data) -> None:
     a = data.draw(arrays(data.draw(shapes())))
-    check(lambda t: t.transpose(), [leaf(a)], a.T)
     check(lambda t: t.T, [leaf(a)], a.T)
 
 
 @given(data=st.data())
-def test_swapaxes(data) -> None:
+def test_transpose_and_swapaxes_swap_two_axes_as_in_pytorch(data) -> None:
     a = data.draw(arrays(data.draw(shapes(min_dims=1))))
     i, j = data.draw(axis(a.ndim)), data.draw(axis(a.ndim))
+    check(lambda t: t.transpose(i, j), [leaf(a)], np.swapaxes(a, i, j))
     check(lambda t: t.swapaxes(i, j), [leaf(a)], np.swapaxes(a, i, j))
 
 
@@ -259,13 +259,13 @@ def test_concat_and_stack_default_to_axis_0() -> None:
 
 @st.composite
 def split_cases(draw, equal: bool):
-    """An array, an axis and either n (equal pieces) or a list of sizes that add up."""
+    """An array, an axis and either a piece size (the last piece may be shorter) or a list of
+    sizes that add up."""
     shape = list(draw(shapes(min_dims=1)))
     ax = draw(axis(len(shape)))
     if equal:
-        n = draw(st.integers(1, 3))
-        shape[ax] = n * draw(st.integers(1, 2))
-        how = n
+        how = draw(st.integers(1, 3))
+        shape[ax] = draw(st.integers(1, 6))
     else:
         how = draw(st.lists(st.integers(0, 2), min_size=1, max_size=3).filter(lambda s: sum(s)))
         shape[ax] = sum(how)
@@ -273,12 +273,14 @@ def split_cases(draw, equal: bool):
 
 
 @given(split_cases(equal=True))
-def test_split_into_n(case) -> None:
-    a, n, ax = case
-    expected = np.split(a, n, axis=ax)
-    check(lambda t: t.split(n, axis=ax), [leaf(a)], expected)
-    check(lambda t: t.chunk(n, axis=ax), [leaf(a)], expected)
-    check(lambda t: mg.split(t, n, axis=ax), [leaf(a)], expected)
+def test_split_into_pieces_of_a_size_and_chunk_into_at_most_n(case) -> None:
+    a, size, ax = case
+    expected = np.split(a, range(size, a.shape[ax], size), axis=ax)
+    check(lambda t: t.split(size, dim=ax), [leaf(a)], expected)
+    check(lambda t: mg.split(t, size, ax), [leaf(a)], expected)
+    n = -(-a.shape[ax] // size)  # chunks of ceil(length / n) cut as pieces of `size` do ...
+    if -(-a.shape[ax] // n) == size:  # ... when that ceiling gives `size` back
+        check(lambda t: t.chunk(n, axis=ax), [leaf(a)], expected)
 
 
 @given(split_cases(equal=False))
@@ -291,13 +293,16 @@ def test_split_into_sizes(case) -> None:
 @given(split_cases(equal=True))
 def test_split_gradient_when_only_some_pieces_are_used(case) -> None:
     a, n, ax = case
-    check(lambda t: t.split(n, axis=ax)[-1] * 2.0, [leaf(a)], np.split(a, n, axis=ax)[-1] * 2.0)
+    last = np.split(a, range(n, a.shape[ax], n), axis=ax)[-1]
+    check(lambda t: t.split(n, axis=ax)[-1] * 2.0, [leaf(a)], last * 2.0)
 
 
-def test_chunk_defaults_to_the_last_axis() -> None:
-    x = mg.tensor(np.arange(12.0).reshape(2, 6))
+def test_chunk_and_split_default_to_the_first_axis_as_in_pytorch() -> None:
+    x = mg.tensor(np.arange(12.0).reshape(6, 2))
     assert [p.shape for p in x.chunk(3)] == [(2, 2)] * 3
-    assert [p.shape for p in x.split([1, 5])] == [(2, 1), (2, 5)]
+    assert [p.shape for p in x.chunk(4)] == [(2, 2)] * 3
+    assert [p.shape for p in x.split(4)] == [(4, 2), (2, 2)]
+    assert [p.shape for p in x.split([1, 5])] == [(1, 2), (5, 2)]
 
 
 # -- unsqueeze, squeeze, flatten ------------------------------------------------------------------
@@ -439,7 +444,8 @@ def test_zeros_like_and_ones_like(make, value) -> None:
 
 SHAPE_OPS = {
     "reshape": lambda t: t.reshape(-1, 2),
-    "transpose": lambda t: t.transpose(2, 0, 1),
+    "transpose": lambda t: t.transpose(2, 0),
+    "permute": lambda t: t.permute(2, 0, 1),
     "T": lambda t: t.T,
     "swapaxes": lambda t: t.swapaxes(0, -1),
     "broadcast_to": lambda t: t.broadcast_to((3, 2, 3, 2)),
@@ -469,11 +475,11 @@ def test_keeps_dtype(name: str, dtype) -> None:
 ERRORS = {
     "reshape": (lambda t: t.reshape(4, 2), ValueError, r"reshape.*\(2, 3\).*\(4, 2\)"),
     "reshape -1": (lambda t: t.reshape(-1, 4), ValueError, r"reshape.*\(2, 3\).*\(-1, 4\)"),
-    "transpose count": (lambda t: t.transpose(1,), ValueError, r"transpose.*\(1,\).*\(2, 3\)"),
-    "transpose repeat": (lambda t: t.transpose(0, 0), ValueError,
-                         r"transpose.*\(0, 0\).*\(2, 3\)"),
-    "transpose range": (lambda t: t.transpose(0, 2), ValueError,
-                        r"transpose.*\(0, 2\).*\(2, 3\)"),
+    "transpose count": (lambda t: t.transpose(1), TypeError, r"transpose.*dim1"),
+    "permute repeat": (lambda t: t.permute(0, 0), ValueError,
+                       r"permute: dims \(0, 0\) are not a permutation.*\(2, 3\)"),
+    "transpose range": (lambda t: t.transpose(0, 2), IndexError,
+                        r"transpose: dimension 2 is out of range.*\(2, 3\)"),
     "broadcast_to": (lambda t: t.broadcast_to((3, 3)), ValueError,
                      r"broadcast_to.*\(2, 3\).*\(3, 3\)"),
     "broadcast_to fewer axes": (lambda t: t.broadcast_to((3,)), ValueError,
@@ -486,28 +492,27 @@ ERRORS = {
     "stack": (lambda t: mg.stack([t, mg.ones(3, 2)]), ValueError, r"stack.*\(2, 3\), \(3, 2\)"),
     "stack axis": (lambda t: mg.stack([t, t], axis=3), ValueError,
                    r"stack: axis 3 is out of range.*\(2, 3\)"),
-    "split n": (lambda t: t.split(2), ValueError, r"split.*\(2, 3\).*length 3.*2 equal pieces"),
-    "chunk n": (lambda t: t.chunk(4, axis=0), ValueError,
-                r"split.*\(2, 3\).*length 2.*4 equal pieces"),
-    "split sizes": (lambda t: t.split([1, 1]), ValueError,
+    "split size": (lambda t: t.split(0), ValueError, r"split: split_size must be positive"),
+    "chunk n": (lambda t: t.chunk(0), ValueError, r"chunk: chunks must be a positive integer"),
+    "split sizes": (lambda t: t.split([1, 1], 1), ValueError,
                     r"split: sizes \[1, 1\].*add up to 3.*\(2, 3\)"),
     "split negative size": (lambda t: t.split([4, -1]), ValueError, r"split.*non-negative"),
-    "split axis": (lambda t: t.split(1, axis=2), ValueError,
-                   r"split: axis 2 is out of range.*\(2, 3\)"),
+    "split axis": (lambda t: t.split(1, axis=2), IndexError,
+                   r"split: dimension 2 is out of range.*\(2, 3\)"),
     "getitem int": (lambda t: t[2], IndexError, r"getitem.*index 2.*size 2.*\(2, 3\)"),
     "getitem negative": (lambda t: t[:, -4], IndexError, r"getitem.*-4.*size 3.*\(2, 3\)"),
     "getitem array": (lambda t: t[[0, 5]], IndexError, r"getitem.*index 5.*\(2, 3\)"),
     "getitem too many": (lambda t: t[0, 0, 0], IndexError, r"getitem.*too many.*\(2, 3\)"),
     "getitem mask": (lambda t: t[np.ones(3, bool)], IndexError, r"getitem.*boolean.*\(2, 3\)"),
-    "unsqueeze": (lambda t: t.unsqueeze(3), ValueError,
-                  r"unsqueeze: axis 3 is out of range for a tensor of shape \(2, 3\); expected "
-                  r"an axis in \[-3, 2\]"),
+    "unsqueeze": (lambda t: t.unsqueeze(3), IndexError,
+                  r"unsqueeze: dimension 3 is out of range for a tensor of shape \(2, 3\); "
+                  r"expected an axis in \[-3, 2\]"),
     "squeeze": (lambda t: t.squeeze(-3), ValueError,
                 r"squeeze: axis -3 is out of range for a tensor with 2 dimensions"),
     "flatten range": (lambda t: t.flatten(0, 2), ValueError,
-                      r"flatten: end_axis 2 is out of range for a tensor of shape \(2, 3\)"),
+                      r"flatten: end_dim 2 is out of range for a tensor of shape \(2, 3\)"),
     "flatten order": (lambda t: t.flatten(-1, 0), ValueError,
-                      r"flatten: start_axis -1 comes after end_axis 0 .*\(2, 3\)"),
+                      r"flatten: start_dim -1 comes after end_dim 0 .*\(2, 3\)"),
 }
 
 

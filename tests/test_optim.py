@@ -320,15 +320,94 @@ def test_load_state_dict_casts_state_to_the_parameter_dtype():
 def test_step_lr():
     opt = SGD([Parameter([1.0])], lr=1.0)
     sched = StepLR(opt, step_size=2, gamma=0.5)
+    assert sched.get_last_lr() == [1.0] and sched.last_epoch == 0
     lrs = []
     for _ in range(5):
+        opt.step()
         sched.step()
         lrs.append(sched.get_last_lr()[0])
     assert lrs == [1.0, 0.5, 0.5, 0.25, 0.25]
+    assert opt.param_groups[0]["initial_lr"] == 1.0 and sched.base_lrs == [1.0]
     with pytest.raises(ValueError, match="StepLR: step_size must be a positive integer"):
         StepLR(opt, 0)
     with pytest.raises(TypeError, match="StepLR: expected an Optimizer"):
         StepLR("sgd", 2)
+
+
+def test_step_lr_state_dict_round_trip_through_a_checkpoint_resumes_the_schedule(tmp_path):
+    def run(sched, opt, steps):
+        lrs = []
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr())
+        return lrs
+
+    opt = SGD([{"params": [Parameter([1.0])], "lr": 1.0},
+               {"params": [Parameter([1.0])], "lr": 0.1}], lr=0.5)
+    sched = StepLR(opt, step_size=3, gamma=0.5)
+    run(sched, opt, 4)
+    mg.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp_path / "c.npz")
+    expected = run(sched, opt, 5)
+    saved = mg.load(tmp_path / "c.npz")
+    opt2 = SGD([{"params": [Parameter([1.0])], "lr": 1.0},
+                {"params": [Parameter([1.0])], "lr": 0.1}], lr=0.5)
+    opt2.load_state_dict(saved["optimizer"])
+    sched2 = StepLR(opt2, step_size=1)  # then loaded, as in PyTorch
+    sched2.load_state_dict(saved["scheduler"])
+    assert (sched2.step_size, sched2.base_lrs) == (3, [1.0, 0.1])
+    assert run(sched2, opt2, 5) == expected
+
+
+def test_step_lr_with_last_epoch_needs_initial_lr_and_step_with_epoch_is_deprecated():
+    opt = SGD([Parameter([1.0])], lr=1.0)
+    with pytest.raises(KeyError, match=r"StepLR: param 'initial_lr' is not specified in "
+                                       r"param_groups\[0\] when resuming a schedule with "
+                                       r"last_epoch=4"):
+        StepLR(opt, 2, last_epoch=4)
+    sched = StepLR(opt, 2, gamma=0.5)
+    opt.step()
+    with pytest.warns(UserWarning, match=r"The epoch parameter in `scheduler.step\(\)` was not "
+                                         "necessary"):
+        sched.step(5)
+    assert sched.last_epoch == 5 and sched.get_last_lr() == [0.25]  # the closed form
+    with pytest.raises(ValueError, match=r"StepLR.load_state_dict: unknown keys \['bogus'\]"):
+        sched.load_state_dict({"bogus": 1})
+
+
+def test_a_scheduler_stepped_before_its_optimizer_warns():
+    opt = SGD([Parameter([1.0])], lr=1.0)
+    sched = StepLR(opt, 2)
+    with pytest.warns(UserWarning, match=r"Detected call of `lr_scheduler.step\(\)` before "
+                                         r"`optimizer.step\(\)`"):
+        sched.step()
+
+
+def test_lr_scheduler_submodule_has_the_schedulers():
+    import minigrad.optim.lr_scheduler as lr_scheduler
+    from minigrad.optim.lr_scheduler import LRScheduler
+    from minigrad.optim.lr_scheduler import ReduceLROnPlateau as Plateau
+
+    assert mg.optim.lr_scheduler is lr_scheduler
+    assert lr_scheduler.StepLR is StepLR and Plateau is ReduceLROnPlateau
+    assert issubclass(StepLR, LRScheduler) and issubclass(ReduceLROnPlateau, LRScheduler)
+    assert sorted(lr_scheduler.__all__) == ["LRScheduler", "ReduceLROnPlateau", "StepLR"]
+
+
+def test_zero_grad_set_to_none():
+    a, b = Parameter([1.0, 2.0]), Parameter([3.0])
+    opt = SGD([a, b], lr=0.1)
+    a.grad = g = mg.tensor([5.0, 6.0])
+    opt.zero_grad(set_to_none=False)
+    assert a.grad is not g and a.grad.shape == (2,) and not a.grad.data.any()
+    assert b.grad is None  # None stays None, as in PyTorch
+    np.testing.assert_array_equal(g.data, [5.0, 6.0])  # the old gradient is not written to
+    opt.zero_grad()
+    assert a.grad is None
+
+
+def test_sgd_lr_defaults_to_pytorchs():
+    assert SGD([Parameter([1.0])]).param_groups[0]["lr"] == 1e-3
 
 
 def _lrs(sched, metrics):
@@ -367,6 +446,22 @@ def test_reduce_lr_on_plateau_threshold_and_state_round_trip():
     assert _lrs(copy, [2.0]) == _lrs(sched, [2.0]) == [0.25]
     with pytest.raises(ValueError, match=r"unknown keys \['bogus'\]"):
         copy.load_state_dict({"bogus": 1})
+
+
+def test_reduce_lr_on_plateau_min_lr_per_group_and_old_state_dicts():
+    opt = SGD([{"params": [Parameter([1.0])], "lr": 1.0},
+               {"params": [Parameter([1.0])], "lr": 1.0}], lr=1.0)
+    sched = ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=[0.6, 0.1])
+    for value in [1.0, 2.0, 2.0, 2.0]:
+        sched.step(value)
+    assert sched.get_last_lr() == [0.6, 0.125]
+    with pytest.raises(ValueError, match=r"expected 2 min_lrs \(one per param group\); got 1"):
+        ReduceLROnPlateau(opt, min_lr=[0.1])
+    old = {k: v for k, v in sched.state_dict().items() if k not in ("min_lrs", "default_min_lr")}
+    old["min_lr"] = 0.3  # what minigrad saved before min_lr could be a list
+    copy = ReduceLROnPlateau(opt)
+    copy.load_state_dict(old)
+    assert copy.min_lrs == [0.3, 0.3] and copy.default_min_lr == 0.3
 
 
 def test_reduce_lr_on_plateau_errors():

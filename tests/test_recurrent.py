@@ -423,12 +423,86 @@ def test_a_pytorch_state_dict_loads_and_gives_the_same_outputs_and_gradients(
 
 def test_wrong_input_shape_gives_a_clear_error():
     lstm = LSTM(3, 4)
-    for bad in [mg.randn(5, 3), mg.randn(5, 2, 4), mg.randn(1, 5, 2, 3)]:
-        message = f"LSTM: expected input of shape (T, B, I) with I = 3; got {bad.shape}"
+    for bad in [mg.randn(5, 4), mg.randn(5, 2, 4), mg.randn(1, 5, 2, 3), mg.randn(3)]:
+        message = (f"LSTM: expected input of shape (T, B, I) or, unbatched, (T, I) with I = 3; "
+                   f"got {bad.shape}")
         with pytest.raises(ValueError, match=re.escape(message)):
             lstm(bad)
-    with pytest.raises(ValueError, match=r"GRU: expected input of shape \(B, T, I\) with I = 2"):
+    with pytest.raises(ValueError, match=r"GRU: expected input of shape \(B, T, I\) or, "
+                                         r"unbatched, \(T, I\) with I = 2"):
         GRU(2, 4, batch_first=True)(mg.randn(5, 3))
+    for bad in [mg.randn(0, 2, 3), mg.randn(0, 3)]:
+        with pytest.raises(ValueError, match=r"LSTM: expected a sequence of length T > 0"):
+            lstm(bad)
+    with pytest.raises(ValueError, match=r"GRU: expected a sequence of length T > 0; got input "
+                                         r"of shape \(2, 0, 3\)"):
+        GRU(3, 4, batch_first=True)(mg.randn(2, 0, 3))
+    with pytest.raises(TypeError, match="LSTM: expected the input as a Tensor; got a ndarray"):
+        lstm(np.zeros((5, 2, 3), np.float32))
+
+
+@pytest.mark.parametrize("model_type", [RNN, LSTM, GRU])
+def test_an_input_of_another_dtype_than_the_weights_is_an_error_not_an_upcast(model_type):
+    """As in PyTorch: a float32 layer fed float64 computes nothing in float64 silently."""
+    layer = model_type(3, 4)
+    name = model_type.__name__
+    for x in [mg.tensor(np.zeros((5, 2, 3))), mg.tensor(np.zeros((5, 3)))]:
+        with pytest.raises(ValueError, match=re.escape(
+                f"{name}: input must have the type float32 (the layer's weights), got type "
+                "float64: convert the input, x.astype(np.float32), or the layer, "
+                "layer.to(np.float64)")):
+            layer(x)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{name}: input must have the type float32 (the layer's weights), got type int64: "
+            "convert the input, x.astype(np.float32)")):
+        layer(mg.tensor(np.zeros((5, 2, 3), np.int64)))
+    layer.double()
+    with pytest.raises(ValueError, match="input must have the type float64 .*got type float32"):
+        layer(mg.randn(5, 2, 3))
+    h = mg.zeros(1, 2, 4)  # float32 hx for a float64 layer and input
+    with pytest.raises(ValueError, match=re.escape(
+            f"{name}: hx must have the type float64 (the input's and the weights'), got type "
+            "float32")):
+        layer(mg.zeros(5, 2, 3, dtype=np.float64), (h, h) if model_type is LSTM else h)
+    assert layer(mg.zeros(5, 2, 3, dtype=np.float64))[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("model_type", [RNN, LSTM, GRU])
+@pytest.mark.parametrize(("num_layers", "bidirectional", "batch_first"),
+                         [(1, False, False), (2, True, True)])
+def test_unbatched_input_is_a_batch_of_one_without_the_batch_axis(
+        model_type, num_layers, bidirectional, batch_first):
+    model = seeded(0, model_type, 3, 4, num_layers=num_layers, bidirectional=bidirectional,
+                   batch_first=batch_first)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3))  # (T, I) whatever batch_first says, as in PyTorch
+    layers = num_layers * (2 if bidirectional else 1)
+    hx = [rng.standard_normal((layers, 4)) for _ in range(STATE_PARTS[model_type])]
+    output, *h_n = flat(model(mg.tensor(x), as_hx([mg.tensor(h) for h in hx])))
+    batched = mg.tensor(x[None] if batch_first else x[:, None])
+    expected = flat(model(batched, as_hx([mg.tensor(h[:, None]) for h in hx])))
+    assert output.shape == (6, 4 * (2 if bidirectional else 1))
+    want = expected[0].data[0] if batch_first else expected[0].data[:, 0]
+    np.testing.assert_array_equal(output.data, want)
+    for part, want in zip(h_n, expected[1:]):
+        assert part.shape == (layers, 4)
+        np.testing.assert_array_equal(part.data, want.data[:, 0])
+    without_hx = flat(model(mg.tensor(x)))
+    assert [p.shape for p in without_hx[1:]] == [(layers, 4)] * STATE_PARTS[model_type]
+
+
+def test_unbatched_input_needs_an_unbatched_hx_and_batched_a_batched_one():
+    lstm = LSTM(3, 4, num_layers=2)
+    h = mg.zeros(2, 1, 4)
+    with pytest.raises(ValueError, match=re.escape(
+            "LSTM: expected hx as a tuple of 2 tensors, one per part of the cell's state (an "
+            "LSTM's is (h_0, c_0)), each of shape (2, 4) (layers*directions, hidden; the input "
+            "is unbatched, (T, I)); got a tuple of shapes ((2, 1, 4), (2, 1, 4))")):
+        lstm(mg.randn(5, 3), (h, h))
+    with pytest.raises(ValueError, match=re.escape(
+            "GRU: expected hx as a tensor of shape (1, 2, 4) (layers*directions, batch, hidden); "
+            "got a tensor of shape (1, 4)")):
+        GRU(3, 4)(mg.randn(5, 2, 3), mg.zeros(1, 4))
 
 
 def test_wrong_hx_gives_a_clear_error():

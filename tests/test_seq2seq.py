@@ -21,13 +21,15 @@ from tests.strategies import arrays, leaf
 
 DECODERS = [Decoder, PeekyDecoder, AttentionDecoder]
 VOCAB = 7  # the 4 specials and 3 tokens
+IDS = dict(bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID)
+"""The special ids of ``minigrad.data.Vocab``, which the tests' data use."""
 
 
 def seeded(seed, decoder_type=Decoder, reverse=False, vocab=VOCAB, embed=2, hidden=3):
     """A float64 Seq2Seq with the default initialization drawn from ``seed``."""
     mg.manual_seed(seed)
-    encoder = Encoder(vocab, embed, hidden, reverse=reverse)
-    return Seq2Seq(encoder, decoder_type(vocab, embed, hidden)).double()
+    encoder = Encoder(vocab, embed, hidden, reverse=reverse, pad_id=PAD_ID)
+    return Seq2Seq(encoder, decoder_type(vocab, embed, hidden, **IDS)).double()
 
 
 def batch(seed, rows, src_len, tgt_len, vocab=VOCAB):
@@ -84,7 +86,7 @@ def test_attention_gradcheck_and_padding_gets_no_weight_and_no_gradient(rows, st
        seed=st.integers(0, 2**16), data=st.data())
 def test_vec2seq_gradcheck(decoder_type, rows, features, tgt_len, seed, data):
     mg.manual_seed(seed)
-    model = Seq2Seq(FeatureEncoder(features, 3), decoder_type(VOCAB, 2, 3)).double()
+    model = Seq2Seq(FeatureEncoder(features, 3), decoder_type(VOCAB, 2, 3, **IDS)).double()
     x = leaf(data.draw(arrays((rows, features))))
     _, tgt = batch(seed, rows, 1, tgt_len)
     assert mg.gradcheck(lambda x, *params: (model(x, tgt[:, :-1]), model.loss(x, tgt)),
@@ -108,7 +110,7 @@ def test_peeky_decoder_sees_the_encoder_state_at_every_step_through_input_and_ou
     h; the peeky decoder sees it at every step through its input alone (the output layer's
     peek cut) and through its output layer alone (the input's peek cut)."""
     mg.manual_seed(0)
-    decoder = decoder_type(VOCAB, 2, 3).double()
+    decoder = decoder_type(VOCAB, 2, 3, **IDS).double()
     decoder.lstm.weight_hh_l0.data[...] = 0
     if cut == "input":
         decoder.lstm.weight_ih_l0.data[:, 2:] = 0
@@ -279,7 +281,7 @@ def test_learns_to_reverse_digit_strings(decoder_type):
     src = pad_batch(strings, PAD_ID, 3)
     tgt = pad_batch([[BOS_ID, *s[::-1], EOS_ID] for s in strings], PAD_ID, 5)
     mg.manual_seed(0)
-    model = Seq2Seq(Encoder(14, 8, 32), decoder_type(14, 8, 32))
+    model = Seq2Seq(Encoder(14, 8, 32, pad_id=PAD_ID), decoder_type(14, 8, 32, **IDS))
     assert model.accuracy(src[900:], tgt[900:]) < 0.05
     train(model, src[:900], tgt[:900], steps=120)
     assert model.accuracy(src[900:], tgt[900:]) > 0.95  # 210 strings never seen
@@ -291,7 +293,7 @@ def test_vec2seq_learns_to_spell_a_feature_vector():
     features = np.stack([np.pad(np.eye(10)[s - 4].ravel(), (0, 30 - 10 * len(s))) for s in strings])
     tgt = pad_batch([[BOS_ID, *s, EOS_ID] for s in strings], PAD_ID, 5)
     mg.manual_seed(0)
-    model = Seq2Seq(FeatureEncoder(30, 32), Decoder(14, 8, 32))
+    model = Seq2Seq(FeatureEncoder(30, 32), Decoder(14, 8, 32, **IDS))
     train(model, features[:900], tgt[:900], steps=100)
     assert model.accuracy(features[900:], tgt[900:]) > 0.95
 
@@ -331,34 +333,35 @@ def test_learns_with_a_vocabulary_whose_real_tokens_hold_ids_0_to_3(decoder_type
     assert ((answers == FOREIGN["eos_id"]).sum(axis=1) <= 1).all()
 
 
-def test_default_special_ids_on_foreign_data_raise_instead_of_dropping_tokens():
+def test_another_vocabularys_special_ids_on_foreign_data_raise_instead_of_dropping_tokens():
     src = pad_batch([[1, 0, 3], [2, 5], [3]], FOREIGN["pad_id"], 3)
     tgt = np.array([[11, 3, 0, 1, 12], [11, 5, 2, 12, 10], [11, 3, 12, 10, 10]])
-    plain = Seq2Seq(Encoder(13, 2, 3), Decoder(13, 2, 3))
+    plain = Seq2Seq(Encoder(13, 2, 3, pad_id=PAD_ID), Decoder(13, 2, 3, **IDS))
     with pytest.raises(ValueError, match=r"Encoder: source row 0 holds the padding id 0 at "
                                          r"position 1, between tokens.*\(pad_id=\.\.\.\)"):
         plain.encoder(src)
     with pytest.raises(ValueError, match=r"Seq2Seq.loss: targets must start with <s> \(the "
                                          r"decoder's bos_id 2\).*\(bos_id=\.\.\.\)"):
         plain.loss(src, tgt)
-    half = Seq2Seq(Encoder(13, 2, 3, pad_id=10), Decoder(13, 2, 3, bos_id=11))
+    half = Seq2Seq(Encoder(13, 2, 3, pad_id=10), Decoder(13, 2, 3, **{**IDS, "bos_id": 11}))
     with pytest.raises(ValueError, match=r"Seq2Seq.loss: target row 0 holds id 1 at position 3, "
                                          r"after its end \(</s>, id 3, at position 1\).*"
                                          r"\(bos_id=, eos_id=, pad_id=\)"):
         half.loss(src, tgt)
     with pytest.raises(ValueError, match=r"Seq2Seq.accuracy: target row 0 holds id 1 at position "
                                          r"3, after its end \(<pad>, id 0, at position 2\)"):
-        Seq2Seq(Encoder(13, 2, 3, pad_id=10), Decoder(13, 2, 3, bos_id=11, eos_id=12)).accuracy(
-            src, tgt)
+        Seq2Seq(Encoder(13, 2, 3, pad_id=10),
+                Decoder(13, 2, 3, bos_id=11, eos_id=12, pad_id=PAD_ID)).accuracy(src, tgt)
 
 
 @pytest.mark.parametrize(("make", "match"), [
-    (lambda: Decoder(3, 2, 3), r"Decoder: eos_id=3 is not an id of the vocabulary of 3 ids "
-                               r"\(0\.\.2\)"),
-    (lambda: AttentionDecoder(VOCAB, 2, 3, eos_id=-1), r"AttentionDecoder: eos_id=-1 is not an id"),
-    (lambda: Decoder(VOCAB, 2, 3, bos_id=True), r"bos_id=True is not an id"),
-    (lambda: PeekyDecoder(VOCAB, 2, 3, bos_id=0), r"PeekyDecoder: bos_id and pad_id are both 0; "
-                                                  r"each special token needs its own id"),
+    (lambda: Decoder(3, 2, 3, **IDS), r"Decoder: eos_id=3 is not an id of the vocabulary of 3 "
+                                      r"ids \(0\.\.2\)"),
+    (lambda: AttentionDecoder(VOCAB, 2, 3, **{**IDS, "eos_id": -1}),
+     r"AttentionDecoder: eos_id=-1 is not an id"),
+    (lambda: Decoder(VOCAB, 2, 3, **{**IDS, "bos_id": True}), r"bos_id=True is not an id"),
+    (lambda: PeekyDecoder(VOCAB, 2, 3, **{**IDS, "bos_id": 0}),
+     r"PeekyDecoder: bos_id and pad_id are both 0; each special token needs its own id"),
     (lambda: Encoder(VOCAB, 2, 3, pad_id=VOCAB), r"Encoder: pad_id=7 is not an id"),
 ])
 def test_special_ids_outside_the_vocabulary_or_shared_are_errors(make, match):
@@ -376,6 +379,60 @@ def test_an_encoder_without_padding_reads_every_id():
     assert enc.mask.all() and "pad_id=None" in repr(unpadded)
     for a, b in zip(enc.state, padded(src).state):  # id 1 never occurs: nothing to skip
         np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_by_default_no_id_is_padding_so_a_real_token_0_at_either_end_is_read():
+    """With a vocabulary of your own, id 0 is a token like any other: the default ``pad_id``
+    is None (PyTorch's ``padding_idx=None``), so a 0 first or last in a row is not dropped."""
+    mg.manual_seed(0)
+    encoder = Encoder(VOCAB, 2, 3).double()
+    assert encoder.pad_id is None
+    src = np.array([[0, 4, 5], [4, 5, 0], [4, 5, 6]])
+    enc = encoder(src)
+    assert enc.mask.all()
+    without_zero = encoder(np.array([[4, 5], [4, 5]])).state[0].data
+    for row in (0, 1):  # reading the 0 changes the final state: it was not skipped
+        assert not np.allclose(enc.state[0].data[row], without_zero[row])
+    decoder = Decoder(VOCAB, 2, 3, bos_id=5, eos_id=6).double()  # no padding id either
+    model = Seq2Seq(encoder, decoder)
+    tgt = np.array([[5, 0, 1, 6], [5, 4, 0, 6], [5, 0, 0, 6]])
+    logits = model(src, tgt[:, :-1]).data
+    logp = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    want = -np.take_along_axis(logp, tgt[:, 1:, None], axis=-1).mean()  # every 0 scored
+    np.testing.assert_allclose(model.loss(src, tgt).item(), want, rtol=1e-12)
+
+
+def test_a_decoder_needs_its_start_and_end_ids_and_without_a_pad_id_ends_rows_with_eos():
+    with pytest.raises(TypeError, match=r"missing 2 required keyword-only arguments: 'bos_id' "
+                                        r"and 'eos_id'"):
+        Decoder(VOCAB, 2, 3)
+    with pytest.raises(TypeError, match=r"AttentionDecoder: eos_id must be an id of the "
+                                        r"vocabulary; got None\. Pass your vocabulary's id "
+                                        r"\(eos_id=vocab\.eos_id\)"):
+        AttentionDecoder(VOCAB, 2, 3, bos_id=2, eos_id=None)
+
+    class Scripted(Decoder):
+        """Writes row b of ``script``, one token per step, whatever it reads."""
+
+        script, steps = np.array([[4, 6, 4, 4], [0, 4, 6, 4]]), 0
+
+        def decode(self, ids, enc, state):
+            self.steps += 1
+            return mg.tensor(np.eye(VOCAB)[self.script[:, self.steps - 1]][:, None]), state, None
+
+    mg.manual_seed(0)
+    model = Seq2Seq(Encoder(VOCAB, 2, 3), Scripted(VOCAB, 2, 3, bos_id=5, eos_id=6))
+    src = np.array([[1, 2], [3, 4]])
+    assert model.decoder.fill_id == 6
+    assert model.generate(src, 4).tolist() == [[4, 6, 6], [0, 4, 6]]  # filled with </s>
+    model.decoder.steps = 0
+    assert model.accuracy(src, np.array([[5, 4, 1, 6], [5, 0, 4, 6]])) == 0.5
+    with pytest.raises(ValueError, match=r"Seq2Seq.loss: target row 0 holds id 0 at position 2, "
+                                         r"after its end \(</s>, id 6, at position 1\); a target "
+                                         r"is <s>, tokens, </s>, then nothing, since the Decoder "
+                                         r"has no pad_id\. If your targets are padded, give the "
+                                         r"Decoder your padding id \(pad_id=\.\.\.\)"):
+        model.loss(src, np.array([[5, 6, 0], [5, 1, 6]]))
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -402,7 +459,7 @@ def test_bad_input_raises_clear_errors_and_leaves_the_model_intact():
         (lambda: model.accuracy(src[:2], tgt), "2 sources but 3 targets"),
         (lambda: seeded(0, Decoder).generate(src, 3, return_attention=True),
          "return_attention needs an AttentionDecoder"),
-        (lambda: Seq2Seq(Encoder(VOCAB, 2, 3), Decoder(VOCAB, 2, 4)),
+        (lambda: Seq2Seq(Encoder(VOCAB, 2, 3), Decoder(VOCAB, 2, 4, **IDS)),
          "encoder's hidden_size (3) must equal the decoder's (4)"),
         (lambda: FeatureEncoder(3, 2)(np.zeros((2, 4))), "features must have shape (batch, 3)"),
         (lambda: minibatches(src, tgt[:2], 2, seed=0), "3 sources but 2 targets"),

@@ -81,6 +81,14 @@ def test_fit_learns_and_records_history(capsys):
     assert trainer.epoch == 10 and len(history.train_loss) == 10
 
 
+def test_help_states_the_step_contract_and_what_count_means():
+    doc = " ".join(Trainer.__doc__.split())  # what help(Trainer) shows first
+    assert "``step(batch) -> (loss, count)``" in doc
+    assert ("``count`` is the number of items that mean is over (tokens or examples, the ones "
+            "not ignored): an int, a NumPy number or a 0-d Tensor. It weighs the batch in the "
+            "epoch's ``train_loss``") in doc
+
+
 def test_each_step_runs_the_documented_sequence():
     mg.manual_seed(0)
     model = Net()
@@ -227,6 +235,77 @@ def test_checkpoint_holds_the_documented_keys_and_resume_checks_it(tmp_path):
     assert no_scheduler.epoch == 0
 
 
+def trainer_state(trainer: Trainer) -> dict:
+    """Everything ``resume`` may change, copied: weights, optimizer and scheduler states,
+    epoch, history and minigrad's random state."""
+    return {"model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+            "scheduler": None if trainer.scheduler is None else trainer.scheduler.state_dict(),
+            "epoch": trainer.epoch, "history": trainer.history.state_dict(),
+            "rng": mg.random.generator().bit_generator.state}
+
+
+def test_resume_with_another_optimizer_raises_and_changes_nothing(tmp_path):
+    path = tmp_path / "run.npz"
+    train(1, checkpoint=path)  # Adam + StepLR
+    mg.manual_seed(7)
+    model = Net(dropout=0.3)
+    sgd = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    other = Trainer(model, sgd, scheduler=mg.optim.StepLR(sgd, step_size=1), progress=False)
+    batches, step, _ = task(model)
+    other.fit(1, batches, step)  # a trainer with a state of its own
+    before = trainer_state(other)
+    with pytest.raises(ValueError) as error:
+        other.resume(path)
+    message = str(error.value)
+    assert message.startswith(f"Trainer.resume: {str(path)!r} does not fit this trainer; nothing "
+                              "was loaded:\n  optimizer: the checkpoint was saved with Adam; "
+                              "this trainer's optimizer is SGD. Resume with Adam")
+    np.testing.assert_equal(trainer_state(other), before)
+    # a checkpoint from before the optimizer's class was saved: told by its settings
+    state = mg.load(path)
+    del state["optimizer_type"]
+    mg.save(state, tmp_path / "older.npz")
+    with pytest.raises(ValueError, match=r"optimizer: the checkpoint's param groups lack the "
+                                         r"settings \['dampening', 'momentum', 'nesterov'\] of "
+                                         r"this SGD; they have \['amsgrad', 'betas', .*: it was "
+                                         r"saved by another kind of optimizer"):
+        other.resume(tmp_path / "older.npz")
+    np.testing.assert_equal(trainer_state(other), before)
+
+
+def test_resume_names_every_part_that_does_not_fit_and_changes_nothing(tmp_path):
+    path = tmp_path / "run.npz"
+    train(1, checkpoint=path)  # Net, Adam + StepLR
+    model = Net()
+    model.out = Linear(8, 3)  # another output layer
+    adam = mg.optim.Adam(model.parameters(), lr=0.02)
+    other = Trainer(model, adam, scheduler=mg.optim.ReduceLROnPlateau(adam), progress=False)
+    before = trainer_state(other)
+    with pytest.raises(ValueError) as error:
+        other.resume(path)
+    assert str(error.value).splitlines()[1:] == [
+        "  model: out.weight has shape (2, 8) in the checkpoint and (3, 8) in this Net",
+        "  model: out.bias has shape (2,) in the checkpoint and (3,) in this Net",
+        "  optimizer: Adam.load_state_dict: state 'exp_avg' of parameter 2 has shape (2, 8); "
+        "the parameter has shape (3, 8)",
+        "  scheduler: the checkpoint was saved with StepLR; this trainer's scheduler is "
+        "ReduceLROnPlateau",
+    ]
+    np.testing.assert_equal(trainer_state(other), before)
+    older = mg.load(path)  # from before the classes were saved: told by the settings
+    del older["optimizer_type"], older["scheduler_type"]
+    mg.save(older, tmp_path / "older.npz")
+    with pytest.raises(ValueError, match=r"scheduler: the checkpoint's scheduler state lacks "
+                                         r"the settings \['best', 'cooldown', .*\] of this "
+                                         r"ReduceLROnPlateau: it was saved by another kind"):
+        other.resume(tmp_path / "older.npz")
+    np.testing.assert_equal(trainer_state(other), before)
+    model.out = Linear(8, 2)
+    adam = mg.optim.Adam(model.parameters(), lr=0.02)
+    fits = Trainer(model, adam, scheduler=mg.optim.StepLR(adam, step_size=1), progress=False)
+    assert fits.resume(path).epoch == 1  # the same kinds of model, optimizer and scheduler
+
+
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     trainer = train(2)
@@ -274,7 +353,7 @@ def test_plain_progress_lines_label_the_running_loss_and_the_last_evaluation(cap
     without_tqdm(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
-    for progress in (False, True):
+    for progress in ("lines", True):  # True without tqdm: plain lines too
         trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=progress,
                           perplexity=True, unit="ex", log_every=2)
         trainer.fit(2, batches, step, evaluate)
@@ -299,7 +378,7 @@ def test_progress_counts_the_whole_run_across_fit_calls(capsys, monkeypatch):
     without_tqdm(monkeypatch)
     model = Net()
     batches, step, evaluate = task(model)
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress="lines",
                       log_every=4)
     trainer.fit(1, batches, step, evaluate)
     trainer.fit(2, batches, step, evaluate)
@@ -324,6 +403,30 @@ def test_progress_bar_replaces_the_step_lines_and_counts_the_whole_run(capsys):
     assert "epoch 2/4" in err and "epoch 4/4" in err and "epoch 1/3" not in err
 
 
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_progress_false_prints_nothing(tqdm_installed, capsys, monkeypatch):
+    if not tqdm_installed:
+        without_tqdm(monkeypatch)
+    mg.manual_seed(0)
+    model = Net()
+    batches, step, evaluate = task(model)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+                      perplexity=True, log_every=1)
+    values = iter([1.0, 2.0, 3.0])
+    history = trainer.fit(5, batches, step, lambda: {**evaluate(), "loss": next(values)},
+                          callbacks=[EarlyStopping("loss", patience=2)])  # stops, restores
+    assert trainer.epoch == 3 and len(history.step_loss) == 3  # trained and recorded
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_must_be_true_lines_or_false():
+    model = Net()
+    with pytest.raises(ValueError, match=r"Trainer: progress must be True \(a bar\), 'lines' "
+                                         r"\(plain lines\) or False \(nothing printed\); got "
+                                         r"'bar'"):
+        Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress="bar")
+
+
 def fit_on_a_fake_clock(monkeypatch, time_limit: float, known_length: bool = True,
                         **options) -> tuple[Trainer, History]:
     """Fit a Net on ``task`` for up to 5 epochs with a clock that moves one second per step; the
@@ -338,7 +441,7 @@ def fit_on_a_fake_clock(monkeypatch, time_limit: float, known_length: bool = Tru
         clock[0] += 1.0
         return step(batch)
 
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False,
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress="lines",
                       compile=False, **options)
     epoch_batches = batches if known_length else lambda: iter(batches())
     return trainer, trainer.fit(5, epoch_batches, timed_step, evaluate, time_limit=time_limit)
@@ -403,7 +506,7 @@ def run_watched(values, stopper, epochs=10):
     ``stopper`` as a callback; returns the trainer and the weights after each epoch."""
     mg.manual_seed(0)
     model = Net()
-    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.5), progress=False)
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.5), progress="lines")
     batches, step, _ = task(model)
     values = iter(values)
 

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from minigrad.data.batching import pad_batch
 from minigrad.data.text import _check_count
-from minigrad.data.vocab import PAD_ID, TAG_PAD, Vocab, _tokenize
+from minigrad.data.vocab import TAG_PAD, Vocab, _tokenize
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,7 +283,8 @@ class SentimentData:
     """Word-level tagging and classification data from ``sentiment``: ``*_tokens`` ``(N, L)``
     ids padded with ``<pad>``; ``*_tags`` ``(N, L)`` per-token sentiment (0 negative,
     1 positive) padded with ``TAG_PAD`` (-100); ``*_lengths`` ``(N,)``; ``*_labels`` ``(N,)``
-    the sentence sentiment; ``vocab`` encodes the words, ``tag_names`` names the classes."""
+    the sentence sentiment; ``vocab`` encodes the words (give the models its padding id,
+    ``pad_id=data.vocab.pad_id``), ``tag_names`` names the classes."""
 
     train_tokens: np.ndarray
     train_tags: np.ndarray
@@ -359,7 +360,7 @@ def sentiment(n: int = 10_000, test_fraction: float = 0.2, seed: int = 2013) -> 
             tags.append(word_tags)
             labels.append(word_tags[-1])
     vocab = Vocab(_SENTIMENT_WORDS, "word")
-    tokens = pad_batch([vocab.encode(words) for words in sentences], PAD_ID)
+    tokens = pad_batch([vocab.encode(words) for words in sentences], vocab.pad_id)
     tag_arr = pad_batch(tags, TAG_PAD, tokens.shape[1])
     lengths = np.array([len(words) for words in sentences], dtype=np.int64)
     label_arr = np.array(labels, dtype=np.int64)

@@ -124,7 +124,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     if tensor.ndim < 2:
         raise ValueError(f"init.orthogonal_: needs at least 2 axes; got shape {tensor.shape}")
     rows = tensor.shape[0]
-    cols = tensor.size // rows
+    cols = tensor.numel() // rows
     flat = random.generator().standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T

@@ -39,6 +39,24 @@ class Parameter(Tensor):
         return f"Parameter containing:\n{super().__repr__()}"
 
 
+def _check_not_a_checkpoint(state_dict: Mapping[str, Any], where: str) -> None:
+    """Raise if ``state_dict`` holds dicts rather than arrays: a Trainer checkpoint (its model's
+    state_dict is under "model") or another nesting; name the part to pass instead."""
+    nested = [key for key, value in state_dict.items() if isinstance(value, Mapping)]
+    if not nested:
+        return
+    if "model" in nested:
+        raise ValueError(
+            f"{where}: got a checkpoint with keys {list(state_dict)} (as Trainer.save writes), "
+            "not a state_dict; pass its model part: model.load_state_dict(ckpt['model'])"
+        )
+    raise ValueError(
+        f"{where}: expected a state_dict of name -> array; the value of {nested[0]!r} is a "
+        f"dict (keys {list(state_dict)}): pass the part that holds this module's state_dict, "
+        f"e.g. ckpt[{nested[0]!r}]"
+    )
+
+
 class Module:
     """Base class of layers and models.
 
@@ -214,10 +232,13 @@ class Module:
             for module, mode in modes:  # parents first, so each child's own flag has the last word
                 module.train(mode)
 
-    def zero_grad(self) -> None:
-        """Reset every parameter's gradient to None."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (the default, as in PyTorch), or with
+        ``set_to_none=False`` to a new tensor of zeros (a gradient that was None stays None).
+        """
         for p in self.parameters():
-            p.grad = None
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor(np.zeros_like(p.grad.data))
 
     def to(self, dtype) -> Module:
         """Convert every parameter (and its gradient) to the float ``dtype``, in place."""
@@ -264,6 +285,7 @@ class Module:
                 f"load_state_dict: expected a mapping of name -> array; got a "
                 f"{type(state_dict).__name__}"
             )
+        _check_not_a_checkpoint(state_dict, f"{type(self).__name__}.load_state_dict")
         own = OrderedDict(self.named_parameters(remove_duplicate=False))
         missing = [name for name in own if name not in state_dict]
         unexpected = [name for name in state_dict if name not in own]
@@ -320,26 +342,11 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
-class ModuleList(Module):
-    """A list of modules, registered under their indices "0", "1", ..."""
-
-    def __init__(self, modules: Iterable[Module] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.extend(modules)
-
-    def append(self, module: Module) -> ModuleList:
-        """Add ``module`` at the end."""
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: expected a Module; got a {type(module).__name__}")
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> ModuleList:
-        """Add each of ``modules`` at the end."""
-        for module in modules:
-            self.append(module)
-        return self
+class _Container(Module):
+    """What Sequential and ModuleList share, as in PyTorch: indexing by position, item
+    assignment (the new module keeps the old one's name) and deletion, ``insert``, ``pop``,
+    ``append`` and ``extend``. Deleting or inserting registers the children afresh under
+    "0", "1", ... (PyTorch renumbers after a deletion too)."""
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -347,12 +354,104 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
+    def _check(self, module: Any, where: Any) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(
+                f"{type(self).__name__}: module {where} must be a Module; got a "
+                f"{type(module).__name__}"
+            )
+
+    def _position(self, index: Any) -> int:
+        """``index`` as a position in ``0..len-1``, or a clear error."""
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(
+                f"{type(self).__name__}: indices must be integers or slices; got {index!r}"
+            )
+        if not -n <= index < n:
+            raise IndexError(
+                f"{type(self).__name__}: index {index} is out of range for {n} modules"
+            )
+        return int(index) % n
+
+    def _renumber(self, modules: Iterable[Module]) -> None:
+        """Register ``modules`` as this container's children, under "0", "1", ..."""
+        modules = list(modules)
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        """Replace the module at ``index``; it keeps that position's name."""
+        key = list(self._modules)[self._position(index)]
+        self._check(module, index)
+        setattr(self, key, module)
+
+    def __delitem__(self, index: int | slice) -> None:
+        """Remove the module(s) at ``index`` (an int or a slice); the rest are renumbered."""
+        n = len(self)
+        drop = set(range(n)[index]) if isinstance(index, slice) else {self._position(index)}
+        self._renumber(m for i, m in enumerate(self) if i not in drop)
+
+    def insert(self, index: int, module: Module) -> _Container:
+        """Put ``module`` before position ``index`` (-len..len, as ``list.insert`` within
+        range); the modules are renumbered. Returns self."""
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"{type(self).__name__}.insert: index must be an int; got {index!r}")
+        if not -n <= index <= n:
+            raise IndexError(
+                f"{type(self).__name__}.insert: index {index} is out of range for {n} modules "
+                f"(expected -{n}..{n})"
+            )
+        self._check(module, index)
+        modules = list(self)
+        modules.insert(int(index) + n if index < 0 else int(index), module)
+        self._renumber(modules)
+        return self
+
+    def pop(self, key: int | slice) -> Module:
+        """Remove and return the module at ``key`` (a slice gives a container of them)."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def append(self, module: Module) -> _Container:
+        """Add ``module`` at the end, under the name ``str(len(self))``. Returns self."""
+        self._check(module, len(self))
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> _Container:
+        """Add each of ``modules`` at the end. Returns self."""
+        if not isinstance(modules, Iterable):
+            raise TypeError(
+                f"{type(self).__name__}.extend: expected an iterable of modules; got a "
+                f"{type(modules).__name__}"
+            )
+        for module in modules:
+            self.append(module)
+        return self
+
+
+class ModuleList(_Container):
+    """A list of modules, registered under their indices "0", "1", ...: index, assign
+    (``layers[1] = m``), delete (``del layers[0]``), ``append``, ``extend``, ``insert``,
+    ``pop``, ``+`` and ``+=``, as ``torch.nn.ModuleList``."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
     def __getitem__(self, index: int | slice) -> Module | ModuleList:
         if isinstance(index, slice):
             return ModuleList(list(self._modules.values())[index])
-        n = len(self)
-        if not isinstance(index, (int, np.integer)):
-            raise TypeError(f"ModuleList: indices must be integers or slices; got {index!r}")
-        if not -n <= index < n:
-            raise IndexError(f"ModuleList: index {index} is out of range for {n} modules")
-        return self._modules[str(index % n)]
+        return self._modules[str(self._position(index))]
+
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        return ModuleList([*self, *other])
+
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)

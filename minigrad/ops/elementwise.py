@@ -11,6 +11,19 @@ import numpy as np
 from minigrad.autograd import Function, no_grad
 from minigrad.tensor import Tensor, _as_tensor
 
+_F64 = np.dtype(np.float64)
+
+
+def _promoted(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``y`` in PyTorch's result dtype where NumPy's float64 differs: PyTorch keeps the float
+    operand's dtype (int64 with float32 is float32), and a 0-d operand does not widen a float
+    tensor of more dimensions (float32 with a 0-d float64 is float32)."""
+    if y.dtype is not _F64:
+        return y
+    floats = [x for x in (a, b) if x.dtype.kind == "f"]
+    dtype = np.result_type(*[x.dtype for x in ([x for x in floats if x.ndim] or floats)])
+    return y if dtype == _F64 else y.astype(dtype)
+
 
 def _broadcast_error(op: str, a, b) -> ValueError:
     return ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast together")
@@ -33,9 +46,11 @@ class NonDifferentiable(Function):
 class Add(Function):
     """add: y = a + b; da = dy, db = dy"""
 
+    saved_inputs = slice(0)  # backward reads no input
+
     def forward(self, a, b):
         try:
-            return a + b
+            return _promoted(a + b, a, b)
         except ValueError:
             raise _broadcast_error("add", a, b) from None
 
@@ -46,9 +61,11 @@ class Add(Function):
 class Sub(Function):
     """sub: y = a - b; da = dy, db = -dy"""
 
+    saved_inputs = slice(0)  # backward reads no input
+
     def forward(self, a, b):
         try:
-            return a - b
+            return _promoted(a - b, a, b)
         except ValueError:
             raise _broadcast_error("sub", a, b) from None
 
@@ -61,7 +78,7 @@ class Mul(Function):
 
     def forward(self, a, b):
         try:
-            return a * b
+            return _promoted(a * b, a, b)
         except ValueError:
             raise _broadcast_error("mul", a, b) from None
 
@@ -74,8 +91,9 @@ class Div(Function):
     """div: y = a / b; da = dy / b, db = -dy * a / b**2"""
 
     def forward(self, a, b):
+        exact = a.dtype.kind in "biu" and b.dtype.kind in "biu"  # integers divide to float32
         try:
-            return a / b
+            return np.true_divide(a, b, dtype=np.float32) if exact else _promoted(a / b, a, b)
         except ValueError:
             raise _broadcast_error("div", a, b) from None
 
@@ -87,6 +105,8 @@ class Div(Function):
 
 class Neg(Function):
     """neg: y = -x; dx = -dy"""
+
+    saved_inputs = slice(0)  # backward reads no input
 
     def forward(self, x):
         return -x
@@ -110,8 +130,31 @@ class Pow(Function):
         return gy * 0 if p == 0 else gy * p * x ** (p - 1)  # x ** 0 is constant, even at x = 0
 
 
+class PowTensor(Function):
+    """pow: y = a ** b for a tensor b; da = dy * b * a ** (b - 1), db = dy * y * ln a  (0 where
+    a = 0, as in PyTorch)"""
+
+    def forward(self, a, b):
+        try:
+            return np.power(a, b)
+        except ValueError:
+            raise _broadcast_error("pow", a, b) from None
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        ga = gy * b * a ** (b - 1) if need_a else None
+        gb = None
+        if need_b:
+            safe = where(a == 0, 1.0, a)
+            gb = gy * self.output() * safe.log()
+        return ga, gb
+
+
 class Exp(Function):
     """exp: y = e ** x; dx = dy * y"""
+
+    saved_inputs = slice(0)  # backward reads the output
 
     def forward(self, x):
         return np.exp(x)
@@ -133,6 +176,8 @@ class Log(Function):
 class Tanh(Function):
     """tanh: y = tanh(x); dx = dy * (1 - y ** 2)"""
 
+    saved_inputs = slice(0)  # backward reads the output
+
     def forward(self, x):
         return np.tanh(x)
 
@@ -153,6 +198,8 @@ class TanhGrad(Function):
 
 class Sigmoid(Function):
     """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y)"""
+
+    saved_inputs = slice(0)  # backward reads the output
 
     @np.errstate(over="ignore")  # e ** -x = inf for x << 0 gives y = 0, as it should
     def forward(self, x):
@@ -186,6 +233,8 @@ class Relu(Function):
 
 class Sqrt(Function):
     """sqrt: y = x ** 0.5; dx = dy / (2 y)"""
+
+    saved_inputs = slice(0)  # backward reads the output
 
     def forward(self, x):
         return np.sqrt(x)
@@ -222,6 +271,8 @@ class Clip(Function):
 class Where(Function):
     """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)  (cond: no gradient)"""
 
+    saved_inputs = slice(1)  # backward reads cond only
+
     def forward(self, cond, a, b):
         return np.where(cond, a, b)
 
@@ -239,6 +290,8 @@ class Where(Function):
 class Cast(Function):
     """cast: y = x as dtype; dx = dy as x's dtype"""
 
+    saved_inputs = slice(0)  # backward reads no input
+
     def __init__(self, dtype: np.dtype) -> None:
         self.dtype = dtype
 
@@ -249,8 +302,22 @@ class Cast(Function):
         return gy.astype(self.inputs[0].dtype)
 
 
+class Clone(Function):
+    """clone: y = a copy of x; dx = dy"""
+
+    saved_inputs = slice(0)  # backward reads no input
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
 class Detach(NonDifferentiable):
     """detach: y = x (the same array), cut from the graph; no gradient"""
+
+    view = True
 
     def forward(self, x):
         return x
@@ -278,6 +345,53 @@ class Compare(NonDifferentiable):
             return ufunc(a, b)
         except ValueError:
             raise _broadcast_error(ufunc.__name__, a, b) from None
+
+
+class Elementwise(NonDifferentiable):
+    """elementwise: y = NumPy's ``op`` of the inputs (floor_divide, remainder, isnan, isinf,
+    isfinite, bitwise_and, bitwise_or, bitwise_xor, invert); no gradient"""
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+    def forward(self, *xs):
+        try:
+            return getattr(np, self.op)(*xs)
+        except ValueError:
+            raise _broadcast_error(self.op, *xs) from None
+        except TypeError:
+            dtypes = " and ".join(str(x.dtype) for x in xs)
+            raise TypeError(f"{self.op}: not defined for dtype {dtypes}") from None
+
+
+def logical(a, op: str, b=None) -> Tensor:
+    """``&``, ``|``, ``^`` or ``~`` (NumPy's bitwise ``op``) of bool or integer tensors, as
+    PyTorch allows them; floating-point operands raise."""
+    operands = [_as_tensor(a, b)] + ([] if b is None else [_as_tensor(b, a)])
+    for x in operands:
+        if x.dtype.kind not in "biu":
+            raise TypeError(
+                f"{op}: needs bool or integer tensors; got dtype {x.dtype} (shape {x.shape}). "
+                "Compare first (x > 0) to get a mask"
+            )
+    return Elementwise.apply(*operands, op=op)
+
+
+def masked_fill(x: Tensor, mask, value) -> Tensor:
+    """``value`` where ``mask`` (bool, broadcast to ``x``'s shape) is true, else ``x``."""
+    mask = _as_tensor(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_fill: the mask must be a bool tensor; got dtype {mask.dtype}")
+    if np.broadcast_shapes(mask.shape, x.shape) != x.shape:
+        raise ValueError(
+            f"masked_fill: the mask of shape {mask.shape} does not broadcast to the tensor's "
+            f"shape {x.shape}"
+        )
+    value = _as_tensor(value, x)
+    if value.ndim:
+        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor; got shape "
+                         f"{value.shape}")
+    return Where.apply(mask, value.astype(x.dtype), x)
 
 
 def compare(a, op: str, b) -> Tensor:

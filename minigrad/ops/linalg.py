@@ -111,3 +111,109 @@ def _mT(x: Tensor) -> Tensor:
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's rules for 1-D operands and batch broadcasting."""
     return MatMul.apply(_as_tensor(a), _as_tensor(b))
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """Product of two matrices (2-D only, as ``torch.mm``)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: needs two matrices; got shapes {a.shape} and {b.shape}")
+    return MatMul.apply(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Product of two batches of matrices ``(b, n, m) @ (b, m, p)`` (no broadcasting, as
+    ``torch.bmm``)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"bmm: needs two 3-D tensors with the same batch size; got shapes {a.shape} and "
+            f"{b.shape}"
+        )
+    return MatMul.apply(a, b)
+
+
+class Einsum(Function):
+    """einsum: y = einsum(spec, x1, x2, ...); dxi = einsum of dy with the other operands into
+    xi's subscripts (a letter only xi has is broadcast back, a repeated one put on the
+    diagonal)
+
+    ``spec`` is explicit ("ij,jk->ik"), with the ellipsis written out (``einsum`` does both).
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def forward(self, *xs):
+        return np.einsum(self.spec, *xs, optimize=len(xs) > 2)
+
+    def backward(self, gy):
+        ins, out = self.spec.split("->")
+        subscripts = ins.split(",")
+        grads = []
+        for i, x in enumerate(self.inputs):
+            if not x.requires_grad:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(subscripts) if j != i]
+            known = set(out).union(*others)
+            reached = "".join(dict.fromkeys(c for c in subscripts[i] if c in known))
+            g = Einsum.apply(gy, *[y for j, y in enumerate(self.inputs) if j != i],
+                             spec=f"{','.join([out, *others])}->{reached}")
+            grads.append(_spread(g, reached, subscripts[i], x.shape, self.spec))
+        return tuple(grads)
+
+
+def _spread(g: Tensor, letters: str, target: str, shape: tuple[int, ...], spec: str) -> Tensor:
+    """``g`` (subscripts ``letters``) laid out as an operand with subscripts ``target``: a
+    letter ``g`` lacks is broadcast (a product with ones), a repeated one goes on the diagonal
+    (a product with the identity)."""
+    if letters == target:
+        return g
+    fresh = iter(sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") - set(spec)))
+    parts, factors, seen = [], [], set(letters)
+    out = ""
+    for c, n in zip(target, shape):
+        if c not in seen:  # first sight of a letter g lacks: broadcast along it
+            seen.add(c)
+            parts.append(c)
+            factors.append(Tensor._wrap(np.ones(n, g.dtype)))
+            out += c
+        elif c in out:  # a repeat: a fresh letter tied to c by the identity
+            f = next(fresh)
+            parts.append(c + f)
+            factors.append(Tensor._wrap(np.eye(n, dtype=g.dtype)))
+            out += f
+        else:
+            out += c
+    return Einsum.apply(g, *factors, spec=f"{','.join([letters, *parts])}->{out}")
+
+
+def einsum(equation: str, *operands: Tensor) -> Tensor:
+    """Einstein summation, as ``torch.einsum`` ("bij,bjk->bik"; operands also as one list).
+    An implicit output (no "->") lists the letters seen once, in alphabetical order; "..."
+    stands for the leading axes; a letter repeated in one operand takes its diagonal."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = tuple(_as_tensor(x) for x in operands)
+    spec = equation.replace(" ", "")
+    inputs, arrow, out = spec.partition("->")
+    subscripts = inputs.split(",")
+    if len(subscripts) != len(operands):
+        raise ValueError(f"einsum: {equation!r} names {len(subscripts)} operands; got "
+                         f"{len(operands)}")
+    letters = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") - set(spec))
+    lead = max((x.ndim - len(s.replace("...", "")) for s, x in zip(subscripts, operands)
+                if "..." in s), default=0)
+    dots = "".join(letters[:lead])
+    for k, (s, x) in enumerate(zip(subscripts, operands)):
+        s = s.replace("...", dots[lead - (x.ndim - len(s) + 3):] if "..." in s else "")
+        if len(s) != x.ndim:
+            raise ValueError(f"einsum: operand {k} has shape {x.shape} but subscripts "
+                             f"{subscripts[k]!r}")
+        subscripts[k] = s
+    if arrow:
+        out = out.replace("...", dots)
+    else:
+        counts = "".join(subscripts)
+        out = dots + "".join(sorted(c for c in set(counts) if counts.count(c) == 1
+                                    and c not in dots))
+    return Einsum.apply(*operands, spec=f"{','.join(subscripts)}->{out}")

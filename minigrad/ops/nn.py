@@ -16,6 +16,8 @@ from minigrad.tensor import Tensor
 class Softmax(Function):
     """softmax: y = exp(x - max x) / sum exp(x - max x); dx = y * (dy - sum(dy * y))"""
 
+    saved_inputs = slice(0)  # backward reads the output
+
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
@@ -32,6 +34,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """log_softmax: y = x - logsumexp(x); dx = dy - exp(y) * sum(dy)"""
 
+    saved_inputs = slice(0)  # backward reads the output
+
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
@@ -44,14 +48,14 @@ class LogSoftmax(Function):
         return gy - self.output().exp() * gy.sum(self.axis, keepdims=True)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Softmax along ``axis``."""
-    return Softmax.apply(x, axis=axis)
+def softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    """Softmax along ``dim``."""
+    return Softmax.apply(x, axis=dim if axis is None else axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Log-softmax along ``axis``."""
-    return LogSoftmax.apply(x, axis=axis)
+def log_softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
+    """Log-softmax along ``dim``."""
+    return LogSoftmax.apply(x, axis=dim if axis is None else axis)
 
 
 def _hits(t: np.ndarray, axis: int) -> tuple:
@@ -241,3 +245,37 @@ class EmbeddingIds(NonDifferentiable):
                 f"(valid ids are 0..{n - 1})"
             )
         return ids
+
+
+class Multinomial(NonDifferentiable):
+    """multinomial: y = n int64 category ids per row of probabilities p (rows need not sum to
+    1), drawn from minigrad's generator at every call, with or without replacement; no
+    gradient"""
+
+    def __init__(self, num_samples: int, replacement: bool) -> None:
+        self.num_samples, self.replacement = num_samples, replacement
+
+    def forward(self, p):
+        rows = p.reshape(-1, p.shape[-1]).astype(np.float64)
+        if (rows < 0).any() or not np.isfinite(rows).all():
+            raise ValueError("multinomial: probabilities must be finite and non-negative")
+        if not self.replacement and ((rows > 0).sum(1) < self.num_samples).any():
+            raise ValueError(f"multinomial: cannot draw {self.num_samples} samples without "
+                             "replacement from a row with fewer non-zero probabilities")
+        if (rows.sum(1) <= 0).any():
+            raise ValueError("multinomial: a row of probabilities sums to 0")
+        rng = random.generator()
+        draws = [rng.choice(len(r), self.num_samples, self.replacement, r / r.sum())
+                 for r in rows]
+        return np.asarray(draws, np.int64).reshape(p.shape[:-1] + (self.num_samples,))
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> Tensor:
+    """``num_samples`` category ids per row of ``input`` (1-D or 2-D, non-negative weights),
+    as ``torch.multinomial``, from minigrad's generator."""
+    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+        raise ValueError(f"multinomial: needs a 1-D or 2-D float tensor of probabilities; got "
+                         f"shape {input.shape} and dtype {input.dtype}")
+    if num_samples <= 0:
+        raise ValueError(f"multinomial: num_samples must be positive; got {num_samples}")
+    return Multinomial.apply(input, num_samples=num_samples, replacement=replacement)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import namedtuple
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +37,8 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...
 class Sum(Function):
     """sum: y = sum_axis x; dx = broadcast(dy)"""
 
+    saved_inputs = slice(0)  # backward reads no input
+
     def __init__(self, axis: Axis = None, keepdims: bool = False) -> None:
         self.axis, self.keepdims = axis, keepdims
 
@@ -49,7 +52,7 @@ class Sum(Function):
 
 
 def _check_not_empty(x: np.ndarray | Tensor, op: str) -> None:
-    if x.size == 0:
+    if math.prod(x.shape) == 0:
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
 
 
@@ -157,3 +160,85 @@ def var(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float 
 def std(x: Tensor, axis: Axis = None, keepdims: bool = False, correction: float = 1) -> Tensor:
     """Standard deviation over ``axis``: the square root of ``var`` (same ``correction``)."""
     return var(x, axis, keepdims, correction).sqrt()
+
+
+class Logical(NonDifferentiable):
+    """all / any: y = whether every / some x along axis is true, as bools; no gradient"""
+
+    def __init__(self, op: str, axis: int | None, keepdims: bool) -> None:
+        self.op, self.axis, self.keepdims = op, axis, keepdims
+
+    def forward(self, x):
+        normalize_axes(self.axis, x.ndim, self.op)
+        return getattr(np, self.op)(x, axis=self.axis, keepdims=self.keepdims)
+
+
+class ArgSort(NonDifferentiable):
+    """argsort: y = the int64 positions that sort x along axis (stable); no gradient"""
+
+    def __init__(self, axis: int, descending: bool) -> None:
+        self.axis, self.descending = axis, descending
+
+    def forward(self, x):
+        key = -x if self.descending and x.dtype.kind != "b" else x  # stable among equals
+        order = np.argsort(key, axis=self.axis, kind="stable")
+        if self.descending and x.dtype.kind == "b":
+            order = np.flip(order, self.axis)
+        return order.astype(np.int64)
+
+
+def _return_type(name: str) -> type:
+    return namedtuple(name, ("values", "indices"))
+
+
+RETURN_TYPES = {name: _return_type(name) for name in ("max", "min", "sort", "topk")}
+
+
+def extreme(x: Tensor, op: str, dim: int | None, keepdim: bool) -> Tensor | tuple:
+    """``x.max()``/``x.min()``: the extreme element (ties share the gradient); with ``dim``, the
+    named tuple ``(values, indices)``, whose values are picked at the indices (as PyTorch's,
+    the gradient goes to the index)."""
+    if dim is None:
+        return (Max if op == "max" else Min).apply(x)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int (amax/amin reduce several); got {dim!r}")
+    indices = _arg(ArgMax if op == "max" else ArgMin, x, dim, True)
+    values = x.gather(dim, indices)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return RETURN_TYPES[op](values, indices)
+
+
+def sort(x: Tensor, dim: int, descending: bool) -> tuple:
+    """``(values, indices)`` of ``x`` sorted along ``dim``; values are picked at the indices."""
+    normalize_axes(dim, x.ndim, "sort")
+    indices = ArgSort.apply(x, axis=dim, descending=descending)
+    return RETURN_TYPES["sort"](x.gather(dim, indices), indices)
+
+
+def topk(x: Tensor, k: int, dim: int, largest: bool) -> tuple:
+    """``(values, indices)`` of the ``k`` largest (smallest) entries along ``dim``, in order."""
+    (axis,) = normalize_axes(dim, x.ndim, "topk")
+    if not 0 <= k <= (x.shape[axis] if x.ndim else 1):
+        raise ValueError(f"topk: k={k} is out of range for dimension {dim} of a tensor of shape "
+                         f"{x.shape}")
+    indices = ArgSort.apply(x, axis=dim, descending=largest).narrow(dim, 0, k)
+    return RETURN_TYPES["topk"](x.gather(dim, indices), indices)
+
+
+def logsumexp(x: Tensor, dim: Axis, keepdim: bool) -> Tensor:
+    """log(sum(exp(x))) over ``dim``: m + log(sum(exp(x - m))) with m the (constant) max."""
+    m = x.amax(dim, keepdim=True).detach()
+    y = m + (x - m).exp().sum(dim, keepdim=True).log()
+    return y if keepdim else y.squeeze(dim)
+
+
+def norm(x: Tensor, p: float | str, dim: Axis, keepdim: bool) -> Tensor:
+    """The vector ``p``-norm over ``dim``: 2 (or "fro"), 1 or inf."""
+    if p in (2, "fro"):
+        return (x * x).sum(dim, keepdim).sqrt()
+    if p == 1:
+        return x.abs().sum(dim, keepdim)
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim)
+    raise ValueError(f"norm: p must be 2, 'fro', 1 or inf; got {p!r}")

@@ -193,7 +193,7 @@ def _tensor_style(x: Tensor, name: str | None, output_nr: int | None, show_value
     lines = [f"<B>{_esc(name)}</B>"] if name else []
     pick = "" if output_nr is None else f"[{output_nr}] "
     lines.append(_esc(pick + shape_text(x)))
-    constant = x.grad_fn is None and not x.requires_grad and x.size == 1
+    constant = x.grad_fn is None and not x.requires_grad and x.numel() == 1
     if show_values or constant:
         lines.append(_small(_esc(summary(x.data))))
     if show_grads and x.grad is not None:

@@ -57,7 +57,7 @@ def print_graph(root: Tensor, params: Mapping[str, Tensor] | Any = None,
         shown.add(id(x))
         if fn is None:
             kind = "param" if id(x) in names else "leaf" if x.requires_grad else "const"
-            if kind == "const" and x.size == 1:
+            if kind == "const" and x.numel() == 1:
                 kind += " " + summary(x.data)
             rows.append((depth, label(x), f"{info}  {kind}"))
             continue
