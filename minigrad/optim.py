@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.autograd import enable_grad
+from minigrad.ops.inplace import mark_written
 from minigrad.tensor import Tensor
 
 
@@ -97,6 +98,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     self._update(p, p.grad.data, self.state.setdefault(p, {}), group)
+                    mark_written(p)  # a graph built before the update now raises in backward
         return loss
 
     def _update(self, p: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:

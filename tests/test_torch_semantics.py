@@ -365,3 +365,13 @@ def test_axis_alone_is_taken_where_dim_has_a_default() -> None:
     np.testing.assert_allclose(x.softmax(axis=0).data, 0.5)
     np.testing.assert_allclose(x.log_softmax(axis=0).data, np.log(0.5), rtol=1e-6)
     assert len(x.split(1, axis=1)) == 4 and len(x.chunk(2, axis=1)) == 2 and len(x.chunk(2)) == 2
+
+
+def test_an_optimizer_step_counts_as_an_in_place_write() -> None:
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    x = mg.tensor([3.0, 4.0], requires_grad=True)
+    loss = (w * x).sum()
+    (w * w).sum().backward()
+    mg.optim.SGD([w], lr=0.1).step()  # changes w, which loss's Mul saved
+    with pytest.raises(RuntimeError, match="input 0 of Mul"):
+        loss.backward()

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from minigrad import random
+from minigrad.ops.inplace import mark_written
 from minigrad.tensor import Tensor
 
 
@@ -20,6 +21,7 @@ def _fill(tensor: Tensor, values, op: str) -> Tensor:
     if tensor.dtype.kind != "f":
         raise TypeError(f"init.{op}: the tensor must be floating point; got dtype {tensor.dtype}")
     tensor.data[...] = values
+    mark_written(tensor)
     return tensor
 
 

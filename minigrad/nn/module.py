@@ -314,8 +314,9 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__} (nothing was "
                 "loaded):\n  " + "\n  ".join(problems)
             )
-        for name, array in arrays.items():
-            own[name].data[...] = array
+        with no_grad():  # in place, as PyTorch's param.copy_: graphs that saved it will raise
+            for name, array in arrays.items():
+                own[name].copy_(Tensor._wrap(np.asarray(array)))
         return IncompatibleKeys(missing, unexpected)
 
     # -- calling and printing -------------------------------------------------------------------

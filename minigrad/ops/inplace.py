@@ -84,6 +84,12 @@ def _write(x: Tensor, name: str, result: Tensor) -> None:
             "view (several elements share one memory location); clone() it first"
         )
     np.copyto(x.data, result.data, casting="same_kind")
+    mark_written(x)
+
+
+def mark_written(x: Tensor) -> None:
+    """Stamp ``x``'s array with a new version, after writing it in place by other means (an
+    optimizer's NumPy update of ``p.data``), so that backward sees the change."""
     _state.version += 1
     (x if x._base is None else x._base)._version = _state.version
 
