@@ -54,6 +54,7 @@ from tests.test_classify import make as make_classify_model
 from tests.test_expressions import expressions
 from tests.test_ops_nn import cross_entropy_grad_cases
 from tests.test_seq2seq import DECODERS as S2S_DECODERS
+from tests.test_seq2seq import IDS as S2S_IDS
 from tests.test_seq2seq import batch as seq2seq_batch
 from tests.test_seq2seq import seeded as seeded_seq2seq
 
@@ -125,8 +126,8 @@ class MinimalGatedCell(Cell):
     gates = 2
 
     def step(self, xp, h):
-        x_f, x_h = xp.chunk(2)
-        u_f, u_h = self.weight_hh.chunk(2, axis=0)
+        x_f, x_h = xp.chunk(2, dim=-1)
+        u_f, u_h = self.weight_hh.chunk(2)
         b_f, b_h = self.bias_hh.chunk(2)
         f = (x_f + h @ u_f.T + b_f).sigmoid()
         h = (1 - f) * h + f * (x_h + (f * h) @ u_h.T + b_h).tanh()
@@ -250,7 +251,7 @@ def test_a_seq2seq_model_compiles_for_batches_of_different_lengths(decoder_type,
 def test_a_vec2seq_model_compiles_taking_float64_features_as_its_float32_parameters(
         decoder_type):
     mg.manual_seed(0)
-    model = Seq2Seq(FeatureEncoder(3, 4), decoder_type(7, 2, 4))
+    model = Seq2Seq(FeatureEncoder(3, 4), decoder_type(7, 2, 4, **S2S_IDS))
     rng = np.random.default_rng(0)
     batches = [(rng.normal(size=(rows, 3)), seq2seq_batch(k, rows, 1, 4)[1])
                for k, rows in enumerate((2, 3, 2))]
@@ -423,13 +424,13 @@ def branches_on_a_value(x):
 
 
 def reads_numpy(x):
-    return x * float(x.numpy().sum())
+    return x * float(x.detach().numpy().sum())
 
 
 VALUE_READS = [
     (reads_item, r"Tensor\.item\(\)", "x.sum().item()"),
     (branches_on_a_value, r"bool\(\)", "if x.sum() > 0:"),
-    (reads_numpy, r"Tensor\.numpy\(\)", "x.numpy().sum()"),
+    (reads_numpy, r"Tensor\.numpy\(\)", "x.detach().numpy().sum()"),
 ]
 
 
@@ -537,12 +538,13 @@ class ReadsItsWeight(mg.nn.Module):
 
 def test_a_failed_trace_leaves_the_engine_and_the_parameters_as_they_were():
     apply, init = mg.Function.__dict__["apply"], mg.Tensor.__dict__["__init__"]
+    eq = mg.Tensor.__dict__["__eq__"]
     module = ReadsItsWeight()
     compiled = mg.compile(module, fallback=False)
     with pytest.raises(TraceError, match=r"`\.sum` reads a parameter of shape \(2,\)"):
         compiled(mg.randn(2))  # though no op has read the weight yet
     assert mg.Function.__dict__["apply"] is apply and mg.Tensor.__dict__["__init__"] is init
-    assert "__eq__" not in mg.Tensor.__dict__ and not isinstance(mg.Tensor.grad, property)
+    assert mg.Tensor.__dict__["__eq__"] is eq and not isinstance(mg.Tensor.grad, property)
     assert type(module.w.data) is np.ndarray and module.w.data.sum() == 2
 
 
@@ -586,7 +588,6 @@ UNTRACEABLE = [
     (lambda x: Scale.apply(x, factor=np.full(x.shape, 2.0)), r"Scale keeps data in self\.factor"),
     (lambda x: Cube.apply(x).sum(), r"an array that Cube\.forward saved"),
     (hooked_inside, "a hook or retain_grad"),
-    (lambda x: x * (x != 0), "compares by identity"),
     (lambda x: x.data, "returning or passing the array of a traced tensor"),
     (lambda x: x * mg.zeros(*x.shape, requires_grad=True), "created inside requires grad"),
     (lambda x: mg.tensor(x, dtype=np.float32) * 2, "converting argument 0"),
@@ -597,7 +598,7 @@ UNTRACEABLE = [
 
 @pytest.mark.parametrize("fn, what", UNTRACEABLE, ids=[
     "random draw", "data in an option", "saved array read in backward", "hook inside",
-    "identity comparison", "returned array", "leaf made inside", "dtype conversion",
+    "returned array", "leaf made inside", "dtype conversion",
     "data read", "grad read"])
 def test_what_a_program_cannot_replay_raises_a_trace_error(fn, what):
     x = mg.tensor(np.linspace(-1, 1, 4), requires_grad=True)  # float64
