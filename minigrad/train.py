@@ -17,13 +17,13 @@ step::
 
 The step runs compiled, ``mg.compile(step)``, unless ``Trainer(..., compile=False)``: it is
 traced once per batch signature (the shapes and dtypes of the batch's arrays) and replayed at
-later steps, its backward too. Inside the trace the batch's arrays arrive as Tensors, so a
-count computed with ops (``lengths.sum()``) is a 0-d Tensor there, a NumPy integer eagerly;
-the trainer reads it outside the compiled step. A step that reads a value in Python
-(``int(mask.sum())``, ``.item()``) or sets state it reads (a hidden state carried from batch to
-batch, ``self.state = h``) runs eagerly after one ``TraceWarning`` that says why, so results
-are never wrong. Changes to the contents of objects (appending to a list) inside the step
-happen only when it is traced, not at a replay: such a step needs ``compile=False``.
+later steps, its backward too. The step sees the batch as given in both modes: its NumPy
+arrays are NumPy arrays, so ``lengths.sum()`` is a NumPy integer compiled as eagerly (the
+compiled step records NumPy's work on them and replays it). A step that reads a value in Python
+(``int(mask.sum())``, ``.item()``), draws from ``np.random``, or changes what it reads (a
+hidden state carried from batch to batch, ``self.state = h``; appending to a list) runs eagerly
+after one ``TraceWarning`` that says why, so results are never wrong (see ``mg.compile`` for
+what a replay cannot see).
 
 tqdm and matplotlib are optional (the ``examples`` extra): without tqdm the progress is printed
 as plain lines, and only ``History.plot`` needs matplotlib.
@@ -31,6 +31,7 @@ as plain lines, and only ``History.plot`` needs matplotlib.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -173,7 +174,7 @@ class EarlyStopping:
             if self.restore_best:
                 trainer.model.load_state_dict(self.best_state)
                 text += f"; the model is back at its weights of epoch {self.best_epoch}"
-            print(text, flush=True)
+            trainer._say(text)
 
 
 Callback = Callable[["Trainer"], Any]
@@ -183,18 +184,31 @@ Callback = Callable[["Trainer"], Any]
 class Trainer:
     """Train ``model`` with ``optimizer``: clip gradients to ``clip_norm`` (None: no clipping),
     step ``scheduler`` once per epoch (a ``ReduceLROnPlateau`` on ``fit``'s ``monitor``
-    metric), save a checkpoint to ``checkpoint`` after every epoch, and show progress: a tqdm
-    bar when ``progress`` and tqdm is installed, otherwise a plain line every ``log_every``
-    steps (default: a tenth of an epoch, or 100 steps when the epoch's length is unknown).
-    ``perplexity`` also shows exp(loss); ``unit`` names what ``count`` counts in the rate.
+    metric), save a checkpoint to ``checkpoint`` after every epoch, and show progress.
+
+    The step contract: ``fit(epochs, batches, step)`` calls ``step(batch) -> (loss, count)``
+    on every batch. ``loss`` is the batch's mean loss, a 0-d Tensor with a graph (the trainer
+    calls ``loss.backward()``, clips and steps the optimizer); ``count`` is the number of items
+    that mean is over (tokens or examples, the ones not ignored): an int, a NumPy number or a
+    0-d Tensor. It weighs the batch in the epoch's ``train_loss`` (the mean over items, not
+    over batches) and makes the throughput (``count`` per second, in ``unit``)::
+
+        def step(batch):
+            src, tgt = batch
+            return model.loss(src, tgt), mg.ne(tgt[:, 1:], pad_id).sum()  # tokens scored
+
+    ``progress``: True shows a tqdm bar during an epoch (plain lines every ``log_every``
+    steps when tqdm is not installed) and one summary line after it; ``"lines"`` shows plain
+    lines instead of the bar (for logs); False prints nothing at all (``history`` records the
+    same). ``log_every`` defaults to a tenth of an epoch, or 100 steps when the epoch's length
+    is unknown; ``perplexity`` also shows exp(loss).
 
     With ``compile`` (the default) ``fit`` runs ``mg.compile(step)`` instead of ``step``: traced
     once per batch signature (shapes, dtypes), then replayed. The compiled step is kept, so a
     second ``fit`` with the same step traces nothing again (``compiled_step`` shows its
-    ``traces``). A step that reads a value in Python (``.item()``) or sets state it
-    reads (a carried hidden state) runs eagerly after one ``TraceWarning``; a step that changes
-    the contents of objects (appends to a list) needs ``compile=False``, which runs ``step`` as
-    given (see the module docstring).
+    ``traces``). A step that reads a value in Python (``.item()``), draws from ``np.random`` or
+    changes what it reads (a carried hidden state, a list it appends to) runs eagerly after one
+    ``TraceWarning``; ``compile=False`` runs ``step`` as given (see the module docstring).
 
     ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them;
     ``should_stop``, set by a callback, ends the running ``fit`` after its epoch.
@@ -209,8 +223,11 @@ class Trainer:
 
     def __init__(self, model: Module, optimizer: Optimizer, clip_norm: float | None = 5.0,
                  scheduler: Any = None, checkpoint: str | os.PathLike | None = None,
-                 progress: bool = True, perplexity: bool = False, unit: str = "items",
+                 progress: bool | str = True, perplexity: bool = False, unit: str = "items",
                  log_every: int | None = None, compile: bool = True) -> None:
+        if progress not in (True, False, "lines"):
+            raise ValueError(f"Trainer: progress must be True (a bar), 'lines' (plain lines) or "
+                             f"False (nothing printed); got {progress!r}")
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"Trainer: clip_norm must be positive or None; got {clip_norm}")
         if log_every is not None and log_every < 1:
@@ -326,7 +343,7 @@ class Trainer:
                     bar.set_postfix_str(status, refresh=False)
                 elif i % every == 0:
                     steps = f"{i}/{total}" if total else f"{i}"
-                    print(f"epoch {self.epoch + 1}/{end} step {steps}: {status}", flush=True)
+                    self._say(f"epoch {self.epoch + 1}/{end} step {steps}: {status}")
                 if deadline is not None and time.perf_counter() >= deadline:
                     cut = i != total
                     break
@@ -344,8 +361,8 @@ class Trainer:
         return losses, loss_sum / count_sum, rate, cut, fraction
 
     def _bar(self, batches: Iterable, total: int | None, end: int):
-        """A tqdm bar over ``batches``, or None for plain prints."""
-        if not self.progress:
+        """A tqdm bar over ``batches``, or None for plain lines (or none)."""
+        if self.progress is not True:
             return None
         try:
             from tqdm.auto import tqdm  # optional dependency
@@ -406,16 +423,23 @@ class Trainer:
             steps = f"{len(losses)} step" + "s" * (len(losses) > 1)
             text += f" | stopped by the time limit after {steps}"
             text += f" ({fraction:.0%} of the epoch)" if fraction < 1.0 else ""
-        print(text, flush=True)
+        self._say(text)
+
+    def _say(self, text: str) -> None:
+        """Print a line of progress, unless ``progress=False``."""
+        if self.progress:
+            print(text, flush=True)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything ``resume`` needs: model, optimizer, epoch, history, scheduler and the
-        state of minigrad's random generator."""
+        """Everything ``resume`` needs: model, optimizer (and its class name), epoch, history,
+        scheduler (and its class name) and the state of minigrad's random generator."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "optimizer_type": type(self.optimizer).__name__,
                  "epoch": self.epoch, "history": self.history.state_dict(),
                  "rng": mg_random.generator().bit_generator.state}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+            state["scheduler_type"] = type(self.scheduler).__name__
         return state
 
     def save(self, path: str | os.PathLike) -> None:
@@ -423,30 +447,125 @@ class Trainer:
         mg.save(self.state_dict(), path)
 
     def resume(self, path: str | os.PathLike) -> Trainer:
-        """Load a checkpoint written by this trainer's ``save`` (model, optimizer, scheduler,
-        history, epoch and random state); ``fit`` then continues where it stopped."""
+        """Load a checkpoint written by ``save`` (model, optimizer, scheduler, history, epoch
+        and random state); ``fit`` then continues where it stopped.
+
+        All or nothing, like ``load_state_dict``: every part is checked against this trainer
+        first (the model's parameter names and shapes, the optimizer's class, settings and
+        state, the scheduler's class and settings), and a checkpoint that does not fit raises
+        one ValueError naming every mismatch, with the model, the optimizer, the scheduler
+        and the trainer left as they were.
+        """
         state = mg.load(path)
+        where = f"Trainer.resume: {os.fspath(path)!r}"
         missing = {"model", "optimizer", "epoch", "history", "rng"} - set(state)
         if missing:
-            raise ValueError(f"Trainer.resume: {os.fspath(path)!r} is not a Trainer checkpoint "
-                             f"(missing {sorted(missing)})")
-        if (self.scheduler is None) != ("scheduler" not in state):
-            raise ValueError("Trainer.resume: the checkpoint was saved "
-                             f"{'with' if 'scheduler' in state else 'without'} a scheduler; "
-                             "this trainer has " + ("none" if self.scheduler is None else "one"))
+            raise ValueError(f"{where} is not a Trainer checkpoint (missing {sorted(missing)})")
+        problems = (_model_mismatches(self.model, state["model"])
+                    + _optimizer_mismatches(self.optimizer, state)
+                    + _scheduler_mismatches(self.scheduler, state))
+        try:
+            history = History.from_state_dict(state["history"])
+            epoch = int(state["epoch"])
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"history or epoch: not as save writes them ({err!r})")
+        try:  # on a generator of the same kind, not on minigrad's own
+            type(mg_random.generator().bit_generator)().state = state["rng"]
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"random state: not a state of minigrad's generator ({err!r})")
+        if problems:
+            raise ValueError(f"{where} does not fit this trainer; nothing was loaded:\n  "
+                             + "\n  ".join(problems))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.history = History.from_state_dict(state["history"])
-        self.epoch = int(state["epoch"])
+        self.history, self.epoch = history, epoch
         mg_random.generator().bit_generator.state = state["rng"]
         return self
 
 
+def _model_mismatches(model: Module, saved: Any) -> list[str]:
+    """What keeps ``model.load_state_dict(saved)`` from loading: missing and unexpected
+    parameter names, wrong shapes, values that are not floating point."""
+    if not isinstance(saved, dict):
+        return [f"model: expected a state_dict (name -> array); got a {type(saved).__name__}"]
+    own = dict(model.named_parameters(remove_duplicate=False))
+    problems = []
+    missing, unexpected = [k for k in own if k not in saved], [k for k in saved if k not in own]
+    if missing:
+        problems.append(f"model: parameters missing from the checkpoint: {missing}")
+    if unexpected:
+        problems.append(f"model: parameters this {type(model).__name__} does not have: "
+                        f"{unexpected}")
+    for name, p in own.items():
+        if name in saved:
+            array = np.asarray(saved[name])
+            if array.dtype.kind != "f":
+                problems.append(f"model: {name} holds {array.dtype} values, not floating point")
+            elif array.shape != p.shape:
+                problems.append(f"model: {name} has shape {array.shape} in the checkpoint and "
+                                f"{p.shape} in this {type(model).__name__}")
+    return problems
+
+
+def _optimizer_mismatches(optimizer: Optimizer, state: dict[str, Any]) -> list[str]:
+    """Why ``optimizer.load_state_dict(state["optimizer"])`` would fail or load another
+    optimizer's state: a different class (when the checkpoint names it), other settings, or
+    what the optimizer's own check finds (tried on a shallow copy, which leaves it as it is)."""
+    name, saved = type(optimizer).__name__, state["optimizer"]
+    kind = state.get("optimizer_type", name)
+    if kind != name:
+        return [f"optimizer: the checkpoint was saved with {kind}; this trainer's optimizer is "
+                f"{name}. Resume with {kind}, or load only the model's weights "
+                "(model.load_state_dict(mg.load(path)['model']))"]
+    try:
+        settings = {key for group in saved["param_groups"] for key in group} - {"params"}
+    except (KeyError, TypeError) as err:
+        return [f"optimizer: not the state_dict of an optimizer ({err!r})"]
+    lacking = sorted(set(optimizer.defaults) - settings)  # extras (a scheduler's) may differ
+    if lacking:
+        return [f"optimizer: the checkpoint's param groups lack the settings {lacking} of this "
+                f"{name}; they have {sorted(settings)}: it was saved by another kind of "
+                "optimizer"]
+    trial = copy.copy(optimizer)  # load_state_dict rebinds param_groups and state, on trial
+    try:
+        trial.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError) as err:
+        return [f"optimizer: {err}"]
+    return []
+
+
+def _scheduler_mismatches(scheduler: Any, state: dict[str, Any]) -> list[str]:
+    """Why the checkpoint's scheduler state would not fit ``scheduler``: one saved and none
+    here (or the reverse), another class, missing settings, or what the scheduler's own check
+    finds (tried on a shallow copy)."""
+    if (scheduler is None) != ("scheduler" not in state):
+        saved = "with" if "scheduler" in state else "without"
+        here = "none" if scheduler is None else "one"
+        return [f"scheduler: the checkpoint was saved {saved} a scheduler; this trainer has {here}"]
+    if scheduler is None:
+        return []
+    name = type(scheduler).__name__
+    kind = state.get("scheduler_type", name)
+    if kind != name:
+        return [f"scheduler: the checkpoint was saved with {kind}; this trainer's scheduler "
+                f"is {name}"]
+    lacking = sorted(set(scheduler.state_dict()) - set(state["scheduler"]))
+    if lacking:
+        return [f"scheduler: the checkpoint's scheduler state lacks the settings {lacking} of "
+                f"this {name}: it was saved by another kind of scheduler"]
+    trial = copy.copy(scheduler)  # load_state_dict updates the copy's own attributes
+    try:
+        trial.load_state_dict(state["scheduler"])
+    except (KeyError, TypeError, ValueError) as err:
+        return [f"scheduler: {err}"]
+    return []
+
+
 def _number(count: Any) -> float:
     """A step's ``count`` as a Python number: an int, a NumPy number or a 0-d Tensor (what a
-    compiled step returns for a count computed with ops)."""
+    step returns for a count computed with tensor ops)."""
     value = np.asarray(count.data if isinstance(count, mg.Tensor) else count)
     if value.ndim != 0 or not np.issubdtype(value.dtype, np.number):
         raise TypeError(f"Trainer.fit: step must return (loss, count) with count a number or "

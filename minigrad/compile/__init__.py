@@ -22,8 +22,8 @@ The stages, one module each, in the order a call goes through them:
 - ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled
   call as one node of the eager graph.
 
-``from minigrad.compile import TraceError, TraceWarning`` to catch or filter what tracing
-reports.
+``from minigrad.compile import TraceError, TraceWarning, VerifyError`` to catch or filter
+what tracing and ``verify=True`` report.
 """
 
 from minigrad.compile.compiled import (
@@ -32,6 +32,7 @@ from minigrad.compile.compiled import (
     CompiledModule,
     Specialization,
     TraceWarning,
+    VerifyError,
     compile,
 )
 from minigrad.compile.passes import ALL, PASSES
@@ -40,5 +41,6 @@ from minigrad.compile.trace import Traced, TraceError, is_tracing
 
 __all__ = [
     "ALL", "CompiledCall", "CompiledFunction", "CompiledModule", "Instr", "PASSES", "Program",
-    "Specialization", "TraceError", "TraceWarning", "Traced", "compile", "is_tracing",
+    "Specialization", "TraceError", "TraceWarning", "Traced", "VerifyError", "compile",
+    "is_tracing",
 ]

@@ -6,12 +6,22 @@ appends an instruction to the program being recorded. The tensors the function s
 ``Traced`` object in ``.data`` instead of an array: it knows its shape and dtype and raises
 ``TraceError`` on anything that reads a value (``if x > 0``, ``x.item()``, ``x.numpy()``,
 arithmetic on ``x.data``...), because a value read in Python would be baked into the program
-and be wrong at the next call. An array argument arrives as such a tensor, so that the ops
-that read it (embedding ids, class targets) take it as an input. Tensors that the function
-reads from outside (parameters, and any other tensor it did not get as an argument) become
-inputs of the program, read anew at every call; tensors it makes from literals
-(``mg.zeros``, the ``1`` in ``1 - z``) become constants. Random numbers may only be drawn
-inside an op's ``forward``, so that replay draws them afresh.
+and be wrong at the next call. Tensors that the function reads from outside (parameters, and
+any other tensor it did not get as an argument) become inputs of the program, read anew at
+every call; tensors it makes from literals (``mg.zeros``, the ``1`` in ``1 - z``) become
+constants.
+
+A NumPy array argument arrives as a NumPy array, as it does eagerly: a ``TracedArray``, which
+holds the call's values and knows its slot. NumPy computing with it (``ids == 0``,
+``ids.reshape(-1)``, ``ids[:, 1:]``, ``np.where``, ``lengths.sum()``) is recorded as an
+instruction that makes the same NumPy call again at every replay, and gives TracedArrays in
+turn; an op (or ``mg.tensor``) takes one as a program input. Reading its values in Python
+(``.tolist()``, ``int()``, an ``if``) raises ``TraceError``, like reading a tensor's.
+
+Random numbers may only be drawn inside an op's ``forward``, so that replay draws them afresh:
+``mg.randn`` in the function raises, and so do the functions of ``np.random`` and ``random``,
+which draw from the global state of NumPy and Python (``compiled.py`` also compares the state
+of every generator the function can reach before and after tracing).
 
 The backward program is recorded the same way: ``mg.grad`` with ``create_graph=True`` runs
 every op's backward, which is written with ops, on stand-ins for the output gradients.
@@ -20,6 +30,8 @@ every op's backward, which is written with ops, on stand-ins for the output grad
 from __future__ import annotations
 
 import os
+import random as py_random
+import re
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +44,7 @@ from minigrad import autograd, random
 from minigrad.autograd import Function, grad, is_grad_enabled
 from minigrad.compile.program import Instr, Meta, Program
 from minigrad.nn.module import Module
+from minigrad.ops import inplace
 from minigrad.tensor import Tensor
 
 
@@ -64,14 +77,18 @@ def user_line() -> str:
     return "an unknown line"
 
 
-def _error(what: str) -> TraceError:
+_READ_ADVICE = ("A compiled program replays the same ops on new values at every call, so it "
+                "cannot depend on a value read in Python: compute it with ops (e.g. mg.where "
+                "instead of an `if`) or do it outside the compiled function")
+DRAW_ADVICE = ("A compiled program would replay the numbers drawn while tracing at every call: "
+               "draw them outside the compiled function and pass them in, or with minigrad "
+               "inside an op (as mg.nn.Dropout does), which a replay draws afresh")
+"""What to do about random numbers drawn outside minigrad's ops (``compiled.py`` says it too)."""
+
+
+def _error(what: str, advice: str = _READ_ADVICE) -> TraceError:
     name = _active.name if _active is not None else "the function"
-    return TraceError(
-        f"mg.compile cannot trace {name}: {what}, at {user_line()}. A compiled program replays "
-        "the same ops on new values at every call, so it cannot depend on a value read in "
-        "Python: compute it with ops (e.g. mg.where instead of an `if`) or do it outside the "
-        "compiled function"
-    )
+    return TraceError(f"mg.compile cannot trace {name}: {what}, at {user_line()}. {advice}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,10 +131,15 @@ class Traced:
     def __repr__(self) -> str:
         return f"Traced({self.shape}, {self.dtype}, {self.what})"
 
+    def __array_function__(self, func: Callable, types: Any, args: tuple, kwargs: dict) -> Any:
+        if func in (np.may_share_memory, np.shares_memory):
+            return False  # a stand-in holds no memory (and a program writes into no input)
+        raise _error(f"`np.{func.__name__}` reads {self.what}")
 
-def _refuse(name: str) -> Callable[..., Any]:
-    def refused(self: Traced, *args: Any, **kwargs: Any) -> Any:
-        raise _error(f"`{name}` reads {self.what}")
+
+def _refuse(name: str, does: str = "reads") -> Callable[..., Any]:
+    def refused(self: Traced | TracedArray, *args: Any, **kwargs: Any) -> Any:
+        raise _error(f"`{name}` {does} {self.what}")
 
     return refused
 
@@ -125,7 +147,7 @@ def _refuse(name: str) -> Callable[..., Any]:
 # Everything that would compute with the values raises; NumPy's own functions meet __array__
 # or __array_ufunc__ first.
 for _name in (
-    "__array__", "__array_ufunc__", "__array_function__", "__bool__", "__float__", "__int__",
+    "__array__", "__array_ufunc__", "__bool__", "__float__", "__int__",
     "__index__", "__complex__", "__iter__", "__getitem__", "__setitem__", "__contains__",
     "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__neg__", "__pos__",
     "__abs__", "__invert__", "__round__", "__add__", "__radd__", "__sub__", "__rsub__",
@@ -135,6 +157,208 @@ for _name in (
 ):
     setattr(Traced, _name, _refuse(_name))
 Traced.__hash__ = object.__hash__
+
+
+# ----------------------------------------------------------------------------------------------
+# the stand-in for a NumPy array argument
+
+
+class TracedArray(np.ndarray):
+    """What a NumPy array argument is while tracing: an array with the call's values, so that
+    eager code sees what it would see (``isinstance(ids, np.ndarray)``, ``ids.shape``,
+    ``len(ids)``), which also knows its ``slot`` in the program (None for a view that NumPy
+    made of it on its own) and what it is (``what``, for messages).
+
+    NumPy computing with it (a ufunc such as ``ids == 0`` or ``lengths.sum()``, a NumPy
+    function such as ``np.where``, a method such as ``ids.reshape(-1)`` or ``ids[:, 1:]``) is
+    recorded by ``Tracer.numpy_call`` and gives TracedArrays; where NumPy gives a scalar
+    (``lengths.sum()``) it is a 0-d TracedArray here (``scalar`` says so), and a NumPy scalar
+    again when the compiled function returns it. Reading the values in Python raises
+    ``TraceError``, and so does writing into them (``ids[0] = 1``, ``ids += 1``), which a
+    replay would not do.
+    """
+
+    slot: int | None
+    what: str
+    scalar: bool
+
+    @classmethod
+    def holding(cls, values: np.ndarray | np.generic, slot: int, what: str) -> TracedArray:
+        """A TracedArray with a copy of ``values``. It owns its memory, so that the plain view
+        ``np.asarray`` makes of it has it as ``base``, where ``_traced`` finds it."""
+        array = np.ndarray.__new__(cls, np.shape(values), np.asarray(values).dtype)
+        np.ndarray.__setitem__(array, Ellipsis, values)
+        array.slot, array.what, array.scalar = slot, what, isinstance(values, np.generic)
+        return array
+
+    def __array_finalize__(self, source: Any) -> None:
+        self.slot, self.what, self.scalar = None, "a view of an array argument", False
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        if "out" in kwargs or method == "at":
+            raise _error(f"np.{name} writes into {self.what} in place, which a replay would "
+                         "not do")
+        return _tracer().numpy_call(getattr(ufunc, method), name, inputs, kwargs)
+
+    def __array_function__(self, func: Callable, types: Any, args: tuple, kwargs: dict) -> Any:
+        return _tracer().numpy_call(func, func.__name__, args, kwargs)
+
+    @property
+    def T(self) -> TracedArray:
+        """The array with its axes reversed (recorded, as ``transpose()``)."""
+        return self.transpose()
+
+
+def _tracer() -> Tracer:
+    if _active is None:
+        raise TraceError("mg.compile: an array argument of a compiled function was kept and "
+                         "used after its trace ended; use the arrays of each call")
+    return _active
+
+
+def _recorded(name: str) -> Callable[..., Any]:
+    method = getattr(np.ndarray, name)
+
+    def recorded(self: TracedArray, *args: Any, **kwargs: Any) -> Any:
+        return _tracer().numpy_call(method, name.strip("_"), (self, *args), kwargs)
+
+    return recorded
+
+
+# The methods that compute are recorded (ufuncs and NumPy's functions reach __array_ufunc__
+# and __array_function__); those that read the values in Python or write into them raise.
+for _name in (
+    "__getitem__", "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "compress",
+    "copy", "cumprod", "cumsum", "diagonal", "dot", "flatten", "max", "mean", "min", "nonzero",
+    "prod", "ravel", "repeat", "reshape", "round", "squeeze", "std", "sum", "swapaxes", "take",
+    "transpose", "var", "view",
+):
+    setattr(TracedArray, _name, _recorded(_name))
+for _name in (
+    "__bool__", "__int__", "__float__", "__complex__", "__index__", "__iter__", "__contains__",
+    "__repr__", "__str__", "__format__", "__copy__", "__deepcopy__", "__reduce__",
+    "__reduce_ex__", "item", "tolist", "tobytes", "tofile", "dump", "dumps",
+):
+    setattr(TracedArray, _name, _refuse(_name))
+for _name in ("__setitem__", "fill", "put", "sort", "partition", "resize", "byteswap"):
+    setattr(TracedArray, _name, _refuse(_name, "writes into"))
+for _name in ("data", "flat", "ctypes"):  # the buffer, an iterator, a pointer: values again
+    setattr(TracedArray, _name, property(_refuse(_name)))
+
+_SHAPE_ONLY = (np.shape, np.ndim, np.size)
+"""NumPy functions that return a Python value that depends on shapes only."""
+_VALUE_SHAPED = (np.nonzero, np.argwhere, np.flatnonzero, np.unique, np.compress, np.extract,
+                 np.bincount, np.ndarray.nonzero, np.ndarray.compress)
+"""NumPy functions whose result's shape depends on the values (see ``_shaped_by_values``)."""
+
+
+class _Array:
+    """Stands where an array goes among the arguments of a recorded NumPy call."""
+
+    def __repr__(self) -> str:
+        return "<array>"
+
+
+_ARRAY = _Array()
+
+
+def _map_arrays(tree: Any, fn: Callable[[Any], Any]) -> Any:
+    """``tree`` (tuples, lists and dicts) with ``fn`` applied to each array, tensor and
+    ``_ARRAY`` in it, in order."""
+    if isinstance(tree, (np.ndarray, Tensor)) or tree is _ARRAY:
+        return fn(tree)
+    if type(tree) in (tuple, list):
+        return type(tree)(_map_arrays(v, fn) for v in tree)
+    if type(tree) is dict:
+        return {k: _map_arrays(v, fn) for k, v in tree.items()}
+    return tree
+
+
+def _fill(template: tuple[tuple, dict], arrays: Iterable[np.ndarray]) -> tuple[tuple, dict]:
+    """The arguments of a recorded NumPy call, with ``arrays`` in the places of ``_ARRAY``."""
+    it = iter(arrays)
+    return _map_arrays(template, lambda _: next(it))
+
+
+@dataclass
+class NumPyCall:
+    """What an instruction recorded from NumPy code runs: ``func`` on the arguments
+    ``template`` (with ``_ARRAY`` where the instruction's input arrays go), returning arrays
+    (a NumPy scalar as a 0-d array). A result whose shape differs from the one traced
+    (``shapes``) raises: it depends on the values, so the program after it cannot be right."""
+
+    func: Callable
+    name: str
+    template: tuple[tuple, dict]
+    shapes: list[tuple[int, ...]]
+
+    def __post_init__(self) -> None:
+        arrays: list = []
+        _map_arrays(self.template, arrays.append)
+        self._at = [k for k, a in enumerate(self.template[0]) if a is _ARRAY]
+        self._flat = len(self._at) == len(arrays)  # all positional: no walk of _fill needed
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        if self._flat:
+            args, kwargs = list(self.template[0]), self.template[1]
+            for k, array in zip(self._at, arrays):
+                args[k] = array
+        else:
+            args, kwargs = _fill(self.template, arrays)
+        raw = self.func(*args, **kwargs)
+        many = isinstance(raw, (tuple, list))
+        results = tuple(np.asarray(r) for r in raw) if many else (np.asarray(raw),)
+        if [r.shape for r in results] != self.shapes:
+            raise RuntimeError(
+                f"mg.compile: np.{self.name} gave arrays of shapes "
+                f"{[r.shape for r in results]} at a replay, {self.shapes} when traced: their "
+                "shape depends on the values, which a program cannot follow. Compute it "
+                "outside the compiled function")
+        return results if many else results[0]
+
+
+def _shaped_by_values(func: Callable, args: tuple) -> bool:
+    """Whether the shape of what ``func(*args)`` gives depends on the values of the traced
+    arrays among ``args`` (``np.nonzero``, indexing with a boolean mask, ...)."""
+    if func in _VALUE_SHAPED or (func is np.where and len(args) == 1):
+        return True
+    index: list = []
+    if func is np.ndarray.__getitem__:
+        _map_arrays(args[1], index.append)
+    return any(isinstance(a, TracedArray) and a.dtype == bool for a in index)
+
+
+def _traced(array: np.ndarray) -> TracedArray | None:
+    """The TracedArray that ``array`` is, or is a plain view of (what ``np.asarray`` makes of
+    one); None for an array with no traced array behind it."""
+    source = array
+    while not isinstance(source, TracedArray):
+        source = source.base
+        if not isinstance(source, np.ndarray):
+            return None
+    if source.slot is None or (source is not array and not _whole_view(array, source)):
+        raise _error(f"NumPy made a view of {source.what} that mg.compile cannot follow (as "
+                     "np.asarray(x)[1:] is); index or reshape the array itself")
+    return source
+
+
+def _perturbed(values: np.ndarray) -> np.ndarray:
+    """Other values of the shape and dtype of ``values``, for ``trace(..., perturbed=True)``:
+    each ``v`` becomes ``min + max - v``, which keeps a valid index valid and changes every
+    value but a midpoint (all equal: ``v + 1``); booleans flip; arrays of other kinds stay."""
+    if values.dtype == bool:
+        return ~values
+    if values.dtype.kind not in "iuf" or values.size == 0:
+        return values
+    low, high = values.min(), values.max()
+    return values + values.dtype.type(1) if low == high else (low - values) + high
+
+
+def _whole_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` show the same memory the same way."""
+    return (a.shape, a.dtype, a.strides, a.__array_interface__["data"]) == (
+        b.shape, b.dtype, b.strides, b.__array_interface__["data"])
 
 
 def _holds_data(value: Any) -> bool:
@@ -257,14 +481,83 @@ class Tracer:
         t.data, t.requires_grad = proxy, requires_grad
         return t
 
-    def argument(self, x: Tensor | np.ndarray, k: int) -> Tensor:
+    def argument(self, x: Tensor | np.ndarray, k: int, perturbed: bool = False
+                 ) -> Tensor | TracedArray:
         """The stand-in for the ``k``-th array or tensor among the arguments: a program input.
-        An array argument arrives as a tensor, so that ops can take it as an input."""
+        An array arrives as an array (a TracedArray), as eager code sees it; ``perturbed``
+        gives that array other values than the program's input (see ``trace``)."""
         if isinstance(x, np.ndarray):
-            proxy = self.slot(x, f"argument {k} (an array)")
-            self.inputs.append(proxy.slot)
-            return self.tensor(proxy)
+            what = f"argument {k} (an array)"
+            slot = self.slot(x, what).slot
+            self.inputs.append(slot)
+            return TracedArray.holding(_perturbed(x) if perturbed else x, slot, what)
         return self.read(x, f"argument {k}", leaf=False)
+
+    def constant(self, array: np.ndarray) -> int:
+        """A new slot holding ``array`` as a constant of the program."""
+        s = self.slot(array, "a constant").slot
+        self.constants[s] = array
+        return s
+
+    def proxy(self, array: np.ndarray, dtype: Any = None) -> np.ndarray | Traced:
+        """The stand-in of ``array`` if it is a traced array (or NumPy's plain view of one),
+        converted to ``dtype`` as NumPy converts it; ``array`` itself if it is not."""
+        traced = _traced(array)
+        if traced is None:
+            return array
+        if dtype is not None and np.dtype(dtype) != traced.dtype:
+            traced = traced.astype(dtype)
+        return Traced(traced.shape, traced.dtype, traced.slot, traced.what)
+
+    def numpy_call(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
+        """``func(*args, **kwargs)``, a NumPy call that reads traced arrays: run it on their
+        values and record an instruction that makes it again at every replay. Its arrays come
+        back as TracedArrays; other arrays among the arguments are constants of the program."""
+        slots: list[int] = []
+        sources: list[TracedArray] = []
+
+        def take(x: np.ndarray | Tensor) -> _Array:
+            if isinstance(x, Tensor):
+                raise _error(f"np.{name} reads the values of a tensor (use tensor ops on it)")
+            source = _traced(x)
+            if source is not None:
+                sources.append(source)
+            slots.append(self.constant(x) if source is None else source.slot)
+            return _ARRAY
+
+        template = _map_arrays((args, kwargs), take)
+        what = sources[0].what if sources else "an array argument"
+        if _shaped_by_values(func, args):
+            raise _error(f"the shape of what np.{name} gives depends on the values of {what}")
+        call_args, call_kwargs = _fill(template, [self.values[s] for s in slots])
+        raw = func(*call_args, **call_kwargs)
+        for source in sources:
+            if raw is self.values[source.slot]:
+                return source  # NumPy gave the array back (np.asarray): nothing to record
+        many = isinstance(raw, (tuple, list))
+        results = raw if many else (raw,)
+        if not all(isinstance(r, (np.ndarray, np.generic)) for r in results):
+            if func in _SHAPE_ONLY:
+                return raw
+            raise _error(f"np.{name} gives a {type(raw).__name__} computed from {what}, a "
+                         "Python value")
+        outputs = [self.slot(np.asarray(r), f"the result of np.{name}") for r in results]
+        call = NumPyCall(func, name, template, [p.shape for p in outputs])
+        label = "np_" + re.sub(r"\W", "_", name)  # a Python name: codegen calls it so
+        self.instrs.append(Instr(label, call, tuple(slots), tuple(p.slot for p in outputs),
+                                 many, options={"args": template}))
+        arrays = [TracedArray.holding(r, p.slot, p.what) for r, p in zip(results, outputs)]
+        if not many:
+            return arrays[0]
+        return type(raw)(*arrays) if hasattr(type(raw), "_fields") else type(raw)(arrays)
+
+    def output(self, y: Tensor | np.ndarray) -> tuple[Tensor | None, int]:
+        """What the program returns for ``y``, a tensor or an array among the function's
+        results: the tensor that ops record (None for an array), and its slot."""
+        if isinstance(y, Tensor):
+            return self.value(y)
+        traced = _traced(y)
+        return None, self.constant(y) if traced is None else traced.slot
 
     def read(self, x: Tensor, what: str, leaf: bool = True) -> Tensor:
         """The stand-in for a tensor from outside the function (a program input, read anew at
@@ -298,8 +591,7 @@ class Tracer:
                              "its gradient would be lost; pass it as an argument instead")
             s = self.const_slots.get(id(x))
             if s is None:
-                s = self.const_slots[id(x)] = self.slot(x.data, "a constant").slot
-                self.constants[s] = x.data
+                s = self.const_slots[id(x)] = self.constant(x.data)
             return x, s
         standin = self.read(x, f"a tensor of shape {x.shape} read from outside")
         return standin, standin.data.slot
@@ -353,8 +645,10 @@ class Tracer:
 
     def init(self, t: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
         """``Tensor.__init__`` while tracing: notes that ``t`` was made inside; a tensor made
-        from a traced one shares its slot, as eagerly it shares its array."""
+        from a traced one (or a traced array) shares its slot, as eagerly it shares its array."""
         source = data.data if isinstance(data, Tensor) else data
+        if isinstance(source, np.ndarray):
+            source = self.proxy(source, dtype)
         if type(source) is Traced:
             if dtype is not None and np.dtype(dtype) != source.dtype:
                 raise _error(f"converting {source.what} to {np.dtype(dtype)} outside an op "
@@ -367,6 +661,8 @@ class Tracer:
 
     def wrap(self, cls: type[Tensor], data: Any) -> Tensor:
         """``Tensor._wrap`` while tracing: as ``init``."""
+        if isinstance(data, np.ndarray):
+            data = self.proxy(data)
         if type(data) is Traced:
             return self.tensor(self.alias(data))
         t = _wrap.__func__(cls, data)
@@ -398,7 +694,9 @@ class Tracer:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Install the tracing versions of apply, the tensor constructors, the generator, the
-        module call and the value-reading Tensor methods; put everything back on exit."""
+        module call, the value-reading Tensor methods, the functions of ``np.random`` and
+        ``random`` that use the global random state, NumPy's conversions (``np.asarray``...)
+        and in-place ops; put everything back on exit."""
         global _active
         if _active is not None:
             raise RuntimeError("mg.compile: already tracing another function")
@@ -413,8 +711,10 @@ class Tracer:
         ]
         patches += [(Tensor, name, _guard(name, Tensor.__dict__[name]))
                     for name in _GUARDED if name in Tensor.__dict__]
-        patches += [(Tensor, name, _identity_guard(name)) for name in ("__eq__", "__ne__")
-                    if name not in Tensor.__dict__]
+        patches += _global_draws()
+        patches.append((inplace, "update", _refuse_inplace))
+        patches += [(np, name, _recorded_conversion(getattr(np, name))) for name in (
+            "array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray")]
         originals = [(owner, name, vars(owner).get(name)) for owner, name, _ in patches]
         for owner, name, value in patches:
             setattr(owner, name, value)
@@ -435,22 +735,69 @@ class Tracer:
                 x.data = array
 
 
+def _recorded_conversion(convert: Callable) -> Callable[..., Any]:
+    """``convert`` (``np.asarray``, ``np.array``...) while tracing: NumPy's conversions do not
+    dispatch to a TracedArray (``np.asarray`` would give a plain view of it, which NumPy would
+    then compute with unseen), so given one, they are recorded like the functions that do."""
+    def converted(*args: Any, **kwargs: Any) -> Any:
+        found: list[bool] = []
+        _map_arrays((args, kwargs), lambda x: found.append(isinstance(x, TracedArray)))
+        if any(found):
+            return _tracer().numpy_call(convert, convert.__name__, args, kwargs)
+        return convert(*args, **kwargs)
+
+    return converted
+
+
+def _global_draws() -> list[tuple[Any, str, Callable]]:
+    """Patches for the functions of ``np.random`` and of ``random`` that use the global
+    generator of NumPy or of Python (the methods of that generator: ``np.random.randn``,
+    ``random.random``, ``np.random.seed``...), each of which raises naming the line, and for
+    ``np.random.default_rng``, which raises when it would seed a generator from the operating
+    system."""
+    patches: list[tuple[Any, str, Callable]] = []
+    for module, prefix in ((np.random, "np.random"), (py_random, "random")):
+        state = module.random.__self__
+        for name, value in vars(module).items():
+            if getattr(value, "__self__", None) is state and name not in ("get_state",
+                                                                          "getstate"):
+                patches.append((module, name, _refuse_draw(f"{prefix}.{name}()")))
+    patches.append((np.random, "default_rng", _seeded_rng))
+    return patches
+
+
+def _refuse_draw(name: str) -> Callable[..., Any]:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise _error(f"{name} uses the global random state", DRAW_ADVICE)
+
+    return refused
+
+
+_default_rng = np.random.default_rng
+
+
+def _seeded_rng(seed: Any = None) -> np.random.Generator:
+    """``np.random.default_rng`` while tracing: a generator from a seed, as eagerly; without
+    one, it raises (a replay would repeat the numbers of one generator seeded once)."""
+    if seed is None:
+        raise _error("np.random.default_rng() seeds a new generator from the operating system",
+                     DRAW_ADVICE)
+    return _default_rng(seed)
+
+
+def _refuse_inplace(x: Tensor, name: str, *args: Any) -> Tensor:
+    """``minigrad.ops.inplace.update``, the way of every in-place op, while tracing: it
+    raises. A program keeps each value in a slot of its own; a write into an array that an op
+    recorded before (a tensor made inside) would replay the later value at that op too."""
+    what = x.data.what if type(x.data) is Traced else "a tensor made inside"
+    raise _error(f"in-place op {name} on {what}", "A compiled program records ops that make "
+                 "new arrays, not writes into old ones: write it out of place (y = y + 1; "
+                 "mg.where or masked_fill for y[i] = v)")
+
+
 def _read_grad(t: Tensor) -> None:
     raise _error("reading .grad (gradients come from backward, after the call: a program "
                  "would replay the one read while tracing)")
-
-
-def _identity_guard(name: str) -> Callable:
-    """``==`` and ``!=`` compare tensors by identity. An array argument arrives as a tensor, so
-    ``ids != pad`` would silently change meaning: against anything but a tensor they raise."""
-    def guarded(t: Tensor, other: Any) -> Any:
-        if type(t.data) is Traced and not isinstance(other, Tensor):
-            raise _error(f"`{'==' if name == '__eq__' else '!='}` on {t.data.what}, which is a "
-                         "tensor here and compares by identity (compare elements with eq "
-                         "and ne from minigrad.ops.elementwise)")
-        return NotImplemented
-
-    return guarded
 
 
 def _guard(name: str, method: Callable) -> Callable:
@@ -471,8 +818,9 @@ class Trace:
     """What one traced call recorded.
 
     ``forward`` takes the arrays of the arguments, then of ``leaves`` (the tensors read from
-    outside), and returns the output tensors' arrays (``out_spec`` nests them; ``tracked`` says
-    which of them eager would track). ``backward`` (None without gradients) reads forward
+    outside), and returns the arrays of the function's results (``out_spec`` nests them;
+    ``tracked`` says which of them eager would track; ``kinds`` whether each is a "tensor", an
+    "array" or a NumPy "scalar"). ``backward`` (None without gradients) reads forward
     values and one gradient per tracked output (``grad_slots``) and returns the input
     gradients: ``grad_of[k]`` is the position among its outputs of forward input ``k``'s
     gradient, or None. ``modules`` are the modules the function called.
@@ -486,7 +834,34 @@ class Trace:
     leaves: list[Tensor]
     out_spec: Spec
     tracked: list[bool]
+    kinds: list[str]
     modules: list[Module]
+
+    def matches(self, other: Trace) -> bool:
+        """Whether ``other`` recorded the same programs (instructions, slots, shapes and
+        constants) and results."""
+        return ((self.out_spec, self.tracked, self.kinds) == (other.out_spec, other.tracked,
+                                                              other.kinds)
+                and _same_program(self.forward, other.forward)
+                and _same_program(self.backward, other.backward))
+
+
+def _same_program(p: Program | None, q: Program | None) -> bool:
+    if p is None or q is None:
+        return p is q
+    return ((p.inputs, p.outputs, p.meta, p.constants.keys()) == (q.inputs, q.outputs, q.meta,
+                                                                  q.constants.keys())
+            and [_instr_key(i) for i in p.instrs] == [_instr_key(i) for i in q.instrs]
+            and all(_array_key(p.constants[s]) == _array_key(q.constants[s])
+                    for s in p.constants))
+
+
+def _instr_key(ins: Instr) -> tuple:
+    return ins.label, ins.inputs, ins.outputs, repr(ins.options)
+
+
+def _array_key(array: np.ndarray) -> tuple:
+    return array.shape, array.dtype, array.tobytes()
 
 
 def _program(tracer: Tracer, instrs: list[Instr], inputs: list[int] | None,
@@ -502,28 +877,36 @@ def _program(tracer: Tracer, instrs: list[Instr], inputs: list[int] | None,
 
 
 def trace(fn: Callable, args: tuple, kwargs: dict, name: str,
-          watch: Iterable[Tensor] = ()) -> Trace:
+          watch: Iterable[Tensor] = (), perturbed: bool = False) -> Trace:
     """Run ``fn(*args, **kwargs)`` once under a tracer and return its programs. The tensors in
     ``watch`` (a module's parameters) are inputs from the start, so that reading their arrays
-    raises even before an op uses them."""
+    raises even before an op uses them.
+
+    With ``perturbed``, the TracedArrays the function sees hold other values than the arrays
+    the ops record (``_perturbed``): what it computes through NumPy's functions is the same,
+    so a trace that differs (``Trace.matches``) tells code that read the arrays' memory behind
+    NumPy's back (``table[ids]`` with a NumPy ``table``, ``memoryview``, numba), whose result
+    the program would keep as a constant."""
     leaves, spec = flatten((args, kwargs))
     tracer = Tracer(name)
     with tracer.installed():
-        standins = [tracer.argument(x, k) for k, x in enumerate(leaves)]
+        standins = [tracer.argument(x, k, perturbed) for k, x in enumerate(leaves)]
         for p in watch:
             tracer.read(p, f"a parameter of shape {p.shape}")
         call_args, call_kwargs = unflatten(spec, standins)
         result = fn(*call_args, **call_kwargs)
-        outs, out_spec = flatten(result, arrays=False)
-        values = [tracer.value(y) for y in outs]
-        tracked = [t.requires_grad for t, _ in values]
+        outs, out_spec = flatten(result)
+        values = [tracer.output(y) for y in outs]
+        tracked = [t is not None and t.requires_grad for t, _ in values]
+        kinds = ["tensor" if isinstance(y, Tensor) else "scalar" if getattr(y, "scalar", False)
+                 else "array" for y in outs]
         n = len(tracer.instrs)
         inputs = [*standins, *(tracer.standins[id(p)] for p in tracer.leaves)]
-        wrt = [k for k, x in enumerate(inputs) if x.requires_grad]
+        wrt = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
         backward, grad_slots, grad_outputs = None, [], {}
         if is_grad_enabled() and wrt and any(tracked):
             tracer.prepare_backward()
-            roots = [t for t, _ in values if t.requires_grad]
+            roots = [t for (t, _), track in zip(values, tracked) if track]
             gys = [tracer.tensor(tracer.slot(np.ones(y.shape, y.dtype), f"the gradient of "
                                              f"output {k}")) for k, y in enumerate(roots)]
             grad_slots = [g.data.slot for g in gys]
@@ -536,4 +919,4 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str,
     for position, k in enumerate(grad_outputs):
         grad_of[k] = position
     return Trace(name, forward, backward, grad_slots, grad_of, list(tracer.leaves), out_spec,
-                 tracked, list(tracer.modules.values()))
+                 tracked, kinds, list(tracer.modules.values()))
