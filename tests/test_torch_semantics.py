@@ -375,3 +375,16 @@ def test_an_optimizer_step_counts_as_an_in_place_write() -> None:
     mg.optim.SGD([w], lr=0.1).step()  # changes w, which loss's Mul saved
     with pytest.raises(RuntimeError, match="input 0 of Mul"):
         loss.backward()
+
+
+def test_a_compiled_function_returns_a_fresh_array_for_a_constant_each_call() -> None:
+    def f(x):
+        return x * 2, mg.ones(3), mg.zeros(2, 3)[0]
+
+    compiled = mg.compile(f, fallback=False)
+    x = mg.ones(3)
+    for _ in range(3):  # each time a caller writes into what it got, the next call is unaffected
+        _, ones, zeros = compiled(x)
+        assert ones.tolist() == [1, 1, 1] and zeros.tolist() == [0, 0, 0]
+        ones.add_(1)
+        zeros.fill_(5)

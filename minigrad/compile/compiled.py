@@ -141,6 +141,18 @@ class Specialization:
 
     def __post_init__(self) -> None:
         self._leaf_keys = [_leaf_key(x) for x in self.trace.leaves]
+        self._constant_outputs: set[int] | None = None
+
+    def fresh(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """``outputs``, with copies of those that are (views of) the program's constants: a
+        replay hands out the same constant arrays each time, and a caller may write into one
+        in place (which is found out once, at the first replay)."""
+        if self._constant_outputs is None:
+            constants = self.forward.constants.values()
+            self._constant_outputs = {k for k, y in enumerate(outputs)
+                                      if any(np.may_share_memory(y, c) for c in constants)}
+        return tuple(y.copy() if k in self._constant_outputs else y
+                     for k, y in enumerate(outputs))
 
     def fits(self) -> bool:
         """Whether what the programs assume still holds: the tensors read from outside have
@@ -191,7 +203,7 @@ class CompiledCall(Function):
         n = len(spec.trace.tracked)
         if spec.backward is not None:
             self.save_for_backward(*values[n:])
-        return tuple(values[:n])
+        return spec.fresh(values[:n])
 
     def backward(self, *grads: Tensor) -> tuple[Tensor | None, ...]:
         spec = self.specialization
