@@ -49,7 +49,8 @@ def test_linear_without_bias():
     assert layer.bias is None
     assert [name for name, _ in layer.named_parameters()] == ["weight"]
     x = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_allclose(layer(mg.tensor(x)).data, x @ layer.weight.data.T, rtol=1e-6)
+    np.testing.assert_allclose(layer(mg.tensor(x, dtype=mg.float32)).data, x @ layer.weight.data.T,
+                               rtol=1e-6)
 
 
 @given(st.lists(st.integers(1, 3), max_size=2), st.integers(1, 3), st.integers(1, 3),

@@ -239,7 +239,7 @@ class Net(Module):
 
 def _train(model, opt, steps):
     rng = np.random.default_rng(5)
-    x, y = mg.tensor(rng.standard_normal((16, 3))), rng.integers(0, 2, 16)
+    x, y = mg.tensor(rng.standard_normal((16, 3)), dtype=mg.float32), rng.integers(0, 2, 16)
     losses = []
     for _ in range(steps):
         opt.zero_grad()

@@ -388,3 +388,11 @@ def test_a_compiled_function_returns_a_fresh_array_for_a_constant_each_call() ->
         assert ones.tolist() == [1, 1, 1] and zeros.tolist() == [0, 0, 0]
         ones.add_(1)
         zeros.fill_(5)
+
+
+def test_a_float32_layer_fed_float64_raises_instead_of_computing_in_float64() -> None:
+    layer = mg.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match="linear: input of dtype float64 and weight of dtype "
+                                        "float32 must have the same dtype"):
+        layer(mg.tensor(np.ones((2, 3))))
+    assert layer.double()(mg.tensor(np.ones((2, 3)))).dtype == np.float64

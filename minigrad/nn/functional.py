@@ -181,6 +181,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x @ weight.T + bias for ``input`` x of shape ``(..., in)`` and ``weight``
     ``(out, in)``; ``bias`` is ``(out,)`` or, as in PyTorch, any shape that broadcasts to y."""
     _check_tensor(input, "linear", "input")
+    if input.dtype.kind == "f" and input.dtype != weight.dtype:  # NumPy would upcast silently
+        raise TypeError(
+            f"linear: input of dtype {input.dtype} and weight of dtype {weight.dtype} must "
+            "have the same dtype, as in PyTorch: convert the input (x.float()) or the layer "
+            "(.double())"
+        )
     if bias is None:
         return _la.Linear.apply(input, weight)
     return _la.Linear.apply(input, weight, bias)
