@@ -30,6 +30,7 @@ class _State:
 _state = _State()
 _wrap = Tensor._wrap
 _ref = weakref.ref
+_NONE = type(None)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -227,8 +228,9 @@ def _share_version(x: Tensor, outputs: Tensor | tuple[Tensor, ...]) -> None:
     """Mark ``outputs`` as views of ``x``'s array: an in-place write to any of them is a write
     to all (one version, kept by the tensor that owns the array)."""
     base = x if x._base is None else x._base
+    owner = x.data if x.data.base is None else x.data.base  # NumPy's views name the owner
     for y in outputs if type(outputs) is tuple else (outputs,):
-        if np.may_share_memory(y.data, x.data):  # numpy copies for some indexes and reshapes
+        if y.data.base is owner:  # not a copy (NumPy copies for some indexes and reshapes)
             y._base = base
 
 
@@ -402,7 +404,8 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
                    wanted: set[int] | None, captured: dict[int, Tensor]) -> tuple:
     """Run ``fn.backward`` on its outputs' summed gradients: first the outputs' hooks, retained
     and captured gradients, then backward itself, then the checks, the observer and freeing."""
-    if fn.saved is None or fn.hooked or wanted is not None or None in grads:  # all rare
+    # all rare; (`None in grads` would call each gradient's elementwise ==)
+    if fn.saved is None or fn.hooked or wanted is not None or _NONE in map(type, grads):
         grads = _before_backward(fn, grads, wanted, captured)
     if fn.version < _state.version:  # an in-place op ran since fn was recorded
         check_saved(fn)
