@@ -264,7 +264,7 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif isinstance(a, str) and not _is_dtype_name(a):
+            elif isinstance(a, str) and a not in _DTYPE_NAMES:
                 device = a
             else:
                 dtype = a
@@ -905,10 +905,6 @@ def _comparable(other: Any) -> bool:
 
 _DTYPE_NAMES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
                 "bool"}
-
-
-def _is_dtype_name(text: str) -> bool:
-    return text in _DTYPE_NAMES
 
 
 def _check_device(op: str, device: Any) -> None:

@@ -151,11 +151,7 @@ def softmax(
     ``dtype`` converts the input first. Without ``dim`` PyTorch's deprecated implicit choice
     applies, with its warning; pass ``dim``.
     """
-    x = _softmax_input("softmax", input, dtype)
-    dim = _softmax_dim("softmax", x, dim, axis, _stacklevel)
-    if x.ndim == 0:
-        return _nn.softmax(x.reshape(1), 0).reshape(())
-    return _nn.softmax(x, dim)
+    return _along_dim(_nn.softmax, "softmax", input, dim, _stacklevel + 1, dtype, axis)
 
 
 def log_softmax(
@@ -167,11 +163,18 @@ def log_softmax(
     ``dtype`` converts the input first. Without ``dim`` PyTorch's deprecated implicit choice
     applies, with its warning; pass ``dim``.
     """
-    x = _softmax_input("log_softmax", input, dtype)
-    dim = _softmax_dim("log_softmax", x, dim, axis, _stacklevel)
+    return _along_dim(_nn.log_softmax, "log_softmax", input, dim, _stacklevel + 1, dtype, axis)
+
+
+def _along_dim(fn: Any, op: str, input: Tensor, dim: int | None, stacklevel: int, dtype: Any,
+               axis: int | None) -> Tensor:
+    """``fn(x, dim)`` (softmax or log_softmax) after checking the input and the dim; a 0-d
+    input is treated as one element along dim 0, as in PyTorch."""
+    x = _softmax_input(op, input, dtype)
+    dim = _softmax_dim(op, x, dim, axis, stacklevel)
     if x.ndim == 0:
-        return _nn.log_softmax(x.reshape(1), 0).reshape(())
-    return _nn.log_softmax(x, dim)
+        return fn(x.reshape(1), 0).reshape(())
+    return fn(x, dim)
 
 
 # -- layers --------------------------------------------------------------------------------------

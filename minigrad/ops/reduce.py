@@ -187,11 +187,8 @@ class ArgSort(NonDifferentiable):
         return order.astype(np.int64)
 
 
-def _return_type(name: str) -> type:
-    return namedtuple(name, ("values", "indices"))
-
-
-RETURN_TYPES = {name: _return_type(name) for name in ("max", "min", "sort", "topk")}
+RETURN_TYPES = {name: namedtuple(name, ("values", "indices"))  # torch.return_types'
+                for name in ("max", "min", "sort", "topk")}
 
 
 def extreme(x: Tensor, op: str, dim: int | None, keepdim: bool) -> Tensor | tuple:
