@@ -187,7 +187,7 @@ class ArgSort(NonDifferentiable):
         return order.astype(np.int64)
 
 
-RETURN_TYPES = {name: namedtuple(name, ("values", "indices"))  # torch.return_types'
+RETURN_TYPES = {name: namedtuple(name, ("values", "indices"))  # torch.return_types
                 for name in ("max", "min", "sort", "topk")}
 
 
