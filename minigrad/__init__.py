@@ -3,6 +3,13 @@
 __version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
 
 import builtins  # noqa: I001  (the order below binds the ops)
+import collections.abc
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
 
 import numpy as np
 
@@ -27,7 +34,7 @@ from minigrad.ops.elementwise import (
     eq, exp, log, maximum, minimum, ne, relu, sigmoid, sqrt, tanh, where,
 )
 from minigrad.ops.linalg import bmm, einsum, matmul, mm
-from minigrad.ops.nn import log_softmax, multinomial, softmax
+from minigrad.ops.probability import log_softmax, multinomial, softmax
 from minigrad.ops.shape import cat, concat, split, stack, unbind
 from minigrad.random import manual_seed
 from minigrad import nn, optim
@@ -50,6 +57,28 @@ bool = np.dtype(np.bool_)
 def is_tensor(obj: object) -> builtins.bool:
     """Whether ``obj`` is a minigrad Tensor."""
     return isinstance(obj, Tensor)
+
+
+class _CheckoutModels(importlib.abc.MetaPathFinder):
+    """Finds ``minigrad.models`` in a checkout's top-level ``models/`` (a plain checkout, or an
+    editable install). A wheel ships that folder as ``minigrad/models/``; a checkout has no such
+    folder, as a symlink would be a text file where git makes none (Windows). This finder gives
+    that one name the folder; its submodules are then found the usual way, one copy of each."""
+
+    def find_spec(self, fullname: str, path: collections.abc.Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "minigrad.models":
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, os.path.join(_CHECKOUT_MODELS, "__init__.py"),
+            submodule_search_locations=[_CHECKOUT_MODELS])
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_CHECKOUT_MODELS = os.path.join(os.path.dirname(_HERE), "models")
+if not os.path.isdir(os.path.join(_HERE, "models")) and os.path.isfile(
+        os.path.join(_CHECKOUT_MODELS, "__init__.py")):
+    sys.meta_path.append(_CheckoutModels())
 
 
 __all__ = [

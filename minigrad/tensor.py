@@ -846,7 +846,7 @@ class Tensor:
     def multinomial(self, num_samples: int, replacement: bool = False) -> Tensor:
         """``num_samples`` category ids per row of these probabilities (see
         ``mg.multinomial``)."""
-        return _nn.multinomial(self, num_samples, replacement)
+        return _probability.multinomial(self, num_samples, replacement)
 
     def new_zeros(self, *size: int | Sequence[int]) -> Tensor:
         """Zeros of ``size``, with this tensor's dtype."""
@@ -864,11 +864,11 @@ class Tensor:
 
     def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
         """exp(x) / sum(exp(x)) along ``dim`` (the last by default), computed stably."""
-        return _nn.Softmax.apply(self, axis=_dims(dim, axis, -1))
+        return _probability.Softmax.apply(self, axis=_dims(dim, axis, -1))
 
     def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
         """x - logsumexp(x) along ``dim`` (the last by default), computed stably."""
-        return _nn.LogSoftmax.apply(self, axis=_dims(dim, axis, -1))
+        return _probability.LogSoftmax.apply(self, axis=_dims(dim, axis, -1))
 
 
 Dims = int | Sequence[int] | None
@@ -1104,6 +1104,6 @@ def _shape(shape: tuple) -> Shape:
 from minigrad.ops import elementwise as _ew  # noqa: E402
 from minigrad.ops import inplace as _ip  # noqa: E402
 from minigrad.ops import linalg as _la  # noqa: E402
-from minigrad.ops import nn as _nn  # noqa: E402
+from minigrad.ops import probability as _probability  # noqa: E402
 from minigrad.ops import reduce as _rd  # noqa: E402
 from minigrad.ops import shape as _sh  # noqa: E402

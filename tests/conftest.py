@@ -1,11 +1,16 @@
 """Hypothesis profiles ('ci' is deterministic and bounded; 'dev', the local default, explores
-more), and in CI a test that skips for want of PyTorch counts as failed: the README's claims of
-matching PyTorch rest on those comparisons, so CI must run them."""
+more); every program mg.compile makes is checked before and after every pass; and in CI a test
+that skips for want of PyTorch counts as failed: the README's claims of matching PyTorch rest on
+those comparisons, so CI must run them."""
 
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from minigrad.compile import pipeline
+
+pipeline.CHECK = True  # the checker of minigrad/compile/check.py, after every pass
 
 CI = bool(os.environ.get("CI"))
 

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.nn import functional as F
-from minigrad.ops.nn import DropoutMask
+from minigrad.ops.probability import DropoutMask
 from tests.strategies import arrays, leaf, shapes
 
 REDUCTIONS = ("mean", "sum", "none")

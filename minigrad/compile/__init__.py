@@ -1,26 +1,27 @@
 """mg.compile: trace a function once, then replay it as a flat program of array operations.
 
-The stages, one module each, in the order a call goes through them:
+Read in this order. The core, which is all the ideas:
 
-- ``trace.py``: run the function once on stand-ins for its tensors and record every op it
-  applies (the forward program) and, through ``mg.grad(..., create_graph=True)``, every op
-  its backward applies (the backward program). Reading a value in Python raises
-  ``TraceError``, naming the line.
-- ``program.py``: the IR those programs are written in: ``Instr`` (one op over numbered array
-  slots) and ``Program`` (instructions, inputs, outputs, constants), printed one line per
-  instruction, drawn with Graphviz, and replayed on arrays by ``Program.run``.
-- ``passes.py``: rewrites of a program, each doing one thing and each switchable: splitting
-  cross-entropy into parts that forward and backward share, dead-code elimination,
-  common-subexpression elimination, moving sums inside concatenations and transposes (and
-  splits inside sums), gathering a weight's gradient over all its uses into one matmul,
-  elementwise fusion, and freeing each buffer after its last use.
-- ``kernels.py``: the code that fusion generates: NumPy source, or numba loops when numba is
-  installed, cached on disk; ``fastmath.py`` gives those loops exp, tanh and sigmoid on
-  float32 in arithmetic that vectorizes.
-- ``codegen.py``: the last stage: a program becomes one straight-line Python function, which
-  ``Program.run`` calls (``Program.code`` shows it).
+- ``reference.py``: the textbook compiler in one page: trace a function into a program, drop
+  dead code, interpret it. The rest is held to it by the tests.
+- ``program.py``: the IR: ``Instr`` (one op over numbered array slots) and ``Program``
+  (instructions, inputs, outputs, constants), printed one line per instruction, drawn with
+  Graphviz, interpreted (``Program.interpret``) or run through generated code (``run``).
+- ``trace.py``: the real tracer: the function runs on stand-ins that refuse to let Python read
+  a value, and the backward program is recorded through ``mg.grad(create_graph=True)``;
+  ``arrays.py`` records NumPy code on array arguments.
+- ``passes.py``: the generic passes: dead-code elimination, common subexpressions, elementwise
+  fusion into kernels (``kernels.py``), freeing each buffer after its last reader.
+- ``check.py``: the rules every program keeps, checked after every pass in the tests.
+- ``pipeline.py``: the one function that runs the passes, in order, on both programs.
+- ``codegen.py``: a program as one straight-line Python function.
 - ``compiled.py``: ``compile`` itself: one trace per signature, a small cache, and a compiled
-  call as one node of the eager graph.
+  call as one node of the eager graph; ``guards.py`` keeps replays honest.
+
+The speed work, in ``fast/``: each module says what it buys, with the figure that justified
+it: splitting cross-entropy (``decompose.py``), a recurrent weight's gradient as one matmul
+(``rewrites.py``), kernels as numba loops (``numba.py``, with ``fastmath.py``), instructions
+written as NumPy code (``lowering.py``), and the allocator setting (``malloc.py``).
 
 ``from minigrad.compile import TraceError, TraceWarning, VerifyError`` to catch or filter
 what tracing and ``verify=True`` report.
@@ -32,10 +33,10 @@ from minigrad.compile.compiled import (
     CompiledModule,
     Specialization,
     TraceWarning,
-    VerifyError,
     compile,
 )
-from minigrad.compile.passes import ALL, PASSES
+from minigrad.compile.guards import VerifyError
+from minigrad.compile.pipeline import ALL, PASSES
 from minigrad.compile.program import Instr, Program
 from minigrad.compile.trace import Traced, TraceError, is_tracing
 

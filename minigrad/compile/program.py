@@ -10,8 +10,9 @@ slots at the end. Printed, a program reads like ``jax.make_jaxpr``'s output::
     s4 = Mul(s3, s2)                      # f32[2,3]
     outputs: s4
 
-``run`` replays the program on arrays: no Tensor, no graph node, one line of generated Python
-per instruction (``code`` shows it).
+``interpret`` runs it one instruction at a time, which is what a program means (see
+``reference.py``); ``run`` does the same through one generated Python function, a line per
+instruction (``code`` shows it). Neither makes a Tensor or a graph node.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ import numpy as np
 if TYPE_CHECKING:
     import graphviz
 
+    from minigrad.compile.kernels import Kernel
+
 Meta = tuple[tuple[int, ...], np.dtype]  # a slot's shape and dtype
+Lowering = Callable[[list[str], list[str], str], list[str]]
+"""Writes an instruction as Python lines, given the names of its inputs and of its outputs and
+the name its function has in the generated code."""
 
 
 @dataclass
@@ -38,10 +44,10 @@ class Instr:
     ``fn`` runs it on arrays and returns one array or, when ``unpack``, a tuple of them (an
     op such as ``Split`` returns a tuple, even of one array). ``op`` and ``options`` say which
     ``Function`` class, with which keyword options, the instruction came from (for the
-    passes); ``impure`` marks an op that draws random numbers (never removed or merged); a
-    fused kernel keeps its generated ``source`` and the instructions it replaced (``fused``);
-    ``frees`` lists the slots that nothing reads after this instruction (set by the ``free``
-    pass), which ``run`` then lets go of.
+    passes); ``impure`` marks an op that draws random numbers (never removed or merged).
+    Passes fill in the rest: ``kernel`` describes a fused kernel (``fuse``), ``lower`` writes
+    the instruction as lines of Python instead of a call of ``fn`` (``lower``), and ``frees``
+    lists the slots that nothing reads after it (``free``), which a run lets go of there.
     """
 
     label: str
@@ -52,15 +58,41 @@ class Instr:
     op: type | None = None
     options: dict = field(default_factory=dict)
     impure: bool = False
-    source: str | None = None
-    fused: tuple[Instr, ...] = ()
+    kernel: Kernel | None = None
+    lower: Lowering | None = None
     frees: tuple[int, ...] = ()
+
+    @property
+    def source(self) -> str | None:
+        """A fused kernel's generated source (None for any other instruction)."""
+        return self.kernel.source if self.kernel else None
+
+    @property
+    def fused(self) -> tuple[Instr, ...]:
+        """The instructions a fused kernel replaced, in order (empty for any other)."""
+        return self.kernel.fused if self.kernel else ()
 
     def text(self) -> str:
         """The instruction as one line: ``s7 = Mul(s3, s5)``."""
         args = [f"s{s}" for s in self.inputs]
         args += [f"{k}={_short(v)}" for k, v in self.options.items()]
         return f"{', '.join(f's{s}' for s in self.outputs)} = {self.label}({', '.join(args)})"
+
+
+def new_instr(op: type, inputs: tuple[int, ...], outputs: tuple[int, ...],
+              **options: Any) -> Instr:
+    """An instruction that runs ``op(**options)``'s forward (for a pass that makes one)."""
+    return Instr(op.__name__, op(**options).forward, inputs, outputs, len(outputs) > 1, op,
+                 options)
+
+
+def new_slots(meta: dict[int, Meta], *kinds: Meta) -> tuple[int, ...]:
+    """New slots after the last one in ``meta``, one per ``(shape, dtype)`` in ``kinds``,
+    entered in ``meta`` (for a pass that makes values)."""
+    start = max(meta) + 1
+    slots = tuple(range(start, start + len(kinds)))
+    meta.update(zip(slots, kinds))
+    return slots
 
 
 def _short(value: Any) -> str:
@@ -97,8 +129,16 @@ class Program:
                        inputs=list(dict.fromkeys(alias.get(s, s) for s in self.inputs)),
                        outputs=[alias.get(s, s) for s in self.outputs], meta=meta)
 
+    def interpret(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the program on ``arrays`` (one per input slot), one instruction at a time, and
+        return the output arrays: what the program means (``reference.interpret``)."""
+        from minigrad.compile.reference import interpret
+
+        return interpret(self, arrays)
+
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Replay the program on ``arrays`` (one per input slot); return the output arrays."""
+        """What ``interpret`` does, through the function generated from the program: one way
+        to run it fast."""
         return self._generated[1](arrays)
 
     @property

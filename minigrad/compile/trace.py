@@ -823,7 +823,8 @@ class Trace:
     "array" or a NumPy "scalar"). ``backward`` (None without gradients) reads forward
     values and one gradient per tracked output (``grad_slots``) and returns the input
     gradients: ``grad_of[k]`` is the position among its outputs of forward input ``k``'s
-    gradient, or None. ``modules`` are the modules the function called.
+    gradient, or None. ``modules`` are the modules the function called. ``values`` holds
+    every slot's array in the traced run (for the checker; emptied once the passes ran).
     """
 
     name: str
@@ -836,6 +837,7 @@ class Trace:
     tracked: list[bool]
     kinds: list[str]
     modules: list[Module]
+    values: dict[int, np.ndarray]
 
     def matches(self, other: Trace) -> bool:
         """Whether ``other`` recorded the same programs (instructions, slots, shapes and
@@ -919,4 +921,4 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str,
     for position, k in enumerate(grad_outputs):
         grad_of[k] = position
     return Trace(name, forward, backward, grad_slots, grad_of, list(tracer.leaves), out_spec,
-                 tracked, kinds, list(tracer.modules.values()))
+                 tracked, kinds, list(tracer.modules.values()), tracer.values)

@@ -20,7 +20,7 @@ import numpy as np
 
 from minigrad.autograd import is_grad_enabled
 from minigrad.ops import linalg as _la
-from minigrad.ops import nn as _nn
+from minigrad.ops import probability
 from minigrad.ops.elementwise import ne, where
 from minigrad.tensor import Tensor
 
@@ -151,7 +151,7 @@ def softmax(
     ``dtype`` converts the input first. Without ``dim`` PyTorch's deprecated implicit choice
     applies, with its warning; pass ``dim``.
     """
-    return _along_dim(_nn.softmax, "softmax", input, dim, _stacklevel + 1, dtype, axis)
+    return _along_dim(probability.softmax, "softmax", input, dim, _stacklevel + 1, dtype, axis)
 
 
 def log_softmax(
@@ -163,7 +163,8 @@ def log_softmax(
     ``dtype`` converts the input first. Without ``dim`` PyTorch's deprecated implicit choice
     applies, with its warning; pass ``dim``.
     """
-    return _along_dim(_nn.log_softmax, "log_softmax", input, dim, _stacklevel + 1, dtype, axis)
+    return _along_dim(probability.log_softmax, "log_softmax", input, dim, _stacklevel + 1, dtype,
+                      axis)
 
 
 def _along_dim(fn: Any, op: str, input: Tensor, dim: int | None, stacklevel: int, dtype: Any,
@@ -205,7 +206,7 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
         raise TypeError(
             f"Embedding: ids must be integers; got dtype {ids.dtype} (shape {ids.shape})"
         )
-    ids = _nn.EmbeddingIds.apply(ids, num_embeddings=weight.shape[0])
+    ids = probability.EmbeddingIds.apply(ids, num_embeddings=weight.shape[0])
     rows = weight[ids]
     if padding_idx is None:
         return rows
@@ -231,7 +232,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if p == 1:
         with np.errstate(invalid="ignore"):  # inf * 0 is nan, as in PyTorch
             return input * 0.0
-    return input * _nn.DropoutMask.apply(input, p=p)
+    return input * probability.DropoutMask.apply(input, p=p)
 
 
 def _normalized_shape(normalized_shape: int | Sequence[int], op: str) -> tuple[int, ...]:
@@ -385,7 +386,7 @@ def _class_targets(op: str, target: Tensor, classes: int, ignore_index: int | No
     """``ClassTargets``: the target with ignored entries set to 0 (after the range check) and
     the per-entry weights (1 or 0; divided by their count when ``mean``)."""
     try:
-        return _nn.ClassTargets.apply(target, classes=classes, ignore_index=ignore_index,
+        return probability.ClassTargets.apply(target, classes=classes, ignore_index=ignore_index,
                                       mean=mean, dtype=dtype)
     except IndexError as e:
         if op == "cross_entropy":
@@ -513,14 +514,14 @@ def cross_entropy(
     if weight is None and label_smoothing == 0:  # one fused op, with its targets as inputs
         t, w = _class_targets(op, target, classes, ignore_index, reduction == "mean",
                               input.dtype)
-        return _nn.CrossEntropy.apply(input, t, w, axis=axis, reduction=reduction)
+        return probability.CrossEntropy.apply(input, t, w, axis=axis, reduction=reduction)
     t, keep, w = _entry_weights(op, target, classes, weight, ignore_index, input.dtype)
     if label_smoothing == 0:
         if reduction == "mean":
             with np.errstate(divide="ignore", invalid="ignore"):  # no weight at all: nan
                 w = w / w.sum()
-        return _nn.CrossEntropy.apply(input, t, w, axis=axis, reduction=reduction)
-    logp = _nn.log_softmax(input, axis)
+        return probability.CrossEntropy.apply(input, t, w, axis=axis, reduction=reduction)
+    logp = probability.log_softmax(input, axis)
     nll = _weighted(-_pick(logp, t, axis), keep, w, reduction)
     if weight is not None:
         logp = logp * _broadcast_weight(weight.detach(), input.ndim, axis)
@@ -552,7 +553,7 @@ def _cross_entropy_probs(input: Tensor, target: Tensor, weight: Any, ignore_inde
     weight = _class_weight(op, weight, input, axis, differentiable=True)
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / classes
-    terms = _nn.log_softmax(input, axis) * target
+    terms = probability.log_softmax(input, axis) * target
     if weight is not None:
         terms = terms * _broadcast_weight(weight, input.ndim, axis)
     loss = -terms.sum(axis)

@@ -1,13 +1,14 @@
-"""Neural-network ops: softmax, log_softmax, cross-entropy and its gradient (computed stably),
-and the parts the compiler splits those two into; the ops without gradient that read class
-targets, embedding ids and draw dropout masks."""
+"""Ops on probabilities: softmax, log_softmax, cross-entropy and its gradient (computed
+stably); the ops without gradient that read class targets and embedding ids, draw dropout masks
+and sample from a multinomial. (The parts ``mg.compile`` splits cross-entropy into live beside
+that pass, in ``minigrad/compile/fast/decompose.py``.)"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from minigrad import random
-from minigrad.autograd import Function, is_grad_enabled
+from minigrad.autograd import Function
 from minigrad.ops.elementwise import NonDifferentiable
 from minigrad.ops.reduce import normalize_axes
 from minigrad.tensor import Tensor
@@ -135,36 +136,32 @@ class CrossEntropy(Function):
     """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
 
     The targets ``t`` and their weights ``w`` (of the target's shape, 0 at ignored targets and
-    1 / count for the mean) are inputs without gradient, made by ``ClassTargets``.
+    1 / count for the mean) are inputs without gradient, made by ``ClassTargets``. Backward is
+    one op, ``CrossEntropyGrad``, whether or not it is recorded.
     """
 
     def __init__(self, axis: int, reduction: str) -> None:
         self.axis, self.reduction = axis, reduction
 
     def forward(self, x, t, w):
-        hits = _hits(t, self.axis)
-        m, e, total = _softmax_terms(x, self.axis)
-        self.save_for_backward(e, total, hits)  # softmax = e / total, formed only in backward
-        return _cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
+        m, _, total = _softmax_terms(x, self.axis)
+        return _cross_entropy_of_terms(m, total, x, _hits(t, self.axis), w, self.axis,
+                                       self.reduction)
 
     def backward(self, gy):
         x, t, w = self.inputs
-        if is_grad_enabled():  # create_graph: the gradient as an op of the inputs
-            dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
-            return dx, None, None
-        e, total, hits = self.saved
-        dx = _scaled_softmax_minus_onehot(e, total, hits, w.data * gy.data, self.axis)
-        return Tensor._wrap(dx), None, None
+        dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
+        return dx, None, None
 
 
 class CrossEntropyGrad(Function):
     """cross_entropy_grad: y = s * (p - onehot(t)), p = softmax(x), s = w * g;
     dx = s * p * (dy - sum(dy * p)), dg = sum(dy * (p - onehot(t)) * w)
 
-    Cross-entropy's gradient as one op, so that a recorded backward (``create_graph``, or a
-    program traced by ``mg.compile``) computes it in one pass. ``g`` is the gradient of the loss
-    (a scalar for 'mean' and 'sum', the target's shape for 'none'); ``w`` and ``g`` broadcast
-    along the class axis. ``t`` and ``w`` get no gradient.
+    Cross-entropy's backward: its gradient as one op, computed in one pass over the logits,
+    whose own backward gives second derivatives. ``g`` is the gradient of the loss (a scalar
+    for 'mean' and 'sum', the target's shape for 'none'); ``w`` and ``g`` broadcast along the
+    class axis. ``t`` and ``w`` get no gradient.
     """
 
     def __init__(self, axis: int, reduction: str) -> None:
@@ -189,33 +186,6 @@ class CrossEntropyGrad(Function):
             onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
             gg = (gy * (p - onehot) * w).sum(self.axis if none else None)
         return gx, None, None, gg
-
-
-class CrossEntropyOfTerms(NonDifferentiable):
-    """cross_entropy_of_terms: y = sum w * (m + log(total) - x[t]), from m = max x and
-    total = sum exp(x - m) along the class axis; no gradient
-
-    With the op below, what ``mg.compile``'s ``decompose`` pass splits cross-entropy and its
-    gradient into, after the ops that compute the terms, so that the backward program reads
-    the forward's ``e`` and ``total`` instead of computing them again.
-    """
-
-    def __init__(self, axis: int, reduction: str) -> None:
-        self.axis, self.reduction = axis, reduction
-
-    def forward(self, m, total, x, t, w):
-        hits = _hits(t, self.axis)
-        return _cross_entropy_of_terms(m, total, x, hits, w, self.axis, self.reduction)
-
-
-class CrossEntropyGradOfTerms(NonDifferentiable):
-    """cross_entropy_grad_of_terms: y = w * g * (e / total - onehot(t)); no gradient"""
-
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
-
-    def forward(self, e, total, t, w, g):
-        return _scaled_softmax_minus_onehot(e, total, _hits(t, self.axis), w * g, self.axis)
 
 
 class DropoutMask(NonDifferentiable):

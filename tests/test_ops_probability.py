@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
-from minigrad.ops.nn import (
+from minigrad.ops.probability import (
     ClassTargets,
     CrossEntropy,
     CrossEntropyGrad,
@@ -267,3 +267,25 @@ def test_cross_entropy_records_its_gradient_as_one_op_equal_to_the_eager_one(cas
     eager, recorded = grads
     assert eager.grad_fn is None and type(recorded.grad_fn) is CrossEntropyGrad
     np.testing.assert_array_equal(recorded.data, eager.data)
+
+
+@given(cross_entropy_grad_cases())
+def test_cross_entropy_backward_is_the_same_with_and_without_create_graph(case) -> None:
+    """One path through cross-entropy's backward: recorded or not, the gradients of logits made
+    by an op (x * s) are equal, and equal to w * g * (softmax - onehot) taken back through it."""
+    x, t, w, g, ax, reduction = case
+    grads = []
+    for create_graph in (False, True):
+        a, s = leaf(x), leaf(np.array(1.5))
+        loss = CrossEntropy.apply(a * s, t, w, axis=ax, reduction=reduction)
+        grads.append(mg.grad(loss, [a, s], [mg.tensor(g)], create_graph=create_graph))
+    (da, ds), (da_recorded, ds_recorded) = grads
+    assert da_recorded.requires_grad and not da.requires_grad
+    np.testing.assert_array_equal(da_recorded.data, da.data)
+    np.testing.assert_array_equal(ds_recorded.data, ds.data)
+    onehot = np.moveaxis(np.eye(x.shape[ax])[t.data], -1, ax)
+    dlogits = np.expand_dims(w.data * g, ax) * (naive_softmax(1.5 * x, ax) - onehot)
+    assert da.dtype == ds.dtype == np.float64
+    np.testing.assert_allclose(da.data, 1.5 * dlogits, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ds.data, (dlogits * x).sum(), rtol=1e-12, atol=1e-12)
+

@@ -1,0 +1,115 @@
+"""The pipeline: from a trace to the two programs a compiled call runs, each pass once, in order.
+
+``optimize(trace, passes)`` takes the forward and backward programs that tracing recorded
+(``trace.py``) and runs the passes named in ``passes`` (by default all of them), in this order:
+
+1. ``decompose`` (``fast/decompose.py``), on both programs: cross-entropy split into the
+   softmax's terms and the rest, so that the next step can share the terms.
+2. ``cse`` (``passes.py``): forward's repeated instructions merged; then backward's, where
+   backward also reads forward's slot wherever it repeats a forward instruction.
+3. Backward first, because it decides what forward must keep: ``dce``, ``distribute`` and
+   ``gather`` (``fast/rewrites.py``), ``fuse``, ``numba`` (``fast/numba.py``), ``lower``
+   (``fast/lowering.py``), ``free``.
+4. Link: forward also returns the values backward reads (``link``).
+5. Forward: the same passes as backward in step 3.
+
+``dce``, ``cse``, ``fuse`` and ``free`` are the generic passes (``passes.py``): any program
+gains from them. The others are the speed work of ``fast/``, each bought by a benchmark
+figure given in its module. With ``CHECK`` set (the tests set it), ``check.py``'s checker runs
+on the programs as traced and after every pass, and names the pass that broke a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from minigrad.compile import passes
+from minigrad.compile.check import check
+from minigrad.compile.fast import decompose, lowering, numba, rewrites
+from minigrad.compile.program import Program
+
+if TYPE_CHECKING:
+    from minigrad.compile.trace import Trace
+
+PASSES: dict[str, Callable[[Program], Program]] = {
+    "decompose": decompose.decompose,
+    "dce": passes.dead_code_elimination,
+    "cse": passes.common_subexpressions,
+    "distribute": rewrites.distribute,
+    "gather": rewrites.gather,
+    "fuse": passes.fuse,
+    "numba": numba.compile_kernels,
+    "lower": lowering.lower,
+    "free": passes.free,
+}
+"""Every pass by name, in the order the pipeline runs them."""
+ALL: tuple[str, ...] = tuple(PASSES)
+GENERIC: tuple[str, ...] = ("dce", "cse", "fuse", "free")
+CHECK = False
+"""Run the checker before and after every pass (the tests set it)."""
+
+
+def optimize(trace: Trace, names: Sequence[str] = ALL) -> tuple[Program, Program | None]:
+    """The forward and backward programs of ``trace`` after the passes in ``names``, linked:
+    forward returns the function's results, then what backward reads; backward takes those
+    values, then one gradient per tracked output."""
+    unknown = [name for name in names if name not in PASSES]
+    if unknown:
+        raise ValueError(f"mg.compile: unknown passes {unknown}; the passes are {ALL}")
+    forward, backward = trace.forward, trace.backward
+    checked = partial(_checked, trace.values)
+    checked("tracing", forward, backward)
+    if "decompose" in names:
+        forward, backward = decompose.decompose(forward), backward and decompose.decompose(backward)
+        checked("decompose", forward, backward)
+    if "cse" in names:
+        forward, alias = passes.merge_repeats(forward)
+        if backward is not None:  # which then reads forward values it did not read before
+            backward = passes.merge_repeats(backward.renamed(alias), known=forward)[0]
+            backward = replace(backward, inputs=read_from_outside(backward))
+        checked("cse", forward, backward)
+    rest = [name for name in ALL if name in names and name not in ("decompose", "cse")]
+    for name in rest if backward is not None else ():
+        backward = PASSES[name](backward)
+        checked(name, forward, backward)
+    forward, backward = link(forward, backward, trace.grad_slots)
+    checked("link", forward, backward)
+    for name in rest:
+        forward = PASSES[name](forward)
+        checked(name, forward, backward)
+    return forward, backward
+
+
+def _checked(values: dict[int, np.ndarray], after: str, forward: Program,
+             backward: Program | None) -> None:
+    """With ``CHECK``, check both programs, running them on the arrays of the tracing call
+    (``values``; backward also reads what forward computes)."""
+    if CHECK:
+        made = check(forward, [values[s] for s in forward.inputs], after)
+        if backward is not None:
+            known = {**values, **made}
+            check(backward, [known[s] for s in backward.inputs], after)
+
+
+def link(forward: Program, backward: Program | None,
+         grad_slots: list[int]) -> tuple[Program, Program | None]:
+    """Join the two programs: the forward values that backward reads (its inputs that are not
+    gradients) become forward outputs, after the function's own."""
+    if backward is None:
+        return forward, None
+    kept = [s for s in read_from_outside(backward) if s not in grad_slots]
+    return (replace(forward, outputs=forward.outputs + kept),
+            replace(backward, inputs=kept + grad_slots))
+
+
+def read_from_outside(program: Program) -> list[int]:
+    """The slots ``program`` reads (or returns) that it neither makes nor holds as constants,
+    in the order it first reads them."""
+    made = {s for ins in program.instrs for s in ins.outputs}
+    read = [s for ins in program.instrs for s in ins.inputs] + program.outputs
+    return [s for s in dict.fromkeys(read) if s not in made and s not in program.constants]
