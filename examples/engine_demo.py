@@ -37,7 +37,8 @@ def main() -> None:
     print("dloss/db =", np.array2string(b.grad.numpy(), precision=4))
 
     # Finite differences need float64: check the same function at float64 copies.
-    w64, b64 = (mg.tensor(t.numpy().astype(np.float64), requires_grad=True) for t in (w, b))
+    w64, b64 = (mg.tensor(t.detach().numpy().astype(np.float64), requires_grad=True)
+                for t in (w, b))
     x64 = mg.tensor(x.numpy().astype(np.float64))
     ok = mg.gradcheck(lambda w, b: neuron(w, x64, b), [w64, b64])
     ok2 = mg.gradgradcheck(lambda w, b: neuron(w, x64, b), [w64, b64])
