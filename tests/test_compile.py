@@ -7,8 +7,6 @@ bakes a value read in Python into its program: it raises or falls back."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 import tracemalloc
 import warnings
@@ -23,7 +21,9 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.compile import ALL, CompiledCall, TraceError, TraceWarning
+from minigrad.compile.fast import malloc
 from minigrad.compile.fast import numba as numba_pass
+from minigrad.compile.fast.lowering import stacked_in_place
 from minigrad.compile.program import Instr, Program
 from minigrad.compile.trace import flatten
 from minigrad.models import (
@@ -44,7 +44,7 @@ from minigrad.models import (
 )
 from minigrad.models.classify import POOLINGS
 from minigrad.models.lm import detach_state
-from minigrad.ops.elementwise import Add, Exp, Mul
+from minigrad.ops.elementwise import Add, Exp, Mul, Tanh
 from minigrad.ops.linalg import Linear, MatMul
 from minigrad.ops.probability import CrossEntropy
 from minigrad.ops.reduce import Sum
@@ -61,6 +61,11 @@ from tests.test_seq2seq import seeded as seeded_seq2seq
 
 BACKENDS = ["numpy"] + (["numba"] if importlib.util.find_spec("numba") else [])
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
+def is_numba(fn) -> bool:
+    """Whether ``fn`` is a function numba compiled."""
+    return type(fn).__module__.startswith("numba")
 
 
 @contextmanager
@@ -645,8 +650,8 @@ def test_the_printed_programs_show_every_op_before_and_fused_kernels_after_the_p
     assert "TanhGrad(" in text.split("-- backward, as traced")[1]
     fused = compiled.traces[0].forward.kernels()
     assert len(fused) == 1 and fused[0].text().startswith("s3, s4 = fused_")
-    source = compiled.kernels()
-    assert "np.tanh(t0)" in source and "t2 = t1 * a0" in source
+    assert [ins.op for ins in fused[0].fused] == [Add, Tanh, Mul]  # x + b, tanh, * x
+    assert fused[0].label in compiled.kernels()  # the source of each kernel, by name
     compiled.print()
     assert capsys.readouterr().out.count("-- forward, after the passes") == 1
     drawing = compiled.draw(passes=False).source
@@ -662,8 +667,6 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
     x, y = mg.randn(4, 5, requires_grad=True), mg.randn(4, 5) + 3
     with kernel_backend("numba"):
         compiled(x, y).backward()
-        source = compiled.kernels()
-        assert "@njit(cache=True" in source and "for i1 in range(shape[1]):" in source
         name = compiled.traces[0].forward.kernels()[0].kernel.name  # the loop's own hash
         assert (tmp_path / "kernels" / f"{name}.py").exists()
         assert list((tmp_path / "kernels" / "__pycache__").glob(f"{name}*.nbi"))
@@ -671,7 +674,7 @@ def test_numba_kernels_are_loops_cached_on_disk_for_the_next_process(tmp_path, m
         loop = numba_pass._load(name, (tmp_path / "kernels" / f"{name}.py").read_text())
         kernel = compiled.traces[0].forward.kernels()[0]
         loop(x.data, y.data, np.empty((len(kernel.outputs), 4, 5), np.float32), (4, 5))
-    assert sum(loop.stats.cache_hits.values()) == 1
+    assert is_numba(loop) and sum(loop.stats.cache_hits.values()) == 1
 
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
@@ -715,37 +718,25 @@ def test_float32_kernels_with_exp_or_tanh_stay_numba_at_any_size_float64_ones_do
                           requires_grad=True)
             assert_close(outputs_and_grads(compiled, (x,)), outputs_and_grads(f, (x,)))
             kernel, = compiled.traces[0].forward.kernels()
-            assert ("@njit" in kernel.source) == (dtype == np.float32 or small)
-            assert ("tanh32" in kernel.source) == (dtype == np.float32)
+            loop = numba_pass._LOADED.get(kernel.kernel.name)  # None: left a NumPy kernel
+            assert is_numba(loop) == (dtype == np.float32 or small)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
-@pytest.mark.parametrize("top_pad", ["set by mg.compile", "glibc's default"])
-def test_a_replayed_language_model_step_reuses_freed_memory_instead_of_faulting_it_in(top_pad):
-    script = """
-import resource, numpy as np, minigrad as mg
-from minigrad.models import RNNLM
-mg.manual_seed(0)
-model = RNNLM(1000, 128, 256)
-loss = mg.compile(model.loss, fallback=False)
-ids = np.random.default_rng(0).integers(0, 1000, (2, 35, 20))
-for k in range(8):
-    if k == 3:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    model.zero_grad()
-    loss(*ids)[0].backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-"""
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TOP_PAD_"}
-    if top_pad == "glibc's default":  # 128 KB: as the process did before mg.compile set it
-        env["MALLOC_TOP_PAD_"] = str(128 * 1024)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, check=True)
-    faults_per_step = float(run.stdout)
-    if top_pad == "glibc's default":
-        assert faults_per_step > 500  # the 2.8 MB arrays of each step, paged in again
-    else:
-        assert faults_per_step < 50
+def test_compile_asks_glibc_once_to_keep_freed_memory_unless_the_environment_says(monkeypatch):
+    # what it buys, page faults per replayed step, is measured in benchmarks/page_faults.py
+    calls = []
+    monkeypatch.setattr(sys.modules["minigrad.compile.compiled"], "keep_freed_memory",
+                        lambda: calls.append(1))
+    mg.compile(lambda x: x * 2)
+    mg.compile(LSTMCell(2, 3))
+    assert len(calls) == 2  # once per compile; the function itself acts once per process
+    malloc.keep_freed_memory.cache_clear()
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "131072")
+    assert malloc.keep_freed_memory() is False  # the environment's setting stands
+    malloc.keep_freed_memory.cache_clear()
+    monkeypatch.delenv("MALLOC_TOP_PAD_")
+    assert malloc.keep_freed_memory() is sys.platform.startswith("linux")
 
 
 def test_gather_sums_a_recurrent_weights_gradient_with_one_matmul():
@@ -802,9 +793,11 @@ def test_the_gate_gradients_are_written_once_into_the_stack_that_gather_reads():
              and len(ins.inputs) == 6 and backward.meta[ins.inputs[0]][0] == (2, 16)]
     assert [ins.op for ins in joins] == [Stack]  # one stack of the six steps' gate gradients
     # and no copy at all: each step's kernel writes its gate gradients into their place in it
-    stack = f"s{joins[0].outputs[0]}"
-    assert f"{stack} = np.empty((6, 2, 16), np.float32)" in backward.code
-    assert backward.code.count(f"={stack}[") == 6
+    places = stacked_in_place(backward)
+    assert sorted(places.values()) == [(joins[0].outputs[0], k) for k in range(6)]
+    makers = [ins for ins in backward.instrs if set(ins.outputs) & set(places)]
+    assert len(makers) == 6 and all(ins.kernel and ins.lower for ins in makers)
+    assert joins[0].lower(["a"] * 6, ["b"], "f") == []  # the stack itself: no line at all
 
 
 def test_each_steps_kernel_adds_the_input_projection_to_the_recurrent_product_itself():
