@@ -39,6 +39,7 @@ from functools import partial
 import numpy as np
 
 import minigrad as mg
+from minigrad.compile import ALL
 from minigrad.models import LSTMCell, Recurrent
 from minigrad.nn import functional as F
 
@@ -65,10 +66,11 @@ class LanguageModel(mg.nn.Module):
         return self.out(h)
 
 
-def minigrad_step(cfg: dict, compiled: bool = False, cell: type = LSTMCell
-                  ) -> Callable[[], None]:
+def minigrad_step(cfg: dict, compiled: bool = False, cell: type = LSTMCell,
+                  passes: tuple[str, ...] = ALL) -> Callable[[], None]:
     """One training step of minigrad's model on fixed random data; with ``compiled``, the
-    loss (forward and backward) runs as programs traced by ``mg.compile`` at the first call."""
+    loss (forward and backward) runs as programs traced by ``mg.compile`` (with ``passes``)
+    at the first call."""
     mg.manual_seed(0)
     model = LanguageModel(cfg["vocab"], cfg["embed"], cfg["hidden"], cell)
     opt = mg.optim.SGD(model.parameters(), lr=0.1)
@@ -79,7 +81,7 @@ def minigrad_step(cfg: dict, compiled: bool = False, cell: type = LSTMCell
     def loss_of(x: np.ndarray, y: np.ndarray) -> mg.Tensor:
         return F.cross_entropy(model(x).reshape(-1, cfg["vocab"]), y.reshape(-1))
 
-    loss_fn = mg.compile(loss_of, fallback=False) if compiled else loss_of
+    loss_fn = mg.compile(loss_of, passes=passes, fallback=False) if compiled else loss_of
 
     def step() -> None:
         loss = loss_fn(x, y)
