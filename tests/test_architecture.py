@@ -57,8 +57,7 @@ def imports(path: Path, name: str) -> list[str]:
     return [m for m in found if m == "minigrad" or m.startswith("minigrad.")]
 
 
-SOURCES = sorted(p for folder in ("minigrad", "models") for p in (ROOT / folder).rglob("*.py")
-                 if "minigrad/models" not in p.as_posix())
+SOURCES = sorted(p for folder in ("minigrad", "models") for p in (ROOT / folder).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -88,3 +87,21 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     found = imports(source.with_name("shape.py"), "minigrad.ops.shape")
     assert found == ["minigrad.nn", "minigrad.autograd"]
     assert layer_of(found[0]) > layer_of(module_name(fake))
+
+
+COMPILER_CORE = ["reference", "program", "trace", "passes", "kernels", "check", "codegen",
+                 "guards"]
+
+
+@pytest.mark.parametrize("name", COMPILER_CORE)
+def test_the_compilers_core_reads_without_its_speed_layer(name):
+    """compile/fast/ builds on the core; only the pipeline and compile itself put them together,
+    so that a reader of the core meets none of the speed work."""
+    path = ROOT / "minigrad" / "compile" / f"{name}.py"
+    fast = [m for m in imports(path, f"minigrad.compile.{name}")
+            if m.startswith("minigrad.compile.fast")]
+    assert not fast, f"minigrad/compile/{name}.py imports {fast}"
+
+
+def test_the_textbook_compiler_stays_under_250_lines():
+    assert len((ROOT / "minigrad" / "compile" / "reference.py").read_text().splitlines()) < 250

@@ -26,3 +26,30 @@ def test_the_readme_snippets_run_and_print_what_they_say(tmp_path, monkeypatch):
     assert out.getvalue().splitlines() == promised
     assert promised[-1] == "(7, 2, 10)"  # the cell template ran, stacked and bidirectional
     assert len(drawing) == 1
+
+
+def readme_step():
+    """The README's compiled LSTM cell step, run as its snippet does: the compiled step."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (snippet,) = [b for b in blocks if "step = mg.compile(cell)" in b]
+    namespace: dict = {}
+    exec(compile("import minigrad as mg\n" + snippet, str(README), "exec"), namespace)
+    return namespace["step"]
+
+
+def unhashed(text: str) -> str:
+    """``text`` with the hash that names each fused kernel left out (it follows the kernel's
+    generated source, which the listings do not show) and trailing spaces dropped."""
+    return "\n".join(line.rstrip() for line in re.sub(r"fused_[0-9a-f]{10}", "fused_#",
+                                                       text).strip().splitlines())
+
+
+def test_the_readmes_program_listings_are_what_the_compiler_prints_now():
+    listings = re.findall(r"```text\n(.*?)```", README.read_text(), re.S)
+    printed, code = [b for b in listings if b.startswith(("-- forward", "def program"))]
+    forward = readme_step().traces[0].forward
+    assert unhashed(printed) == unhashed(f"-- forward, after the passes:\n{forward}"), (
+        "README.md's listing of step.print() differs from what it prints now: paste it again")
+    assert unhashed(code) == unhashed(forward.code), (
+        "README.md's listing of step.traces[0].forward.code differs from the code now: paste "
+        "it again")
