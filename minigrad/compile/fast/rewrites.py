@@ -4,7 +4,10 @@ What they buy: a weight used at every step of a recurrent layer gets its gradien
 product per step, added up as it arrives; one matmul over the stacked factors does the same
 sum with one call into BLAS instead of one per step, and none of the additions. The user cell
 of ``examples/custom_cell.py``, which splits its weight at every step, needs ``distribute``
-first so that ``gather`` sees plain sums of products.
+first so that ``gather`` sees plain sums of products. Figures (``benchmarks/passes.py``):
+without ``gather`` the language-model step takes 31.7 ms instead of 28.0 (big), 0.59 instead of
+0.47 ms (tiny); without ``distribute`` the minimal gated unit's tiny step takes 1.23 ms instead
+of 1.01.
 """
 
 from __future__ import annotations
