@@ -73,7 +73,8 @@ class TraceWarning(UserWarning):
 @dataclass
 class Specialization:
     """The compiled form of one signature: the programs as traced (``traced``: forward and
-    backward, before the passes) and as run (``forward``, ``backward``), the time that
+    backward before the passes, linked as the pipeline links them, so that forward also
+    returns what backward reads) and as run (``forward``, ``backward``), the time that
     tracing and the passes took, and the ``watches`` that guard what it took as fixed.
 
     ``forward`` returns the function's output arrays, then the values ``backward`` reads;
@@ -443,9 +444,10 @@ def compile(fn_or_module: Callable | Module, *, passes: Sequence[str] = ALL,
     """Compile a function of tensors, or a Module, for replay (``torch.compile``'s shape).
 
     Returns a callable with the same signature (for a Module, an object that behaves like the
-    module and shares its parameters). ``passes`` names the passes to run, in order (by default
-    ``ALL``: ``"decompose"``, ``"dce"``, ``"cse"``, ``"distribute"``, ``"gather"``, ``"fuse"``,
-    ``"free"``; ``()`` for none). A function whose tracing raises ``TraceError`` (it reads a
+    module and shares its parameters). ``passes`` names the passes to run, in the pipeline's
+    order (``pipeline.py``; by default ``ALL``: ``"decompose"``, ``"dce"``, ``"cse"``,
+    ``"distribute"``, ``"gather"``, ``"fuse"``, ``"numba"``, ``"lower"``, ``"free"``; ``()``
+    for none). A function whose tracing raises ``TraceError`` (it reads a
     value, e.g. ``if x.item() > 0``, draws random numbers outside minigrad or sets what it
     reads) runs eagerly for that signature, after one ``TraceWarning`` that says why; with
     ``fallback=False`` the error is raised. ``cache_size`` signatures are kept, the least

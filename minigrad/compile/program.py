@@ -108,7 +108,7 @@ def type_text(meta: Meta) -> str:
     return f"{name}[{','.join(map(str, shape))}]"
 
 
-@dataclass
+@dataclass(repr=False)
 class Program:
     """Instructions over slots, with the slots that hold the inputs, the outputs and the
     constants (arrays fixed at trace time); ``meta`` gives every slot's shape and dtype."""
@@ -164,6 +164,8 @@ class Program:
             lines.append(f"{ins.text():<44} # {types}")
         lines.append("outputs: " + ", ".join(f"s{s}" for s in self.outputs))
         return "\n".join(lines)
+
+    __repr__ = __str__  # a notebook shows the listing
 
     def kernels(self) -> list[Instr]:
         """The fused kernels among the instructions (those with generated source)."""

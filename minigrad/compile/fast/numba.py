@@ -142,7 +142,8 @@ def numba_kernel(kernel: Kernel, meta: dict[int, Meta]) -> Kernel | None:
     ]) + "\n"
     namespace = {"np": np, name: _LOADED.get(name) or _load(name, loop)}
     exec(compile(wrapper, f"<run_{name}>", "exec"), namespace)
-    return replace(kernel, name=name, source=f"{loop}\n\n{wrapper}", fn=namespace[f"run_{name}"])
+    # the kernel keeps its name, which programs print; the loop's own names its cached file
+    return replace(kernel, source=f"{loop}\n\n{wrapper}", fn=namespace[f"run_{name}"])
 
 
 @functools.cache
