@@ -565,6 +565,38 @@ def test_user_defined_op_with_wrong_backward_is_rejected():
         mg.gradcheck(lambda x: WrongLogCosh.apply(x), [x])
 
 
+class Product(mg.Function):
+    """product: y = a * b; da = dy * b, db = dy * a  (notes what backward is told it needs)"""
+
+    seen: list[tuple[bool, ...]] = []
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        Product.seen.append(self.needs_input_grad)
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return Product.apply(gy, b) if need_a else None, Product.apply(gy, a) if need_b else None
+
+
+def test_needs_input_grad_is_true_for_leaves_and_results_that_require_grad():
+    x, c = leaf(rng_array(3)), mg.tensor(rng_array(3, seed=1))
+    h = x * 2  # a result of ops: requires grad, not a leaf
+    Product.seen = []
+    (Product.apply(h, c).sum() + Product.apply(c, x).sum()).backward(retain_graph=True)
+    assert sorted(Product.seen) == [(False, True), (True, False)]
+    # under create_graph the ops of backward are recorded, and told what their inputs need
+    Product.seen = []
+    (dx,) = mg.grad(Product.apply(h, h).sum(), x, create_graph=True)  # d sum(4 x**2) = 8 x
+    assert Product.seen == [(True, True)]
+    Product.seen = []
+    (d2x,) = mg.grad(dx.sum(), x)  # the two products dy * h made: dy = ones needs no grad
+    assert Product.seen == [(False, True), (False, True)]
+    np.testing.assert_allclose(dx.data, 8 * x.data)
+    np.testing.assert_allclose(d2x.data, np.full(3, 8.0))
+
+
 class ReturnsArray(LogCosh):
     """A backward that returns a NumPy array instead of a Tensor."""
 

@@ -16,13 +16,16 @@ masks of abs, clip, relu and max, dropout's mask, comparisons, argmax, detach) a
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigrad as mg
+import minigrad.ops
 from minigrad.autograd import Function
 from minigrad.nn import Embedding, Linear
 from minigrad.nn import functional as F
@@ -212,3 +215,36 @@ def test_index_arrays_reach_getitem_as_the_callers_own_array():
     x = mg.randn(3, requires_grad=True)
     index = np.array([2, 0])
     assert x[index].grad_fn.inputs[1].data is index
+
+
+def _stores_on_self(method: ast.FunctionDef) -> list[str]:
+    """Where ``method`` sets an attribute of ``self`` (``self.x = ...``, ``self.x += ...``,
+    ``self.a, self.b = ...``, ``setattr(self, ...)``), as ``self.x`` at line n."""
+    found = []
+    for node in ast.walk(method):
+        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del))
+                and isinstance(node.value, ast.Name) and node.value.id == "self"):
+            found.append(f"self.{node.attr} at line {node.lineno}")
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "setattr" and node.args
+                and isinstance(node.args[0], ast.Name) and node.args[0].id == "self"):
+            found.append(f"setattr(self, ...) at line {node.lineno}")
+    return found
+
+
+def test_no_forward_keeps_state_on_self():
+    """A forward keeps what backward needs with ``save_for_backward`` (``self.saved``), never
+    in an attribute of its own: options are set in ``__init__`` only, so that an op made again
+    from its options (as a traced program replays it) is the same op."""
+    forwards, offenders = 0, []
+    for path in sorted(Path(minigrad.ops.__file__).parent.glob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for method in cls.body:
+                if isinstance(method, ast.FunctionDef) and method.name == "forward":
+                    forwards += 1
+                    offenders += [f"{path.name}: {cls.name}.forward sets {where}"
+                                  for where in _stores_on_self(method)]
+    assert forwards > 40  # the walk found the ops
+    assert not offenders, "\n".join(offenders)

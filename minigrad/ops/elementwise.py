@@ -70,7 +70,8 @@ class Sub(Function):
             raise _broadcast_error("sub", a, b) from None
 
     def backward(self, gy):
-        return gy, (-gy if self.inputs[1].requires_grad else None)
+        _, need_b = self.needs_input_grad
+        return gy, (-gy if need_b else None)
 
 
 class Mul(Function):
@@ -84,7 +85,8 @@ class Mul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
+        need_a, need_b = self.needs_input_grad
+        return (gy * b if need_a else None), (gy * a if need_b else None)
 
 
 class Div(Function):
@@ -99,8 +101,9 @@ class Div(Function):
 
     def backward(self, gy):
         a, b = self.inputs
+        _, need_b = self.needs_input_grad
         ga = gy / b
-        return ga, (-ga * a / b if b.requires_grad else None)
+        return ga, (-ga * a / b if need_b else None)
 
 
 class Neg(Function):
@@ -186,7 +189,8 @@ class Tanh(Function):
 
 
 class TanhGrad(Function):
-    """tanh's backward as one op: z = g * (1 - y ** 2); dg = dz * (1 - y ** 2), dy = -2 dz g y"""
+    """tanh_grad: z = g * (1 - y ** 2), tanh's backward as one op; dg = dz * (1 - y ** 2),
+    dy = -2 dz g y"""
 
     def forward(self, g, y):
         return g * (1 - y * y)
@@ -210,7 +214,7 @@ class Sigmoid(Function):
 
 
 class SigmoidGrad(Function):
-    """sigmoid's backward as one op: z = g * y * (1 - y); dg = dz * y * (1 - y),
+    """sigmoid_grad: z = g * y * (1 - y), sigmoid's backward as one op; dg = dz * y * (1 - y),
     dy = dz * g * (1 - 2 y)"""
 
     def forward(self, g, y):

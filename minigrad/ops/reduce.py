@@ -43,12 +43,14 @@ class Sum(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = normalize_axes(self.axis, x.ndim, "sum")
-        return np.add.reduce(x, axis=self.axes, keepdims=self.keepdims)
+        axes = normalize_axes(self.axis, x.ndim, "sum")
+        self.save_for_backward(axes)
+        return np.add.reduce(x, axis=axes, keepdims=self.keepdims)
 
     def backward(self, gy):
+        (axes,) = self.saved
         shape = self.inputs[0].shape
-        return gy.reshape(_kept_shape(shape, self.axes)).broadcast_to(shape)
+        return gy.reshape(_kept_shape(shape, axes)).broadcast_to(shape)
 
 
 def _check_not_empty(x: np.ndarray | Tensor, op: str) -> None:
@@ -66,15 +68,17 @@ class Max(Function):
 
     def forward(self, x):
         op = self.name.lower()
-        self.axes = normalize_axes(self.axis, x.ndim, op)
+        axes = normalize_axes(self.axis, x.ndim, op)
         _check_not_empty(x, op)
-        return self.pick(x, axis=self.axes, keepdims=self.keepdims)
+        self.save_for_backward(axes)
+        return self.pick(x, axis=axes, keepdims=self.keepdims)
 
     def backward(self, gy):
+        (axes,) = self.saved
         x = self.inputs[0]
-        kept = _kept_shape(x.shape, self.axes)
+        kept = _kept_shape(x.shape, axes)
         hit = Compare.apply(x, self.output().reshape(kept), op="==").astype(x.dtype)
-        return gy.reshape(kept) * (hit / hit.sum(self.axes, keepdims=True))
+        return gy.reshape(kept) * (hit / hit.sum(axes, keepdims=True))
 
 
 class Min(Max):

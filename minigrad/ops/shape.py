@@ -229,11 +229,12 @@ class Concat(Function):
             raise ValueError(
                 f"concat: shapes {shapes} must match on every axis except axis {self.axis}"
             ) from None
-        self.sizes = [x.shape[self.axis] for x in xs]
+        self.save_for_backward([x.shape[self.axis] for x in xs])
         return y
 
     def backward(self, gy):
-        return Split.apply(gy, sizes=self.sizes, axis=self.axis)
+        (sizes,) = self.saved
+        return Split.apply(gy, sizes=sizes, axis=self.axis)
 
 
 class Split(Function):
