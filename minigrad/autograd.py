@@ -17,10 +17,11 @@ class _State:
     """Process-wide switches read on every op: grad mode, anomaly mode, current name scope,
     and what watches backward (``trace_backward``)."""
 
-    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version")
+    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version", "moved")
 
     def __init__(self) -> None:
         self.version = 0  # the clock that in-place writes stamp tensors with (ops/inplace.py)
+        self.moved: dict[int, tuple] = {}  # id of a tensor written in place -> its old place
         self.grad_enabled = True
         self.anomaly = False
         self.scope = ""
@@ -247,6 +248,30 @@ def check_saved(fn: Function) -> None:
             raise modified_error(fn, f"input {k + (fn.saved_inputs.start or 0)}", x)
 
 
+def placed(x: Tensor, version: int) -> Tensor:
+    """``x`` as it stood in the graph at the clock tick ``version``: a recorded in-place write
+    gives ``x`` a new place in the graph (``ops/inplace.py``) and keeps its old one in a tensor
+    of its own, which a node recorded before the write reads instead of ``x``."""
+    while True:
+        move = _state.moved.get(id(x))
+        if move is None or move[0]() is not x or move[1] <= version:
+            return x
+        before = move[2]()
+        if before is None:
+            raise RuntimeError(
+                f"a tensor of shape {x.shape} was written in place after an op read it, and its "
+                "earlier place in the graph is gone: use an out-of-place op")
+        x = before
+
+
+def moved(x: Tensor, before: Tensor) -> None:
+    """Note that ``x`` took a new place in the graph at the current clock tick, and that
+    ``before`` now stands where it stood (for ``placed``)."""
+    key = id(x)
+    _state.moved[key] = (weakref.ref(x, lambda _: _state.moved.pop(key, None)), _state.version,
+                         _ref(before))
+
+
 def modified_error(fn: Function, what: str, x: Tensor) -> RuntimeError:
     """The error for a tensor that ``fn`` saved for backward and an in-place op then changed."""
     label = f" ({x.name})" if x.name else ""
@@ -409,6 +434,8 @@ def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool,
         grads = _before_backward(fn, grads, wanted, captured)
     if fn.version < _state.version:  # an in-place op ran since fn was recorded
         check_saved(fn)
+        if _state.moved:
+            fn.inputs = tuple([placed(x, fn.version) for x in fn.inputs])
     in_grads = fn.backward(*grads)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)

@@ -1067,6 +1067,26 @@ def idiom_inplace_arithmetic(t):
 
 
 @idiom
+def idiom_inplace_after_an_op_read_the_tensor_keeps_that_ops_gradient(t):
+    w = leaf(t, 0, 3)
+    x = t.zeros(3)
+    y = x + w  # recorded before x took a place in the graph
+    x.add_(w)
+    y.sum().backward()
+    return w.grad
+
+
+@idiom
+def idiom_inplace_on_a_non_leaf_after_an_op_read_it(t):
+    w = leaf(t, 0, 3)
+    x = w * 1.0
+    y = x + 0.0  # reads x before the write; add's backward reads no input
+    x.mul_(3.0)
+    (y * 2 + x).sum().backward()  # y's gradient goes to w once, x's three times
+    return w.grad
+
+
+@idiom
 def idiom_inplace_returns_self(t):
     x = t.zeros(3)
     return x.add_(1) is x, x.zero_() is x, x.fill_(2.0) is x

@@ -8,7 +8,9 @@ array, so every tensor viewing that array sees the change. Three cases:
   operand requires grad): the array is overwritten, and that is all.
 - Recording, on a tensor that is not a leaf requiring grad: the update is recorded on a copy
   of the old value (which its backward may read, as PyTorch saves the original), and the
-  tensor takes the result's place in the graph, so the gradient flows through the update.
+  tensor takes the result's place in the graph, so the gradient flows through the update. A
+  node recorded before the write had the tensor as an input: in backward it reads the copy, the
+  tensor's old place (``autograd.placed``), so its gradient goes where it went then.
 - A leaf that requires grad, in grad mode: an error, as in PyTorch (its ``.grad`` would be
   the gradient of a value it no longer holds). Do the update under ``mg.no_grad()``.
 
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import _state, is_grad_enabled, no_grad
+from minigrad.autograd import _state, is_grad_enabled, moved, no_grad
 from minigrad.tensor import Tensor, _as_tensor
 
 
@@ -63,6 +65,7 @@ def update(x: Tensor, name: str, op: Callable[..., Tensor], *others: Any) -> Ten
     result = op(before, *others)  # reads copies of whatever the write below changes
     _write(x, name, result)
     _give_place(result, x)
+    moved(x, before)  # nodes recorded earlier read ``before`` in backward, not x's new place
     return x
 
 
