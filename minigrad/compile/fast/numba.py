@@ -7,8 +7,8 @@ and SIMD code where LLVM can vectorize the loop (on float32, exp, tanh and sigmo
 (``$MINIGRAD_CACHE_DIR``, else ``~/.cache/minigrad``), named by a hash of the source, so that
 numba keeps the machine code beside it and a second process pays no compile time.
 
-What it buys (``benchmarks/passes.py``): the language-model step takes 28.0 ms with it and
-31.5 ms without (big), 0.47 and 1.19 ms (tiny).
+What it buys (``benchmarks/passes.py``): the language-model step takes 21.8 ms with it and
+24.7 ms without (big), 0.46 and 1.16 ms (tiny).
 
 ``BACKEND`` says whether the pass runs: ``"numba"`` when numba is installed (minigrad's
 ``fast`` extra), else ``"numpy"``, when the pass leaves the NumPy kernels as they are; the
