@@ -192,9 +192,10 @@ class Function:
         """Map output gradients to input gradients, written with Tensor ops."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
-    def save_for_backward(self, *arrays) -> None:
-        """Keep arrays (beyond the inputs) for backward; freed after backward."""
-        self.saved = arrays
+    def save_for_backward(self, *values) -> None:
+        """Keep what backward needs beyond the inputs (arrays, or the axes and sizes forward
+        worked out), as ``self.saved``; freed after backward."""
+        self.saved = values
 
     def output(self, i: int = 0) -> Tensor:
         """The i-th output tensor (held weakly; alive whenever backward can reach this node).
