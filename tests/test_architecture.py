@@ -89,8 +89,8 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     assert layer_of(found[0]) > layer_of(module_name(fake))
 
 
-COMPILER_CORE = ["reference", "program", "trace", "passes", "kernels", "check", "codegen",
-                 "guards"]
+COMPILER_CORE = ["reference", "program", "trace", "arrays", "passes", "kernels", "check",
+                 "codegen", "guards"]
 
 
 @pytest.mark.parametrize("name", COMPILER_CORE)

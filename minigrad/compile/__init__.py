@@ -8,8 +8,8 @@ Read in this order. The core, which is all the ideas:
   (instructions, inputs, outputs, constants), printed one line per instruction, drawn with
   Graphviz, interpreted (``Program.interpret``) or run through generated code (``run``).
 - ``trace.py``: the real tracer: the function runs on stand-ins that refuse to let Python read
-  a value, NumPy code on array arguments is recorded, and the backward program is recorded
-  through ``mg.grad(create_graph=True)``.
+  a value, and the backward program is recorded through ``mg.grad(create_graph=True)``;
+  ``arrays.py`` records NumPy code on array arguments.
 - ``passes.py``: the generic passes: dead-code elimination, common subexpressions, elementwise
   fusion into kernels (``kernels.py``), freeing each buffer after its last reader.
 - ``check.py``: the rules every program keeps, checked after every pass in the tests.

@@ -11,17 +11,13 @@ any other tensor it did not get as an argument) become inputs of the program, re
 every call; tensors it makes from literals (``mg.zeros``, the ``1`` in ``1 - z``) become
 constants.
 
-A NumPy array argument arrives as a NumPy array, as it does eagerly: a ``TracedArray``, which
-holds the call's values and knows its slot. NumPy computing with it (``ids == 0``,
-``ids.reshape(-1)``, ``ids[:, 1:]``, ``np.where``, ``lengths.sum()``) is recorded as an
-instruction that makes the same NumPy call again at every replay, and gives TracedArrays in
-turn; an op (or ``mg.tensor``) takes one as a program input. Reading its values in Python
-(``.tolist()``, ``int()``, an ``if``) raises ``TraceError``, like reading a tensor's.
+A NumPy array argument arrives as a NumPy array, as it does eagerly: NumPy code on it is
+recorded and replayed (``arrays.py``).
 
 Random numbers may only be drawn inside an op's ``forward``, so that replay draws them afresh:
 ``mg.randn`` in the function raises, and so do the functions of ``np.random`` and ``random``,
 which draw from the global state of NumPy and Python (``compiled.py`` also compares the state
-of every generator the function can reach before and after tracing).
+of every generator the function can reach before and after tracing, with ``guards.py``).
 
 The backward program is recorded the same way: ``mg.grad`` with ``create_graph=True`` runs
 every op's backward, which is written with ops, on stand-ins for the output gradients.
@@ -31,7 +27,6 @@ from __future__ import annotations
 
 import os
 import random as py_random
-import re
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -42,6 +37,13 @@ import numpy as np
 
 from minigrad import autograd, random
 from minigrad.autograd import Function, grad, is_grad_enabled
+from minigrad.compile.arrays import (
+    TracedArray,
+    perturbed_values,
+    recorded_conversion,
+    refuse,
+    traced_source,
+)
 from minigrad.compile.program import Instr, Meta, Program
 from minigrad.nn.module import Module
 from minigrad.ops import inplace
@@ -55,7 +57,7 @@ class TraceError(RuntimeError):
     instead, after one warning."""
 
 
-_active: Tracer | None = None
+active: Tracer | None = None
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MODELS = os.path.join(_PACKAGE, "models")
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__))
@@ -63,7 +65,7 @@ _NUMPY = os.path.dirname(os.path.abspath(np.__file__))
 
 def is_tracing() -> bool:
     """True while a function is being traced."""
-    return _active is not None
+    return active is not None
 
 
 def user_line() -> str:
@@ -86,8 +88,8 @@ DRAW_ADVICE = ("A compiled program would replay the numbers drawn while tracing 
 """What to do about random numbers drawn outside minigrad's ops (``compiled.py`` says it too)."""
 
 
-def _error(what: str, advice: str = _READ_ADVICE) -> TraceError:
-    name = _active.name if _active is not None else "the function"
+def error(what: str, advice: str = _READ_ADVICE) -> TraceError:
+    name = active.name if active is not None else "the function"
     return TraceError(f"mg.compile cannot trace {name}: {what}, at {user_line()}. {advice}")
 
 
@@ -126,7 +128,7 @@ class Traced:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # protocol probes (copy, NumPy) see a plain object
             raise AttributeError(name)
-        raise _error(f"`.{name}` reads {self.what}")
+        raise error(f"`.{name}` reads {self.what}")
 
     def __repr__(self) -> str:
         return f"Traced({self.shape}, {self.dtype}, {self.what})"
@@ -134,14 +136,7 @@ class Traced:
     def __array_function__(self, func: Callable, types: Any, args: tuple, kwargs: dict) -> Any:
         if func in (np.may_share_memory, np.shares_memory):
             return False  # a stand-in holds no memory (and a program writes into no input)
-        raise _error(f"`np.{func.__name__}` reads {self.what}")
-
-
-def _refuse(name: str, does: str = "reads") -> Callable[..., Any]:
-    def refused(self: Traced | TracedArray, *args: Any, **kwargs: Any) -> Any:
-        raise _error(f"`{name}` {does} {self.what}")
-
-    return refused
+        raise error(f"`np.{func.__name__}` reads {self.what}")
 
 
 # Everything that would compute with the values raises; NumPy's own functions meet __array__
@@ -155,210 +150,8 @@ for _name in (
     "__mod__", "__rmod__", "__pow__", "__rpow__", "__matmul__", "__rmatmul__", "__and__",
     "__rand__", "__or__", "__ror__", "__xor__", "__rxor__",
 ):
-    setattr(Traced, _name, _refuse(_name))
+    setattr(Traced, _name, refuse(_name))
 Traced.__hash__ = object.__hash__
-
-
-# ----------------------------------------------------------------------------------------------
-# the stand-in for a NumPy array argument
-
-
-class TracedArray(np.ndarray):
-    """What a NumPy array argument is while tracing: an array with the call's values, so that
-    eager code sees what it would see (``isinstance(ids, np.ndarray)``, ``ids.shape``,
-    ``len(ids)``), which also knows its ``slot`` in the program (None for a view that NumPy
-    made of it on its own) and what it is (``what``, for messages).
-
-    NumPy computing with it (a ufunc such as ``ids == 0`` or ``lengths.sum()``, a NumPy
-    function such as ``np.where``, a method such as ``ids.reshape(-1)`` or ``ids[:, 1:]``) is
-    recorded by ``Tracer.numpy_call`` and gives TracedArrays; where NumPy gives a scalar
-    (``lengths.sum()``) it is a 0-d TracedArray here (``scalar`` says so), and a NumPy scalar
-    again when the compiled function returns it. Reading the values in Python raises
-    ``TraceError``, and so does writing into them (``ids[0] = 1``, ``ids += 1``), which a
-    replay would not do.
-    """
-
-    slot: int | None
-    what: str
-    scalar: bool
-
-    @classmethod
-    def holding(cls, values: np.ndarray | np.generic, slot: int, what: str) -> TracedArray:
-        """A TracedArray with a copy of ``values``. It owns its memory, so that the plain view
-        ``np.asarray`` makes of it has it as ``base``, where ``_traced`` finds it."""
-        array = np.ndarray.__new__(cls, np.shape(values), np.asarray(values).dtype)
-        np.ndarray.__setitem__(array, Ellipsis, values)
-        array.slot, array.what, array.scalar = slot, what, isinstance(values, np.generic)
-        return array
-
-    def __array_finalize__(self, source: Any) -> None:
-        self.slot, self.what, self.scalar = None, "a view of an array argument", False
-
-    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-        if "out" in kwargs or method == "at":
-            raise _error(f"np.{name} writes into {self.what} in place, which a replay would "
-                         "not do")
-        return _tracer().numpy_call(getattr(ufunc, method), name, inputs, kwargs)
-
-    def __array_function__(self, func: Callable, types: Any, args: tuple, kwargs: dict) -> Any:
-        return _tracer().numpy_call(func, func.__name__, args, kwargs)
-
-    @property
-    def T(self) -> TracedArray:
-        """The array with its axes reversed (recorded, as ``transpose()``)."""
-        return self.transpose()
-
-
-def _tracer() -> Tracer:
-    if _active is None:
-        raise TraceError("mg.compile: an array argument of a compiled function was kept and "
-                         "used after its trace ended; use the arrays of each call")
-    return _active
-
-
-def _recorded(name: str) -> Callable[..., Any]:
-    method = getattr(np.ndarray, name)
-
-    def recorded(self: TracedArray, *args: Any, **kwargs: Any) -> Any:
-        return _tracer().numpy_call(method, name.strip("_"), (self, *args), kwargs)
-
-    return recorded
-
-
-# The methods that compute are recorded (ufuncs and NumPy's functions reach __array_ufunc__
-# and __array_function__); those that read the values in Python or write into them raise.
-for _name in (
-    "__getitem__", "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "compress",
-    "copy", "cumprod", "cumsum", "diagonal", "dot", "flatten", "max", "mean", "min", "nonzero",
-    "prod", "ravel", "repeat", "reshape", "round", "squeeze", "std", "sum", "swapaxes", "take",
-    "transpose", "var", "view",
-):
-    setattr(TracedArray, _name, _recorded(_name))
-for _name in (
-    "__bool__", "__int__", "__float__", "__complex__", "__index__", "__iter__", "__contains__",
-    "__repr__", "__str__", "__format__", "__copy__", "__deepcopy__", "__reduce__",
-    "__reduce_ex__", "item", "tolist", "tobytes", "tofile", "dump", "dumps",
-):
-    setattr(TracedArray, _name, _refuse(_name))
-for _name in ("__setitem__", "fill", "put", "sort", "partition", "resize", "byteswap"):
-    setattr(TracedArray, _name, _refuse(_name, "writes into"))
-for _name in ("data", "flat", "ctypes"):  # the buffer, an iterator, a pointer: values again
-    setattr(TracedArray, _name, property(_refuse(_name)))
-
-_SHAPE_ONLY = (np.shape, np.ndim, np.size)
-"""NumPy functions that return a Python value that depends on shapes only."""
-_VALUE_SHAPED = (np.nonzero, np.argwhere, np.flatnonzero, np.unique, np.compress, np.extract,
-                 np.bincount, np.ndarray.nonzero, np.ndarray.compress)
-"""NumPy functions whose result's shape depends on the values (see ``_shaped_by_values``)."""
-
-
-class _Array:
-    """Stands where an array goes among the arguments of a recorded NumPy call."""
-
-    def __repr__(self) -> str:
-        return "<array>"
-
-
-_ARRAY = _Array()
-
-
-def _map_arrays(tree: Any, fn: Callable[[Any], Any]) -> Any:
-    """``tree`` (tuples, lists and dicts) with ``fn`` applied to each array, tensor and
-    ``_ARRAY`` in it, in order."""
-    if isinstance(tree, (np.ndarray, Tensor)) or tree is _ARRAY:
-        return fn(tree)
-    if type(tree) in (tuple, list):
-        return type(tree)(_map_arrays(v, fn) for v in tree)
-    if type(tree) is dict:
-        return {k: _map_arrays(v, fn) for k, v in tree.items()}
-    return tree
-
-
-def _fill(template: tuple[tuple, dict], arrays: Iterable[np.ndarray]) -> tuple[tuple, dict]:
-    """The arguments of a recorded NumPy call, with ``arrays`` in the places of ``_ARRAY``."""
-    it = iter(arrays)
-    return _map_arrays(template, lambda _: next(it))
-
-
-@dataclass
-class NumPyCall:
-    """What an instruction recorded from NumPy code runs: ``func`` on the arguments
-    ``template`` (with ``_ARRAY`` where the instruction's input arrays go), returning arrays
-    (a NumPy scalar as a 0-d array). A result whose shape differs from the one traced
-    (``shapes``) raises: it depends on the values, so the program after it cannot be right."""
-
-    func: Callable
-    name: str
-    template: tuple[tuple, dict]
-    shapes: list[tuple[int, ...]]
-
-    def __post_init__(self) -> None:
-        arrays: list = []
-        _map_arrays(self.template, arrays.append)
-        self._at = [k for k, a in enumerate(self.template[0]) if a is _ARRAY]
-        self._flat = len(self._at) == len(arrays)  # all positional: no walk of _fill needed
-
-    def __call__(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        if self._flat:
-            args, kwargs = list(self.template[0]), self.template[1]
-            for k, array in zip(self._at, arrays):
-                args[k] = array
-        else:
-            args, kwargs = _fill(self.template, arrays)
-        raw = self.func(*args, **kwargs)
-        many = isinstance(raw, (tuple, list))
-        results = tuple(np.asarray(r) for r in raw) if many else (np.asarray(raw),)
-        if [r.shape for r in results] != self.shapes:
-            raise RuntimeError(
-                f"mg.compile: np.{self.name} gave arrays of shapes "
-                f"{[r.shape for r in results]} at a replay, {self.shapes} when traced: their "
-                "shape depends on the values, which a program cannot follow. Compute it "
-                "outside the compiled function")
-        return results if many else results[0]
-
-
-def _shaped_by_values(func: Callable, args: tuple) -> bool:
-    """Whether the shape of what ``func(*args)`` gives depends on the values of the traced
-    arrays among ``args`` (``np.nonzero``, indexing with a boolean mask, ...)."""
-    if func in _VALUE_SHAPED or (func is np.where and len(args) == 1):
-        return True
-    index: list = []
-    if func is np.ndarray.__getitem__:
-        _map_arrays(args[1], index.append)
-    return any(isinstance(a, TracedArray) and a.dtype == bool for a in index)
-
-
-def _traced(array: np.ndarray) -> TracedArray | None:
-    """The TracedArray that ``array`` is, or is a plain view of (what ``np.asarray`` makes of
-    one); None for an array with no traced array behind it."""
-    source = array
-    while not isinstance(source, TracedArray):
-        source = source.base
-        if not isinstance(source, np.ndarray):
-            return None
-    if source.slot is None or (source is not array and not _whole_view(array, source)):
-        raise _error(f"NumPy made a view of {source.what} that mg.compile cannot follow (as "
-                     "np.asarray(x)[1:] is); index or reshape the array itself")
-    return source
-
-
-def _perturbed(values: np.ndarray) -> np.ndarray:
-    """Other values of the shape and dtype of ``values``, for ``trace(..., perturbed=True)``:
-    each ``v`` becomes ``min + max - v``, which keeps a valid index valid and changes every
-    value but a midpoint (all equal: ``v + 1``); booleans flip; arrays of other kinds stay."""
-    if values.dtype == bool:
-        return ~values
-    if values.dtype.kind not in "iuf" or values.size == 0:
-        return values
-    low, high = values.min(), values.max()
-    return values + values.dtype.type(1) if low == high else (low - values) + high
-
-
-def _whole_view(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a`` and ``b`` show the same memory the same way."""
-    return (a.shape, a.dtype, a.strides, a.__array_interface__["data"]) == (
-        b.shape, b.dtype, b.strides, b.__array_interface__["data"])
 
 
 def _holds_data(value: Any) -> bool:
@@ -390,7 +183,7 @@ def flatten(tree: Any, arrays: bool = True) -> tuple[list, Spec]:
 
     def walk(x: Any) -> Spec:
         if isinstance(x, Traced):
-            raise _error("returning or passing the array of a traced tensor (use the tensor)")
+            raise error("returning or passing the array of a traced tensor (use the tensor)")
         if isinstance(x, Tensor) or (arrays and isinstance(x, np.ndarray)):
             leaves.append(x)
             return "*"
@@ -490,7 +283,7 @@ class Tracer:
             what = f"argument {k} (an array)"
             slot = self.slot(x, what).slot
             self.inputs.append(slot)
-            return TracedArray.holding(_perturbed(x) if perturbed else x, slot, what)
+            return TracedArray.holding(perturbed_values(x) if perturbed else x, slot, what)
         return self.read(x, f"argument {k}", leaf=False)
 
     def constant(self, array: np.ndarray) -> int:
@@ -502,61 +295,19 @@ class Tracer:
     def proxy(self, array: np.ndarray, dtype: Any = None) -> np.ndarray | Traced:
         """The stand-in of ``array`` if it is a traced array (or NumPy's plain view of one),
         converted to ``dtype`` as NumPy converts it; ``array`` itself if it is not."""
-        traced = _traced(array)
+        traced = traced_source(array)
         if traced is None:
             return array
         if dtype is not None and np.dtype(dtype) != traced.dtype:
             traced = traced.astype(dtype)
         return Traced(traced.shape, traced.dtype, traced.slot, traced.what)
 
-    def numpy_call(self, func: Callable, name: str, args: tuple, kwargs: dict) -> Any:
-        """``func(*args, **kwargs)``, a NumPy call that reads traced arrays: run it on their
-        values and record an instruction that makes it again at every replay. Its arrays come
-        back as TracedArrays; other arrays among the arguments are constants of the program."""
-        slots: list[int] = []
-        sources: list[TracedArray] = []
-
-        def take(x: np.ndarray | Tensor) -> _Array:
-            if isinstance(x, Tensor):
-                raise _error(f"np.{name} reads the values of a tensor (use tensor ops on it)")
-            source = _traced(x)
-            if source is not None:
-                sources.append(source)
-            slots.append(self.constant(x) if source is None else source.slot)
-            return _ARRAY
-
-        template = _map_arrays((args, kwargs), take)
-        what = sources[0].what if sources else "an array argument"
-        if _shaped_by_values(func, args):
-            raise _error(f"the shape of what np.{name} gives depends on the values of {what}")
-        call_args, call_kwargs = _fill(template, [self.values[s] for s in slots])
-        raw = func(*call_args, **call_kwargs)
-        for source in sources:
-            if raw is self.values[source.slot]:
-                return source  # NumPy gave the array back (np.asarray): nothing to record
-        many = isinstance(raw, (tuple, list))
-        results = raw if many else (raw,)
-        if not all(isinstance(r, (np.ndarray, np.generic)) for r in results):
-            if func in _SHAPE_ONLY:
-                return raw
-            raise _error(f"np.{name} gives a {type(raw).__name__} computed from {what}, a "
-                         "Python value")
-        outputs = [self.slot(np.asarray(r), f"the result of np.{name}") for r in results]
-        call = NumPyCall(func, name, template, [p.shape for p in outputs])
-        label = "np_" + re.sub(r"\W", "_", name)  # a Python name: codegen calls it so
-        self.instrs.append(Instr(label, call, tuple(slots), tuple(p.slot for p in outputs),
-                                 many, options={"args": template}))
-        arrays = [TracedArray.holding(r, p.slot, p.what) for r, p in zip(results, outputs)]
-        if not many:
-            return arrays[0]
-        return type(raw)(*arrays) if hasattr(type(raw), "_fields") else type(raw)(arrays)
-
     def output(self, y: Tensor | np.ndarray) -> tuple[Tensor | None, int]:
         """What the program returns for ``y``, a tensor or an array among the function's
         results: the tensor that ops record (None for an array), and its slot."""
         if isinstance(y, Tensor):
             return self.value(y)
-        traced = _traced(y)
+        traced = traced_source(y)
         return None, self.constant(y) if traced is None else traced.slot
 
     def read(self, x: Tensor, what: str, leaf: bool = True) -> Tensor:
@@ -587,7 +338,7 @@ class Tracer:
             return x, x.data.slot
         if id(x) in self.made:
             if x.requires_grad:
-                raise _error(f"a tensor of shape {x.shape} created inside requires grad, and "
+                raise error(f"a tensor of shape {x.shape} created inside requires grad, and "
                              "its gradient would be lost; pass it as an argument instead")
             s = self.const_slots.get(id(x))
             if s is None:
@@ -602,7 +353,7 @@ class Tracer:
         outputs), and a hook inside the function is refused (it would run once, at tracing)."""
         for node in self.nodes:
             if node.hooked:
-                raise _error("a hook or retain_grad() on a tensor inside the compiled "
+                raise error("a hook or retain_grad() on a tensor inside the compiled "
                              "function (hooks on its arguments and results work)")
             if node.saved:
                 node.saved = _hide(node.saved, f"an array that {node.name}.forward saved for "
@@ -629,7 +380,7 @@ class Tracer:
             self.in_op = False
         for name, value in vars(fn).items():
             if name != "saved" and _holds_data(value):
-                raise _error(f"{cls.__name__} keeps data in self.{name} instead of taking it "
+                raise error(f"{cls.__name__} keeps data in self.{name} instead of taking it "
                              "as an input, so a program would replay it unchanged")
         arrays = raw if type(raw) is tuple else (raw,)
         outputs = tuple(self.tensor(self.slot(np.asarray(a), f"the output of {cls.__name__}"))
@@ -651,7 +402,7 @@ class Tracer:
             source = self.proxy(source, dtype)
         if type(source) is Traced:
             if dtype is not None and np.dtype(dtype) != source.dtype:
-                raise _error(f"converting {source.what} to {np.dtype(dtype)} outside an op "
+                raise error(f"converting {source.what} to {np.dtype(dtype)} outside an op "
                              "(use .astype)")
             _init(t, _EMPTY, requires_grad=False)
             t.data = self.alias(source)
@@ -673,14 +424,14 @@ class Tracer:
     def alias(proxy: Traced) -> Traced:
         """``proxy``, for a new tensor to share; an array saved for backward cannot be shared."""
         if proxy.slot is None:
-            raise _error(f"wrapping {proxy.what} in a tensor")
+            raise error(f"wrapping {proxy.what} in a tensor")
         return proxy
 
     def generator(self) -> np.random.Generator:
         """``minigrad.random.generator`` while tracing: only an op's forward may draw (replay
         then draws afresh); the instruction is marked impure."""
         if not self.in_op:
-            raise _error("drawing random numbers outside an op (they would be drawn once and "
+            raise error("drawing random numbers outside an op (they would be drawn once and "
                          "replayed unchanged)")
         self.drew = True
         return _generator()
@@ -697,8 +448,8 @@ class Tracer:
         module call, the value-reading Tensor methods, the functions of ``np.random`` and
         ``random`` that use the global random state, NumPy's conversions (``np.asarray``...)
         and in-place ops; put everything back on exit."""
-        global _active
-        if _active is not None:
+        global active
+        if active is not None:
             raise RuntimeError("mg.compile: already tracing another function")
         patches = [  # functions, not bound methods: a class attribute binds its instance
             (Function, "apply", classmethod(lambda cls, *xs, **kw: self.apply(cls, xs, kw))),
@@ -713,18 +464,18 @@ class Tracer:
                     for name in _GUARDED if name in Tensor.__dict__]
         patches += _global_draws()
         patches.append((inplace, "update", _refuse_inplace))
-        patches += [(np, name, _recorded_conversion(getattr(np, name))) for name in (
+        patches += [(np, name, recorded_conversion(getattr(np, name))) for name in (
             "array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray")]
         originals = [(owner, name, vars(owner).get(name)) for owner, name, _ in patches]
         for owner, name, value in patches:
             setattr(owner, name, value)
         rng = _generator()
         state = rng.bit_generator.state  # replay must draw what eager would have drawn
-        _active = self
+        active = self
         try:
             yield
         finally:
-            _active = None
+            active = None
             rng.bit_generator.state = state
             for owner, name, value in originals:
                 if value is None:
@@ -733,20 +484,6 @@ class Tracer:
                     setattr(owner, name, value)
             for x, array in self.swapped:
                 x.data = array
-
-
-def _recorded_conversion(convert: Callable) -> Callable[..., Any]:
-    """``convert`` (``np.asarray``, ``np.array``...) while tracing: NumPy's conversions do not
-    dispatch to a TracedArray (``np.asarray`` would give a plain view of it, which NumPy would
-    then compute with unseen), so given one, they are recorded like the functions that do."""
-    def converted(*args: Any, **kwargs: Any) -> Any:
-        found: list[bool] = []
-        _map_arrays((args, kwargs), lambda x: found.append(isinstance(x, TracedArray)))
-        if any(found):
-            return _tracer().numpy_call(convert, convert.__name__, args, kwargs)
-        return convert(*args, **kwargs)
-
-    return converted
 
 
 def _global_draws() -> list[tuple[Any, str, Callable]]:
@@ -768,7 +505,7 @@ def _global_draws() -> list[tuple[Any, str, Callable]]:
 
 def _refuse_draw(name: str) -> Callable[..., Any]:
     def refused(*args: Any, **kwargs: Any) -> Any:
-        raise _error(f"{name} uses the global random state", DRAW_ADVICE)
+        raise error(f"{name} uses the global random state", DRAW_ADVICE)
 
     return refused
 
@@ -780,7 +517,7 @@ def _seeded_rng(seed: Any = None) -> np.random.Generator:
     """``np.random.default_rng`` while tracing: a generator from a seed, as eagerly; without
     one, it raises (a replay would repeat the numbers of one generator seeded once)."""
     if seed is None:
-        raise _error("np.random.default_rng() seeds a new generator from the operating system",
+        raise error("np.random.default_rng() seeds a new generator from the operating system",
                      DRAW_ADVICE)
     return _default_rng(seed)
 
@@ -790,20 +527,20 @@ def _refuse_inplace(x: Tensor, name: str, *args: Any) -> Tensor:
     raises. A program keeps each value in a slot of its own; a write into an array that an op
     recorded before (a tensor made inside) would replay the later value at that op too."""
     what = x.data.what if type(x.data) is Traced else "a tensor made inside"
-    raise _error(f"in-place op {name} on {what}", "A compiled program records ops that make "
+    raise error(f"in-place op {name} on {what}", "A compiled program records ops that make "
                  "new arrays, not writes into old ones: write it out of place (y = y + 1; "
                  "mg.where or masked_fill for y[i] = v)")
 
 
 def _read_grad(t: Tensor) -> None:
-    raise _error("reading .grad (gradients come from backward, after the call: a program "
+    raise error("reading .grad (gradients come from backward, after the call: a program "
                  "would replay the one read while tracing)")
 
 
 def _guard(name: str, method: Callable) -> Callable:
     def guarded(t: Tensor, *args: Any, **kwargs: Any) -> Any:
         if type(t.data) is Traced:
-            raise _error(f"{_GUARDED[name]} reads {t.data.what}")
+            raise error(f"{_GUARDED[name]} reads {t.data.what}")
         return method(t, *args, **kwargs)
 
     return guarded
@@ -885,7 +622,7 @@ def trace(fn: Callable, args: tuple, kwargs: dict, name: str,
     raises even before an op uses them.
 
     With ``perturbed``, the TracedArrays the function sees hold other values than the arrays
-    the ops record (``_perturbed``): what it computes through NumPy's functions is the same,
+    the ops record (``perturbed_values``): what it computes through NumPy's functions is the same,
     so a trace that differs (``Trace.matches``) tells code that read the arrays' memory behind
     NumPy's back (``table[ids]`` with a NumPy ``table``, ``memoryview``, numba), whose result
     the program would keep as a constant."""
