@@ -121,6 +121,9 @@ class Function:
     frees them after backward unless ``retain_graph=True``. The node holds its inputs strongly
     and its outputs weakly (``self.output(i)``), so a graph never forms a reference cycle.
 
+    A backward skips the gradient of an input that needs none by asking the input itself,
+    ``a.requires_grad`` (``needs_input_grad`` gives all of them, PyTorch's name).
+
     ``saved_inputs`` says which inputs backward reads (all by default; ``slice(0)`` for none),
     so that backward can raise if one was written in place since (see ``ops/inplace.py``);
     outputs read with ``self.output()`` are checked there. ``view = True`` marks an op whose

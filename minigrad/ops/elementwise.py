@@ -70,8 +70,8 @@ class Sub(Function):
             raise _broadcast_error("sub", a, b) from None
 
     def backward(self, gy):
-        _, need_b = self.needs_input_grad
-        return gy, (-gy if need_b else None)
+        _, b = self.inputs
+        return gy, (-gy if b.requires_grad else None)
 
 
 class Mul(Function):
@@ -85,8 +85,7 @@ class Mul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
-        return (gy * b if need_a else None), (gy * a if need_b else None)
+        return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
 
 
 class Div(Function):
@@ -101,9 +100,8 @@ class Div(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        _, need_b = self.needs_input_grad
         ga = gy / b
-        return ga, (-ga * a / b if need_b else None)
+        return ga, (-ga * a / b if b.requires_grad else None)
 
 
 class Neg(Function):
@@ -145,10 +143,9 @@ class PowTensor(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
-        ga = gy * b * a ** (b - 1) if need_a else None
+        ga = gy * b * a ** (b - 1) if a.requires_grad else None
         gb = None
-        if need_b:
+        if b.requires_grad:
             safe = where(a == 0, 1.0, a)
             gb = gy * self.output() * safe.log()
         return ga, gb
@@ -281,13 +278,12 @@ class Where(Function):
         return np.where(cond, a, b)
 
     def backward(self, gy):
-        cond = self.inputs[0]
+        cond, a, b = self.inputs
         zero = Tensor._wrap(np.zeros((), gy.dtype))
-        _, need_a, need_b = self.needs_input_grad
         return (
             None,
-            Where.apply(cond, gy, zero) if need_a else None,
-            Where.apply(cond, zero, gy) if need_b else None,
+            Where.apply(cond, gy, zero) if a.requires_grad else None,
+            Where.apply(cond, zero, gy) if b.requires_grad else None,
         )
 
 

@@ -35,21 +35,20 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        need_a, need_b = self.needs_input_grad
         if a.ndim > 2 and b.ndim == 2:  # as in forward: fold a's batch axes into rows
-            return (gy @ _mT(b) if need_a else None,
+            return (gy @ _mT(b) if a.requires_grad else None,
                     _mT(a.reshape(-1, a.shape[-1])) @ gy.reshape(-1, gy.shape[-1])
-                    if need_b else None)
+                    if b.requires_grad else None)
         # A vector operand acts as a matrix with one row (a) or one column (b), as in forward.
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g = gy.reshape(gy.shape + (1,)) if b.ndim == 1 else gy
         g = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:]) if a.ndim == 1 else g
         ga = gb = None
-        if need_a:
+        if a.requires_grad:
             ga = g @ _mT(b2)
             ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:]) if a.ndim == 1 else ga
-        if need_b:
+        if b.requires_grad:
             gb = _mT(a2) @ g
             gb = gb.reshape(gb.shape[:-1]) if b.ndim == 1 else gb
         return ga, gb
@@ -84,14 +83,13 @@ class Linear(Function):
 
     def backward(self, gy):
         x, w, *b = self.inputs
-        need_x, need_w, *need_b = self.needs_input_grad
         rows = _rows(gy)  # the weight's gradient is one product, not a sum over rows
-        gw = _mT(rows) @ _rows(x) if need_w else None
-        gx = gy @ w if need_x else None
+        gw = _mT(rows) @ _rows(x) if w.requires_grad else None
+        gx = gy @ w if x.requires_grad else None
         if not b:
             return gx, gw
         gb = None
-        if need_b[0]:
+        if b[0].requires_grad:
             gb = rows.sum(0) if b[0].shape == w.shape[:1] else gy  # the engine sums a broadcast b
         return gx, gw, gb
 
@@ -148,8 +146,8 @@ class Einsum(Function):
         ins, out = self.spec.split("->")
         subscripts = ins.split(",")
         grads = []
-        for i, (x, need) in enumerate(zip(self.inputs, self.needs_input_grad)):
-            if not need:
+        for i, x in enumerate(self.inputs):
+            if not x.requires_grad:
                 grads.append(None)
                 continue
             others = [s for j, s in enumerate(subscripts) if j != i]

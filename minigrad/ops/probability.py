@@ -174,15 +174,14 @@ class CrossEntropyGrad(Function):
 
     def backward(self, gy):
         x, t, w, g = self.inputs
-        need_x, _, _, need_g = self.needs_input_grad
         p = x.softmax(self.axis)
         w = w.unsqueeze(self.axis)
         none = self.reduction == "none"
         gx = gg = None
-        if need_x:
+        if x.requires_grad:
             s = w * (g.unsqueeze(self.axis) if none else g)
             gx = s * p * (gy - (gy * p).sum(self.axis, keepdims=True))
-        if need_g:
+        if g.requires_grad:
             onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
             gg = (gy * (p - onehot) * w).sum(self.axis if none else None)
         return gx, None, None, gg
