@@ -37,7 +37,7 @@ from minigrad.ops.linalg import bmm, einsum, matmul, mm
 from minigrad.ops.probability import log_softmax, multinomial, softmax
 from minigrad.ops.shape import cat, concat, split, stack, unbind
 from minigrad.random import manual_seed
-from minigrad import nn, optim
+from minigrad import func, nn, optim
 from minigrad.checkpoint import load, save
 from minigrad.viz import draw_graph, print_graph, trace_backward
 from minigrad.compile import compile
@@ -92,4 +92,5 @@ __all__ = [
     "name_scope", "ne", "nn", "no_grad", "ones", "ones_like", "optim", "print_graph", "randn",
     "relu", "save", "set_grad_enabled", "sigmoid", "softmax", "split", "sqrt", "stack", "tanh",
     "Tensor", "tensor", "trace_backward", "unbind", "where", "zeros", "zeros_like", "compile",
+    "func",
 ]

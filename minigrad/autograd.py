@@ -17,11 +17,12 @@ class _State:
     """Process-wide switches read on every op: grad mode, anomaly mode, current name scope,
     and what watches backward (``trace_backward``)."""
 
-    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version", "moved")
+    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version", "moved", "levels")
 
     def __init__(self) -> None:
         self.version = 0  # the clock that in-place writes stamp tensors with (ops/inplace.py)
         self.moved: dict[int, tuple] = {}  # id of a tensor written in place -> its old place
+        self.levels: list = []  # forward mode's open levels, each holding tangents (func/)
         self.grad_enabled = True
         self.anomaly = False
         self.scope = ""
@@ -172,6 +173,8 @@ class Function:
             fn.trace = traceback.extract_stack()[:-1]
             for i, y in enumerate(outputs if type(outputs) is tuple else (outputs,)):
                 _check_finite(fn, y.data, f"forward output {i}")
+        if _state.levels:  # forward mode: tangents flow through the op's jvp rule
+            _push_tangents(fn, inputs, outputs if type(outputs) is tuple else (outputs,))
         return outputs
 
     def _record_outputs(self, outputs: tuple[Tensor, ...]) -> None:
@@ -194,6 +197,16 @@ class Function:
     def backward(self, *grad_outputs: Tensor) -> Tensor | tuple[Tensor | None, ...]:
         """Map output gradients to input gradients, written with Tensor ops."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def jvp(self, *tangents: Tensor | None) -> Tensor | tuple[Tensor | None, ...] | None:
+        """Forward mode: the tangent of each output from the tangents of the inputs (None where
+        an input has none, which counts as zero), written with Tensor ops like ``backward``,
+        so that it composes with reverse mode. Reads ``self.inputs`` and ``self.output()``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no jvp rule, which forward mode (mg.func.jvp, "
+            "jacfwd, hessian) needs: add a jvp(self, *tangents) method giving the output's "
+            "tangent from the inputs' tangents, or differentiate it in reverse mode (jacrev)"
+        )
 
     def save_for_backward(self, *values) -> None:
         """Keep what backward needs beyond the inputs (arrays, or the axes and sizes forward
@@ -250,6 +263,36 @@ def check_saved(fn: Function) -> None:
     for k, x in enumerate(fn.inputs[fn.saved_inputs]):
         if version(x) > fn.version:
             raise modified_error(fn, f"input {k + (fn.saved_inputs.start or 0)}", x)
+
+
+def tangent_sum(*terms: Tensor | None) -> Tensor | None:
+    """The sum of the tangent terms that are not None (a term is None where an input has no
+    tangent, a zero one: ``None if ta is None else ta * b``); None if all are."""
+    present = [t for t in terms if t is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...]) -> None:
+    """Forward mode, for each open level whose tangents reach an input of ``fn``: the outputs'
+    tangents from ``fn.jvp``. The rule's own ops carry the other levels' tangents, not their
+    own level's (a tangent has no tangent in its own level), so nested levels give second
+    derivatives. A tangent of a broadcast output is broadcast to the output's shape."""
+    levels = _state.levels
+    for k, level in enumerate(list(levels)):
+        tangents = [level.tangent(x) for x in inputs]
+        if tangents.count(None) == len(tangents):
+            continue
+        if fn.inputs is not inputs:  # not recorded (no grad needed): the rule reads them too
+            fn.inputs, fn.outputs = inputs, tuple([_ref(y) for y in outputs])
+            fn.version = _state.version
+        levels.remove(level)
+        try:
+            result = fn.jvp(*tangents)
+        finally:
+            levels.insert(k, level)
+        for y, t in zip(outputs, result if type(result) is tuple else (result,)):
+            if t is not None:
+                level.set(y, t if t.shape == y.shape else t.expand(y.shape))
 
 
 def placed(x: Tensor, version: int) -> Tensor:

@@ -15,7 +15,8 @@ LAYERS = [
     ("engine", ["minigrad.tensor", "minigrad.autograd", "minigrad.random"]),
     ("ops", ["minigrad.ops"]),
     ("tools", ["minigrad.gradcheck", "minigrad.reference", "minigrad.viz", "minigrad.checkpoint"]),
-    ("nn", ["minigrad.nn", "minigrad.optim", "minigrad.compile", "minigrad"]),  # re-exported
+    ("nn", ["minigrad.nn", "minigrad.optim", "minigrad.compile", "minigrad.func",
+            "minigrad"]),  # the package re-exports them
     ("models and data", ["minigrad.models", "minigrad.data", "minigrad.train"]),
 ]
 ALLOWED = {("minigrad.tensor", "minigrad.ops")}  # Tensor binds the op methods, at the bottom

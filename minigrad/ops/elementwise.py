@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, no_grad
+from minigrad.autograd import Function, no_grad, tangent_sum
 from minigrad.tensor import Tensor, _as_tensor
 
 _F64 = np.dtype(np.float64)
@@ -42,9 +42,13 @@ class NonDifferentiable(Function):
         with no_grad():
             return super().apply(*inputs, **options)
 
+    def jvp(self, *tangents: Tensor | None) -> None:
+        """No tangent: the outputs do not change with the inputs (almost everywhere)."""
+        return None
+
 
 class Add(Function):
-    """add: y = a + b; da = dy, db = dy"""
+    """add: y = a + b; da = dy, db = dy; ẏ = ȧ + ḃ"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -56,6 +60,9 @@ class Add(Function):
 
     def backward(self, gy):
         return gy, gy
+
+    def jvp(self, ta, tb):
+        return tangent_sum(ta, tb)
 
 
 class Sub(Function):
@@ -75,7 +82,7 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """mul: y = a * b; da = dy * b, db = dy * a"""
+    """mul: y = a * b; da = dy * b, db = dy * a; ẏ = ȧ * b + a * ḃ"""
 
     def forward(self, a, b):
         try:
@@ -86,6 +93,10 @@ class Mul(Function):
     def backward(self, gy):
         a, b = self.inputs
         return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
+
+    def jvp(self, ta, tb):
+        a, b = self.inputs
+        return tangent_sum(None if ta is None else ta * b, None if tb is None else a * tb)
 
 
 class Div(Function):
@@ -174,7 +185,7 @@ class Log(Function):
 
 
 class Tanh(Function):
-    """tanh: y = tanh(x); dx = dy * (1 - y ** 2)"""
+    """tanh: y = tanh(x); dx = dy * (1 - y ** 2); ẏ = ẋ * (1 - y ** 2)"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -183,6 +194,9 @@ class Tanh(Function):
 
     def backward(self, gy):
         return TanhGrad.apply(gy, self.output())
+
+    def jvp(self, tx):
+        return TanhGrad.apply(tx, self.output())
 
 
 class TanhGrad(Function):

@@ -35,7 +35,7 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...
 
 
 class Sum(Function):
-    """sum: y = sum_axis x; dx = broadcast(dy)"""
+    """sum: y = sum_axis x; dx = broadcast(dy); ẏ = sum_axis ẋ"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -51,6 +51,9 @@ class Sum(Function):
         (axes,) = self.saved
         shape = self.inputs[0].shape
         return gy.reshape(_kept_shape(shape, axes)).broadcast_to(shape)
+
+    def jvp(self, tx):
+        return Sum.apply(tx, axis=self.axis, keepdims=self.keepdims)
 
 
 def _check_not_empty(x: np.ndarray | Tensor, op: str) -> None:

@@ -18,7 +18,7 @@ Shape = tuple[int, ...]
 
 
 class Reshape(Function):
-    """reshape: y = x viewed with a new shape; dx = dy reshaped back"""
+    """reshape: y = x viewed with a new shape; dx = dy reshaped back; ẏ = ẋ reshaped"""
 
     view = True
     saved_inputs = slice(0)  # backward reads no input
@@ -37,6 +37,9 @@ class Reshape(Function):
 
     def backward(self, gy):
         return gy.reshape(self.inputs[0].shape)
+
+    def jvp(self, tx):
+        return tx.reshape(self.shape)
 
 
 class Transpose(Function):
