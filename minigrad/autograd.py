@@ -278,21 +278,35 @@ def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tens
     own level's (a tangent has no tangent in its own level), so nested levels give second
     derivatives. A tangent of a broadcast output is broadcast to the output's shape."""
     levels = _state.levels
-    for k, level in enumerate(list(levels)):
-        tangents = [level.tangent(x) for x in inputs]
-        if tangents.count(None) == len(tangents):
+    for k, level in enumerate(levels):
+        known = level.tangents  # id of a tensor -> (the tensor, its tangent)
+        entries = [known.get(id(x)) for x in inputs]
+        tangents = [e[1] if e is not None and e[0] is x else None for e, x in zip(entries, inputs)]
+        if all(t is None for t in tangents):  # (`count(None)` would call each ==)
             continue
         if fn.inputs is not inputs:  # not recorded (no grad needed): the rule reads them too
             fn.inputs, fn.outputs = inputs, tuple([_ref(y) for y in outputs])
             fn.version = _state.version
-        levels.remove(level)
+        _state.levels = levels[:k] + levels[k + 1:]
         try:
             result = fn.jvp(*tangents)
         finally:
-            levels.insert(k, level)
+            _state.levels = levels
         for y, t in zip(outputs, result if type(result) is tuple else (result,)):
             if t is not None:
-                level.set(y, t if t.shape == y.shape else t.expand(y.shape))
+                t = t if t.data.shape == y.data.shape else t.expand(y.shape)
+                known[id(y)] = (y, t if t.dtype == y.dtype else t.astype(y.dtype))
+
+
+def take_tangents(x: Tensor, result: Tensor) -> None:
+    """Forward mode, for an in-place write of ``result`` into ``x`` (or a copy of ``result``
+    made outside ops): in every open level, ``x`` now has ``result``'s tangent (or none)."""
+    for level in _state.levels:
+        t = level.tangent(result)
+        if t is None:
+            level.tangents.pop(id(x), None)
+        else:
+            level.set(x, t)
 
 
 def placed(x: Tensor, version: int) -> Tensor:

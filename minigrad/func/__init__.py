@@ -222,7 +222,7 @@ class DualLevel:
     def tangent(self, x: Tensor) -> Tensor | None:
         """``x``'s tangent in this level, None if it has none (a zero tangent)."""
         entry = self.tangents.get(id(x))
-        return None if entry is None or entry[0] is not x else entry[1]
+        return entry[1] if entry is not None and entry[0] is x else None
 
 
 def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = False
@@ -245,11 +245,12 @@ def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = 
         view = x.reshape(x.shape)  # a tensor of this level's own, joined to x
         level.set(view, t)
         inputs.append(view)
-    _state.levels.append(level)
+    outer = _state.levels
+    _state.levels = [*outer, level]
     try:
         output, aux = _split_aux(f(*tree_unflatten(shape, inputs)), has_aux, "jvp")
     finally:
-        _state.levels.remove(level)
+        _state.levels = outer
     outputs, out_shape = tree_flatten(output)
     tangent_out = tree_unflatten(out_shape, [
         _zeros_like(y) if level.tangent(y) is None else level.tangent(y) for y in outputs])
@@ -257,31 +258,43 @@ def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = 
 
 
 def jacfwd(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:
-    """The Jacobian of ``f`` (one tensor output) with respect to the argument at ``argnums``,
-    by forward mode: one Jacobian-vector product per input element. Same shape as
-    ``jacrev``'s; cheaper when the input is smaller than the output."""
+    """The Jacobian of ``f`` with respect to the argument at ``argnums``, by forward mode: one
+    Jacobian-vector product per input element. Each output tensor's Jacobian has the output's
+    shape followed by the argument's; the result nests like ``f``'s output, with a tuple over
+    the arguments for several ``argnums``. Cheaper than ``jacrev`` when the input is smaller
+    than the output."""
 
     def transformed(*args: Any) -> Any:
         numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-        y, jacobians = f(*args), []
-        if not isinstance(y, Tensor):
-            raise TypeError(f"mg.func.jacfwd: the function must return one tensor; got "
-                            f"{_describe(y)}")
+        outputs, out_shape = tree_flatten(f(*args))
+        by_argument = []
         for k in numbers:
             x = args[k]
-            columns = []
+            if not isinstance(x, Tensor):
+                raise TypeError(f"mg.func.jacfwd: argument {k} must be a tensor; got "
+                                f"{type(x).__name__}")
+            columns: list[list[Tensor]] = [[] for _ in outputs]
             for i in range(x.data.size):
                 basis = np.zeros(x.data.size, x.dtype)
                 basis[i] = 1
                 tangents = tuple(Tensor(basis.reshape(x.shape)) if j == k % len(args)
                                  else _zeros_like(a) for j, a in enumerate(args))
-                columns.append(jvp(f, tuple(args), tangents)[1])
-            by_column = _stack(columns, x.shape, y.shape)  # the input's axes first
-            axes = [*range(x.ndim, x.ndim + y.ndim), *range(x.ndim)]
-            jacobians.append(by_column.permute(*axes) if axes else by_column)
-        return jacobians[0] if isinstance(argnums, int) else tuple(jacobians)
+                for column, d in zip(columns, tree_flatten(jvp(f, tuple(args), tangents)[1])[0]):
+                    column.append(d)
+            by_argument.append([_by_columns(column, x, y) for column, y in zip(columns, outputs)])
+        leaves = [by_argument[0][j] if isinstance(argnums, int)
+                  else tuple(jacobians[j] for jacobians in by_argument)
+                  for j in range(len(outputs))]
+        return tree_unflatten(out_shape, leaves)
 
     return transformed
+
+
+def _by_columns(columns: list[Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """The Jacobian of ``y`` with respect to ``x`` from its columns, one per element of x."""
+    jacobian = _stack(columns, x.shape, y.shape)  # x's axes first
+    axes = [*range(x.ndim, x.ndim + y.ndim), *range(x.ndim)]
+    return jacobian.permute(*axes) if axes else jacobian
 
 
 def hessian(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:

@@ -66,7 +66,7 @@ class Add(Function):
 
 
 class Sub(Function):
-    """sub: y = a - b; da = dy, db = -dy"""
+    """sub: y = a - b; da = dy, db = -dy; ẏ = ȧ - ḃ"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -79,6 +79,11 @@ class Sub(Function):
     def backward(self, gy):
         _, b = self.inputs
         return gy, (-gy if b.requires_grad else None)
+
+    def jvp(self, ta, tb):
+        if tb is None:
+            return ta
+        return -tb if ta is None else ta - tb
 
 
 class Mul(Function):
@@ -100,7 +105,7 @@ class Mul(Function):
 
 
 class Div(Function):
-    """div: y = a / b; da = dy / b, db = -dy * a / b**2"""
+    """div: y = a / b; da = dy / b, db = -dy * a / b**2; ẏ = (ȧ - y * ḃ) / b"""
 
     def forward(self, a, b):
         exact = a.dtype.kind in "biu" and b.dtype.kind in "biu"  # integers divide to float32
@@ -114,9 +119,16 @@ class Div(Function):
         ga = gy / b
         return ga, (-ga * a / b if b.requires_grad else None)
 
+    def jvp(self, ta, tb):
+        b = self.inputs[1]
+        if tb is None:
+            return ta / b
+        ytb = self.output() * tb  # y * ḃ / b = a * ḃ / b ** 2
+        return (-ytb if ta is None else ta - ytb) / b
+
 
 class Neg(Function):
-    """neg: y = -x; dx = -dy"""
+    """neg: y = -x; dx = -dy; ẏ = -ẋ"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -126,9 +138,12 @@ class Neg(Function):
     def backward(self, gy):
         return -gy
 
+    def jvp(self, tx):
+        return -tx
+
 
 class Pow(Function):
-    """pow: y = x ** p for a number p; dx = dy * p * x ** (p - 1)"""
+    """pow: y = x ** p for a number p; dx = dy * p * x ** (p - 1); ẏ = ẋ * p * x ** (p - 1)"""
 
     def __init__(self, exponent: float) -> None:
         self.exponent = exponent
@@ -141,10 +156,14 @@ class Pow(Function):
         p = self.exponent
         return gy * 0 if p == 0 else gy * p * x ** (p - 1)  # x ** 0 is constant, even at x = 0
 
+    def jvp(self, tx):
+        p = self.exponent
+        return None if p == 0 else tx * p * self.inputs[0] ** (p - 1)
+
 
 class PowTensor(Function):
     """pow: y = a ** b for a tensor b; da = dy * b * a ** (b - 1), db = dy * y * ln a  (0 where
-    a = 0, as in PyTorch)"""
+    a = 0, as in PyTorch); ẏ = ȧ * b * a ** (b - 1) + ḃ * y * ln a"""
 
     def forward(self, a, b):
         try:
@@ -161,9 +180,16 @@ class PowTensor(Function):
             gb = gy * self.output() * safe.log()
         return ga, gb
 
+    def jvp(self, ta, tb):
+        a, b = self.inputs
+        return tangent_sum(
+            None if ta is None else ta * b * a ** (b - 1),
+            None if tb is None else tb * self.output() * where(a == 0, 1.0, a).log(),
+        )
+
 
 class Exp(Function):
-    """exp: y = e ** x; dx = dy * y"""
+    """exp: y = e ** x; dx = dy * y; ẏ = ẋ * y"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -173,15 +199,21 @@ class Exp(Function):
     def backward(self, gy):
         return gy * self.output()
 
+    def jvp(self, tx):
+        return tx * self.output()
+
 
 class Log(Function):
-    """log: y = ln x; dx = dy / x"""
+    """log: y = ln x; dx = dy / x; ẏ = ẋ / x"""
 
     def forward(self, x):
         return np.log(x)
 
     def backward(self, gy):
         return gy / self.inputs[0]
+
+    def jvp(self, tx):
+        return tx / self.inputs[0]
 
 
 class Tanh(Function):
@@ -201,7 +233,7 @@ class Tanh(Function):
 
 class TanhGrad(Function):
     """tanh_grad: z = g * (1 - y ** 2), tanh's backward as one op; dg = dz * (1 - y ** 2),
-    dy = -2 dz g y"""
+    dy = -2 dz g y; ż = ġ * (1 - y ** 2) - 2 g y ẏ"""
 
     def forward(self, g, y):
         return g * (1 - y * y)
@@ -210,9 +242,14 @@ class TanhGrad(Function):
         g, y = self.inputs
         return gz * (1 - y * y), -2 * gz * g * y
 
+    def jvp(self, tg, ty):
+        g, y = self.inputs
+        return tangent_sum(None if tg is None else TanhGrad.apply(tg, y),
+                           None if ty is None else -2 * g * y * ty)
+
 
 class Sigmoid(Function):
-    """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y)"""
+    """sigmoid: y = 1 / (1 + e ** -x); dx = dy * y * (1 - y); ẏ = ẋ * y * (1 - y)"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -223,10 +260,13 @@ class Sigmoid(Function):
     def backward(self, gy):
         return SigmoidGrad.apply(gy, self.output())
 
+    def jvp(self, tx):
+        return SigmoidGrad.apply(tx, self.output())
+
 
 class SigmoidGrad(Function):
     """sigmoid_grad: z = g * y * (1 - y), sigmoid's backward as one op; dg = dz * y * (1 - y),
-    dy = dz * g * (1 - 2 y)"""
+    dy = dz * g * (1 - 2 y); ż = ġ * y * (1 - y) + ẏ * g * (1 - 2 y)"""
 
     def forward(self, g, y):
         return g * y * (1 - y)
@@ -235,9 +275,14 @@ class SigmoidGrad(Function):
         g, y = self.inputs
         return gz * y * (1 - y), gz * g * (1 - 2 * y)
 
+    def jvp(self, tg, ty):
+        g, y = self.inputs
+        return tangent_sum(None if tg is None else SigmoidGrad.apply(tg, y),
+                           None if ty is None else ty * g * (1 - 2 * y))
+
 
 class Relu(Function):
-    """relu: y = max(x, 0); dx = dy * [x > 0]"""
+    """relu: y = max(x, 0); dx = dy * [x > 0]; ẏ = ẋ * [x > 0]"""
 
     def forward(self, x):
         return np.maximum(x, 0)
@@ -245,9 +290,12 @@ class Relu(Function):
     def backward(self, gy):
         return gy * (self.inputs[0] > 0)
 
+    def jvp(self, tx):
+        return tx * (self.inputs[0] > 0)
+
 
 class Sqrt(Function):
-    """sqrt: y = x ** 0.5; dx = dy / (2 y)"""
+    """sqrt: y = x ** 0.5; dx = dy / (2 y); ẏ = ẋ / (2 y)"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -257,9 +305,12 @@ class Sqrt(Function):
     def backward(self, gy):
         return gy / (2 * self.output())
 
+    def jvp(self, tx):
+        return tx / (2 * self.output())
+
 
 class Abs(Function):
-    """abs: y = |x|; dx = dy * sign(x)"""
+    """abs: y = |x|; dx = dy * sign(x); ẏ = ẋ * sign(x)"""
 
     def forward(self, x):
         return np.abs(x)
@@ -267,9 +318,12 @@ class Abs(Function):
     def backward(self, gy):
         return gy * Sign.apply(self.inputs[0])
 
+    def jvp(self, tx):
+        return tx * Sign.apply(self.inputs[0])
+
 
 class Clip(Function):
-    """clip: y = min(max(x, lo), hi); dx = dy * [lo <= x <= hi] = dy * [y == x]"""
+    """clip: y = min(max(x, lo), hi); dx = dy * [lo <= x <= hi] = dy * [y == x]; ẏ = ẋ * [y == x]"""
 
     def __init__(self, lo: float | None, hi: float | None) -> None:
         if lo is not None and hi is not None and lo > hi:
@@ -282,9 +336,13 @@ class Clip(Function):
     def backward(self, gy):
         return gy * Compare.apply(self.inputs[0], self.output(), op="==")
 
+    def jvp(self, tx):
+        return tx * Compare.apply(self.inputs[0], self.output(), op="==")
+
 
 class Where(Function):
-    """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)  (cond: no gradient)"""
+    """where: y = a where cond else b; da = dy * cond, db = dy * (1 - cond)  (cond: no gradient);
+    ẏ = ȧ where cond else ḃ"""
 
     saved_inputs = slice(1)  # backward reads cond only
 
@@ -300,9 +358,19 @@ class Where(Function):
             Where.apply(cond, zero, gy) if b.requires_grad else None,
         )
 
+    def jvp(self, tc, ta, tb):
+        if ta is None and tb is None:  # the condition's tangent, if any, changes nothing
+            return None
+        cond, a, b = self.inputs
+        if ta is None:  # a zero of the branch's dtype, so that the tangent takes y's dtype
+            ta = Tensor._wrap(np.zeros((), a.dtype))
+        elif tb is None:
+            tb = Tensor._wrap(np.zeros((), b.dtype))
+        return Where.apply(cond, ta, tb)
+
 
 class Cast(Function):
-    """cast: y = x as dtype; dx = dy as x's dtype"""
+    """cast: y = x as dtype; dx = dy as x's dtype; ẏ = ẋ as dtype (none for a non-float dtype)"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -315,9 +383,12 @@ class Cast(Function):
     def backward(self, gy):
         return gy.astype(self.inputs[0].dtype)
 
+    def jvp(self, tx):
+        return tx.astype(self.dtype) if np.dtype(self.dtype).kind in "fc" else None
+
 
 class Clone(Function):
-    """clone: y = a copy of x; dx = dy"""
+    """clone: y = a copy of x; dx = dy; ẏ = ẋ"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -326,6 +397,9 @@ class Clone(Function):
 
     def backward(self, gy):
         return gy
+
+    def jvp(self, tx):
+        return tx
 
 
 class Detach(NonDifferentiable):

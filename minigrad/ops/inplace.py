@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import _state, is_grad_enabled, moved, no_grad
+from minigrad.autograd import _state, is_grad_enabled, moved, no_grad, take_tangents
 from minigrad.tensor import Tensor, _as_tensor
 
 
@@ -40,7 +40,9 @@ def update(x: Tensor, name: str, op: Callable[..., Tensor], *others: Any) -> Ten
     record = is_grad_enabled() and (x.requires_grad or any(o.requires_grad for o in others))
     if not record:
         with no_grad():
-            _write(x, name, op(x, *others))
+            result = op(x, *others)
+        _write(x, name, result)
+        take_tangents(x, result)  # forward mode: x holds the result, and so its tangent
         return x
     if x.requires_grad and x.grad_fn is None:
         raise RuntimeError(
@@ -65,6 +67,7 @@ def update(x: Tensor, name: str, op: Callable[..., Tensor], *others: Any) -> Ten
     result = op(before, *others)  # reads copies of whatever the write below changes
     _write(x, name, result)
     _give_place(result, x)
+    take_tangents(x, result)
     moved(x, before)  # nodes recorded earlier read ``before`` in backward, not x's new place
     return x
 
@@ -104,6 +107,7 @@ def _value_before(x: Tensor) -> Tensor:
     before = Tensor._wrap(x.data.copy())
     before.requires_grad, before.grad_fn, before.output_nr = (x.requires_grad, x.grad_fn,
                                                               x.output_nr)
+    take_tangents(before, x)  # and, in forward mode, x's tangent
     return before
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import random
-from minigrad.autograd import Function
+from minigrad.autograd import Function, tangent_sum
 from minigrad.ops.elementwise import NonDifferentiable
 from minigrad.ops.reduce import normalize_axes
 from minigrad.tensor import Tensor
 
 
 class Softmax(Function):
-    """softmax: y = exp(x - max x) / sum exp(x - max x); dx = y * (dy - sum(dy * y))"""
+    """softmax: y = exp(x - max x) / sum exp(x - max x); dx = y * (dy - sum(dy * y));
+    ẏ = y * (ẋ - sum(ẋ * y))"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -31,9 +32,13 @@ class Softmax(Function):
         y = self.output()
         return y * (gy - (gy * y).sum(self.axis, keepdims=True))
 
+    def jvp(self, tx):
+        y = self.output()
+        return y * (tx - (tx * y).sum(self.axis, keepdims=True))
+
 
 class LogSoftmax(Function):
-    """log_softmax: y = x - logsumexp(x); dx = dy - exp(y) * sum(dy)"""
+    """log_softmax: y = x - logsumexp(x); dx = dy - exp(y) * sum(dy); ẏ = ẋ - sum(ẋ * exp(y))"""
 
     saved_inputs = slice(0)  # backward reads the output
 
@@ -47,6 +52,9 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         return gy - self.output().exp() * gy.sum(self.axis, keepdims=True)
+
+    def jvp(self, tx):
+        return tx - (tx * self.output().exp()).sum(self.axis, keepdims=True)
 
 
 def softmax(x: Tensor, dim: int = -1, *, axis: int | None = None) -> Tensor:
@@ -133,11 +141,13 @@ def _scaled_softmax_minus_onehot(
 
 
 class CrossEntropy(Function):
-    """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t))
+    """cross_entropy: y = sum w * (logsumexp(x) - x[t]); dx = w * dy * (softmax(x) - onehot(t));
+    ẏ = sum(ẋ * w * (softmax(x) - onehot(t)))
 
     The targets ``t`` and their weights ``w`` (of the target's shape, 0 at ignored targets and
-    1 / count for the mean) are inputs without gradient, made by ``ClassTargets``. Backward is
-    one op, ``CrossEntropyGrad``, whether or not it is recorded.
+    1 / count for the mean) are inputs without gradient (nor tangent), made by
+    ``ClassTargets``. Backward is one op, ``CrossEntropyGrad``, whether or not it is recorded;
+    so is most of the tangent: the gradient for dy = 1, then summed against ẋ.
     """
 
     def __init__(self, axis: int, reduction: str) -> None:
@@ -153,10 +163,20 @@ class CrossEntropy(Function):
         dx = CrossEntropyGrad.apply(x, t, w, gy, axis=self.axis, reduction=self.reduction)
         return dx, None, None
 
+    def jvp(self, tx, tt, tw):
+        if tx is None:  # t and w have no gradient, so no tangent either
+            return None
+        x, t, w = self.inputs
+        none = self.reduction == "none"
+        ones = Tensor._wrap(np.ones(t.shape if none else (), x.dtype))  # dy = 1: the loss's shape
+        dx = CrossEntropyGrad.apply(x, t, w, ones, axis=self.axis, reduction=self.reduction)
+        return (tx * dx).sum(self.axis if none else None)
+
 
 class CrossEntropyGrad(Function):
     """cross_entropy_grad: y = s * (p - onehot(t)), p = softmax(x), s = w * g;
-    dx = s * p * (dy - sum(dy * p)), dg = sum(dy * (p - onehot(t)) * w)
+    dx = s * p * (dy - sum(dy * p)), dg = sum(dy * (p - onehot(t)) * w);
+    ẏ = s * p * (ẋ - sum(ẋ * p)) + w * ġ * (p - onehot(t))
 
     Cross-entropy's backward: its gradient as one op, computed in one pass over the logits,
     whose own backward gives second derivatives. ``g`` is the gradient of the loss (a scalar
@@ -185,6 +205,18 @@ class CrossEntropyGrad(Function):
             onehot = OneHot.apply(t, classes=x.shape[self.axis], axis=self.axis, dtype=x.dtype)
             gg = (gy * (p - onehot) * w).sum(self.axis if none else None)
         return gx, None, None, gg
+
+    def jvp(self, tx, tt, tw, tg):
+        x, t, w, g = self.inputs
+        tangent_x = tangent_g = None
+        if tx is not None:  # backward's map for dx, applied to ẋ (it is symmetric)
+            p = x.softmax(self.axis)
+            s = (w * g).unsqueeze(self.axis)
+            tangent_x = s * p * (tx - (tx * p).sum(self.axis, keepdims=True))
+        if tg is not None:  # y is linear in g: ġ's term is this op of ġ
+            tangent_g = CrossEntropyGrad.apply(x, t, w, tg, axis=self.axis,
+                                               reduction=self.reduction)
+        return tangent_sum(tangent_x, tangent_g)
 
 
 class DropoutMask(NonDifferentiable):
