@@ -11,6 +11,8 @@ Columns:
   forward     build the chain with graph recording (grad mode on)
   backward    ``y.backward()`` through that chain (built untimed), divided by the number of ops
   no_grad     the same forward under ``no_grad()`` (nothing recorded)
+  jvp         the chain in forward mode, ``func.jvp`` (``torch.func.jvp``) from a leaf that does
+              not require grad: each op and its jvp rule, divided by the number of ops
 The NumPy row runs the same chain on raw float32 arrays: the floor.
 
 Each figure is the best of ``--repeats`` runs (the machine is noisy); the runs of all rows are
@@ -52,17 +54,20 @@ def chain(y, c, d, n: int):
     return y
 
 
-def engine_timers(x, c, d, n: int, no_grad: Callable) -> dict[str, Timer]:
-    """Timers for forward, backward and no_grad forward of an autograd engine's chain."""
+def engine_timers(x, c, d, n: int, no_grad: Callable, jvp: Callable) -> dict[str, Timer]:
+    """Timers for forward, backward, no_grad forward and jvp of an autograd engine's chain."""
 
     def plain():
         with no_grad():
             return chain(x, c, d, n)
 
+    primal, tangent = x.detach(), x.detach() * 0 + 1
+
     return {
         "forward": lambda: seconds(lambda: chain(x, c, d, n)),
         "backward": lambda: seconds(chain(x, c, d, n).backward),
         "no_grad": lambda: seconds(plain),
+        "jvp": lambda: seconds(lambda: jvp(lambda y: chain(y, c, d, n), (primal,), (tangent,))),
     }
 
 
@@ -71,7 +76,7 @@ def all_timers(n: int) -> dict[str, dict[str, Timer]]:
     timers = {
         "minigrad": engine_timers(
             mg.tensor([1.0], requires_grad=True), mg.tensor([0.999]), mg.tensor([0.001]), n,
-            mg.no_grad,
+            mg.no_grad, mg.func.jvp,
         ),
         "NumPy": {"forward": lambda: seconds(lambda: chain(
             np.array([1.0], np.float32), np.array([0.999], np.float32),
@@ -84,7 +89,7 @@ def all_timers(n: int) -> dict[str, dict[str, Timer]]:
         return timers
     timers["torch " + torch.__version__] = engine_timers(
         torch.tensor([1.0], requires_grad=True), torch.tensor([0.999]), torch.tensor([0.001]), n,
-        torch.no_grad,
+        torch.no_grad, torch.func.jvp,
     )
     return timers
 
@@ -105,7 +110,7 @@ def main() -> None:
           f"NumPy {np.__version__}")
     if not any(name.startswith("torch") for name in timers):
         print("(PyTorch not installed: no comparison)")
-    columns = ("forward", "backward", "no_grad")
+    columns = ("forward", "backward", "no_grad", "jvp")
     print(f"{'':<20}" + "".join(f"{col:>10}" for col in columns))
     for name in timers:
         cells = [best.get((name, col)) for col in columns]
