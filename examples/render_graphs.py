@@ -2,7 +2,7 @@
 
     python examples/render_graphs.py [NAME ...] [--out docs/graphs] [--format svg]
 
-Six drawings (all of them unless NAMEs are given):
+Eight drawings (all of them unless NAMEs are given):
   lstm_cell          one LSTM cell step, top to bottom, its gates and states named as in the
                      cell's code (x, h, c in; i, f, g, o; the new c and h), with a legend
   gru_cell           one GRU cell step (r, z, n, h)
@@ -14,6 +14,10 @@ Six drawings (all of them unless NAMEs are given):
   compiled_lstm      the forward program of one LSTM cell step compiled by mg.compile, as
                      traced and after the passes, side by side: the nine elementwise ops from
                      the gates to the new c and h become one fused kernel
+  neuron_jvp         o = tanh(w·x + b) pushed forward along ẇ (mg.func.jvp): each value and
+                     its tangent, made by the ops' jvp rules
+  neuron_hvp         a Hessian-vector product of o² / 2, forward over reverse: the gradient's
+                     ops pushed forward along v
 Rendering needs Graphviz's ``dot`` (``apt-get install graphviz``); ``--format gv`` writes the
 DOT sources, which need nothing.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 import graphviz
 
 import minigrad as mg
+from minigrad import func
 from minigrad.models import LSTM, RNN, GRUCell, LSTMCell
 from minigrad.viz.render import Drawing, GraphvizNotFoundError
 
@@ -80,6 +85,33 @@ def neuron_backward() -> graphviz.Digraph:
     return mg.draw_graph(dw.named("do/dw"), db.named("do/db"), show_values=True, rankdir="TB")
 
 
+def neuron_jvp() -> graphviz.Digraph:
+    """o = tanh(w·x + b) pushed forward along ẇ with mg.func.jvp: each op's output and, beside
+    it, its tangent, made by the op's jvp rule from the tangents of its inputs."""
+    x = mg.tensor([2.0, 0.0]).named("x")
+    w = mg.tensor([-3.0, 1.0], requires_grad=True).named("w")
+    b = mg.tensor(6.8813735870195432, requires_grad=True).named("b")  # o = 1/√2
+    tw = mg.tensor([1.0, 0.5], requires_grad=True).named("ẇ")  # recorded, to be drawn
+    o, to = func.jvp(lambda w: (w @ x + b).tanh(), (w,), (tw,))
+    return mg.draw_graph(o.named("o"), to.named("ȯ"), show_values=True, rankdir="TB")
+
+
+def neuron_hvp() -> graphviz.Digraph:
+    """A Hessian-vector product, forward over reverse: the gradient of L = o² / 2, with
+    o = tanh(w·x + b), made by backward's ops, then pushed forward along v by their jvp
+    rules."""
+    x = mg.tensor([2.0, 0.0]).named("x")
+    w = mg.tensor([-3.0, 1.0], requires_grad=True).named("w")
+    b = mg.tensor(6.8813735870195432).named("b")
+    v = mg.tensor([1.0, 0.5], requires_grad=True).named("v")
+
+    def loss(w: mg.Tensor) -> mg.Tensor:
+        return ((w @ x + b).tanh() ** 2).sum() / 2
+
+    _, hv = func.jvp(func.grad(loss), (w,), (v,))
+    return mg.draw_graph(hv.named("Hv"), show_values=True, rankdir="TB")
+
+
 def compiled_lstm_step() -> graphviz.Digraph:
     """The forward program of a compiled LSTMCell step, as traced (left) and after the passes
     (right), its inputs and outputs named."""
@@ -110,6 +142,8 @@ DRAWINGS: dict[str, Callable[[], graphviz.Digraph]] = {
     "rnn_grad_norm": rnn_gradient_flow,
     "neuron_backward": neuron_backward,
     "compiled_lstm": compiled_lstm_step,
+    "neuron_jvp": neuron_jvp,
+    "neuron_hvp": neuron_hvp,
 }
 
 

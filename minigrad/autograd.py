@@ -292,10 +292,26 @@ def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tens
             result = fn.jvp(*tangents)
         finally:
             _state.levels = levels
-        for y, t in zip(outputs, result if type(result) is tuple else (result,)):
-            if t is not None:
-                t = t if t.data.shape == y.data.shape else t.expand(y.shape)
-                known[id(y)] = (y, t if t.dtype == y.dtype else t.astype(y.dtype))
+        results = result if type(result) is tuple else (result,)
+        if len(results) != len(outputs):
+            raise ValueError(f"{fn.name}.jvp returned {len(results)} tangents for "
+                             f"{len(outputs)} outputs")
+        for y, t in zip(outputs, results):
+            if t is None:
+                continue
+            if t.data.shape != y.data.shape:
+                if not _broadcasts_to(t.data.shape, y.data.shape):
+                    raise ValueError(f"{fn.name}.jvp returned a tangent of shape {t.shape} for "
+                                     f"an output of shape {y.shape}")
+                t = t.expand(y.shape)
+            known[id(y)] = (y, t if t.dtype == y.dtype else t.astype(y.dtype))
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def take_tangents(x: Tensor, result: Tensor) -> None:

@@ -110,7 +110,8 @@ def test_every_committed_drawing_has_its_function_and_every_function_its_drawing
 
 @needs_dot
 @pytest.mark.parametrize("name", ["lstm_cell", "gru_cell", "lstm_collapsed", "rnn_grad_norm",
-                                  "neuron_backward", "compiled_lstm"])
+                                  "neuron_backward", "compiled_lstm", "neuron_jvp",
+                                  "neuron_hvp"])
 def test_the_committed_drawing_has_the_structure_the_code_draws_now(name):
     committed = structure((GRAPHS / f"{name}.svg").read_bytes())
     now = structure(render_graphs().draw(name).pipe(format="svg"))

@@ -279,9 +279,9 @@ def test_char_lm_perplexity_falls_and_compiled_eager_and_resumed_training_agree(
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="rendering needs Graphviz's `dot`, "
                     "which is not on PATH (apt-get install graphviz)")
-def test_render_graphs_writes_all_six_drawings_as_svg(tmp_path):
+def test_render_graphs_writes_all_eight_drawings_as_svg(tmp_path):
     names = ["lstm_cell", "gru_cell", "lstm_collapsed", "rnn_grad_norm", "neuron_backward",
-             "compiled_lstm"]
+             "compiled_lstm", "neuron_jvp", "neuron_hvp"]
     out = run("render_graphs", "--out", tmp_path / "graphs", cwd=tmp_path)
     assert out.splitlines() == [f"wrote {tmp_path / 'graphs' / name}.svg" for name in names]
     for name in names:

@@ -227,3 +227,32 @@ def test_hessian_over_several_arguments_nests_like_torch_func():
     for row, trow in zip(got, want):
         for h, th in zip(row, trow):
             close(h, th)
+
+
+def test_a_jvp_rule_that_returns_the_wrong_tangents_is_named():
+    class Twice(mg.Function):
+        def forward(self, x):
+            return x * 2, x * 3
+
+        def backward(self, ga, gb):
+            return ga * 2 + gb * 3
+
+        def jvp(self, tx):
+            return tx * 2  # one tangent for two outputs
+
+    class Wide(mg.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy * 2
+
+        def jvp(self, tx):
+            return mg.ones(5, dtype=np.float64)  # not the output's shape
+
+    x = mg.tensor(data(0, 3))
+    with pytest.raises(ValueError, match="Twice.jvp returned 1 tangents for 2 outputs"):
+        func.jvp(lambda x: Twice.apply(x)[0], (x,), (x,))
+    with pytest.raises(ValueError, match=r"Wide.jvp returned a tangent of shape \(5,\) for an "
+                                         r"output of shape \(3,\)"):
+        func.jvp(lambda x: Wide.apply(x), (x,), (x,))

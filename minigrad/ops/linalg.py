@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function
+from minigrad.autograd import Function, tangent_sum
 from minigrad.ops.shape import Transpose
 from minigrad.tensor import Tensor, _as_tensor
 
 
 class MatMul(Function):
-    """matmul: y = a @ b; da = dy @ b^T, db = a^T @ dy  (batch axes summed by the engine)"""
+    """matmul: y = a @ b; da = dy @ b^T, db = a^T @ dy  (batch axes summed by the engine);
+    ẏ = ȧ @ b + a @ ḃ  (each term a matmul as forward's, 1-D operands and batch axes alike)"""
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -53,9 +54,15 @@ class MatMul(Function):
             gb = gb.reshape(gb.shape[:-1]) if b.ndim == 1 else gb
         return ga, gb
 
+    def jvp(self, ta, tb):
+        a, b = self.inputs
+        return tangent_sum(None if ta is None else MatMul.apply(ta, b),
+                           None if tb is None else MatMul.apply(a, tb))
+
 
 class Linear(Function):
-    """linear: y = x @ W^T + b; dx = dy @ W, dW = dy^T @ x and db = sum(dy), over all rows
+    """linear: y = x @ W^T + b; dx = dy @ W, dW = dy^T @ x and db = sum(dy), over all rows;
+    ẏ = ẋ @ W^T + x @ Ẇ^T + ḃ
 
     ``b`` is ``(out,)`` or, as PyTorch also accepts, any shape that broadcasts to ``y`` (a
     recurrent cell passes its input projection here, so one op adds it).
@@ -92,6 +99,12 @@ class Linear(Function):
         if b[0].requires_grad:
             gb = rows.sum(0) if b[0].shape == w.shape[:1] else gy  # the engine sums a broadcast b
         return gx, gw, gb
+
+    def jvp(self, tx, tw, tb=None):
+        x, w = self.inputs[:2]
+        return tangent_sum(None if tx is None else Linear.apply(tx, w),
+                           None if tw is None else Linear.apply(x, tw),
+                           tb)  # (ḃ alone: the engine broadcasts it to y's shape)
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -131,7 +144,7 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
 class Einsum(Function):
     """einsum: y = einsum(spec, x1, x2, ...); dxi = einsum of dy with the other operands into
     xi's subscripts (a letter only xi has is broadcast back, a repeated one put on the
-    diagonal)
+    diagonal); ẏ = sum_i einsum(spec, x1, ..., ẋi, ..., xn)  (multilinear)
 
     ``spec`` is explicit ("ij,jk->ik"), with the ellipsis written out (``einsum`` does both).
     """
@@ -157,6 +170,12 @@ class Einsum(Function):
                              spec=f"{','.join([out, *others])}->{reached}")
             grads.append(_spread(g, reached, subscripts[i], x.shape, self.spec))
         return tuple(grads)
+
+    def jvp(self, *txs):
+        xs = self.inputs
+        return tangent_sum(*[
+            None if t is None else Einsum.apply(*xs[:i], t, *xs[i + 1:], spec=self.spec)
+            for i, t in enumerate(txs)])
 
 
 def _spread(g: Tensor, letters: str, target: str, shape: tuple[int, ...], spec: str) -> Tensor:

@@ -62,7 +62,8 @@ def _check_not_empty(x: np.ndarray | Tensor, op: str) -> None:
 
 
 class Max(Function):
-    """max: y = max_axis x; dx = dy * [x == y] / count(x == y)  (ties share the gradient)"""
+    """max: y = max_axis x; dx = dy * [x == y] / count(x == y)  (ties share the gradient);
+    ẏ = sum_axis(ẋ * [x == y]) / count(x == y)  (ties share the tangent: ẋ's mean over them)"""
 
     pick = staticmethod(np.max)
 
@@ -77,16 +78,26 @@ class Max(Function):
         return self.pick(x, axis=axes, keepdims=self.keepdims)
 
     def backward(self, gy):
+        axes, kept, share = self._shares()
+        return gy.reshape(kept) * share
+
+    def jvp(self, tx):
+        axes, _, share = self._shares()
+        return Sum.apply(tx * share, axis=axes, keepdims=self.keepdims)
+
+    def _shares(self) -> tuple[tuple[int, ...], tuple[int, ...], Tensor]:
+        """The reduced axes, the output's shape with them kept, and each element's share of
+        its result: [x == y] / count(x == y), a constant (no gradient, no tangent)."""
         (axes,) = self.saved
         x = self.inputs[0]
         kept = _kept_shape(x.shape, axes)
         hit = Compare.apply(x, self.output().reshape(kept), op="==").astype(x.dtype)
-        return gy.reshape(kept) * (hit / hit.sum(axes, keepdims=True))
+        return axes, kept, hit / hit.sum(axes, keepdims=True)
 
 
 class Min(Max):
-    """min: y = min_axis x; dx = dy * [x == y] / count(x == y)  (max's rule: only the pick
-    differs)"""
+    """min: y = min_axis x; dx = dy * [x == y] / count(x == y);
+    ẏ = sum_axis(ẋ * [x == y]) / count(x == y)  (max's rules: only the pick differs)"""
 
     pick = staticmethod(np.min)
 

@@ -43,7 +43,7 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """transpose: y = x with axes permuted; dx = dy with the inverse permutation"""
+    """transpose: y = x with axes permuted; dx = dy with the inverse permutation; ẏ = ẋ permuted"""
 
     view = True
     saved_inputs = slice(0)  # backward reads no input
@@ -64,9 +64,13 @@ class Transpose(Function):
         inverse = None if self.axes is None else tuple(np.argsort([a % gy.ndim for a in self.axes]))
         return Transpose.apply(gy, axes=inverse)
 
+    def jvp(self, tx):
+        return Transpose.apply(tx, axes=self.axes)
+
 
 class BroadcastTo(Function):
-    """broadcast_to: y = x repeated to shape; dx = sum of dy over the repeated axes"""
+    """broadcast_to: y = x repeated to shape; dx = sum of dy over the repeated axes;
+    ẏ = ẋ repeated to shape"""
 
     view = True
     saved_inputs = slice(0)  # backward reads no input
@@ -85,9 +89,13 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return sum_to(gy, self.inputs[0].shape)
 
+    def jvp(self, tx):
+        return BroadcastTo.apply(tx, shape=self.shape)
+
 
 class SumTo(Function):
-    """sum_to: y = x summed over the axes broadcasting added or stretched; dx = broadcast(dy)"""
+    """sum_to: y = x summed over the axes broadcasting added or stretched; dx = broadcast(dy);
+    ẏ = ẋ summed to shape"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -103,6 +111,9 @@ class SumTo(Function):
 
     def backward(self, gy):
         return gy.broadcast_to(self.inputs[0].shape)
+
+    def jvp(self, tx):
+        return SumTo.apply(tx, shape=self.shape)
 
 
 def sum_to(x: Tensor, shape: Shape) -> Tensor:
@@ -153,7 +164,7 @@ def _is_advanced(index) -> bool:
 
 
 class GetItem(Function):
-    """getitem: y = x[index]; dx = zeros with dy added at index (repeats accumulate)
+    """getitem: y = x[index]; dx = zeros with dy added at index (repeats accumulate); ẏ = ẋ[index]
 
     Index arrays come as inputs after ``x`` (no gradient); ``index`` holds ``ARRAY`` for them.
     """
@@ -176,10 +187,13 @@ class GetItem(Function):
         x, *arrays = self.inputs
         return IndexAdd.apply(gy, *arrays, index=self.index, shape=x.shape), *[None] * len(arrays)
 
+    def jvp(self, tx, *_):  # the index arrays have no tangent
+        return GetItem.apply(tx, *self.inputs[1:], index=self.index)
+
 
 class IndexAdd(Function):
-    """index_add: y = zeros(shape) with x added at index; dx = dy[index]  (index arrays as in
-    getitem)"""
+    """index_add: y = zeros(shape) with x added at index; dx = dy[index]; ẏ = zeros(shape) with
+    ẋ added at index  (index arrays as in getitem)"""
 
     saved_inputs = slice(1, None)  # backward reads the index arrays
 
@@ -205,6 +219,9 @@ class IndexAdd(Function):
         arrays = self.inputs[1:]
         return GetItem.apply(gy, *arrays, index=self.index), *[None] * len(arrays)
 
+    def jvp(self, tx, *_):  # the index arrays have no tangent
+        return IndexAdd.apply(tx, *self.inputs[1:], index=self.index, shape=self.shape)
+
 
 def getitem(x: Tensor, index) -> Tensor:
     """``x[index]`` with NumPy's basic and advanced indexing; index arrays are op inputs."""
@@ -213,7 +230,8 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 class Concat(Function):
-    """concat: y = [x1, x2, ...] joined along axis; dxi = the slice of dy that xi filled"""
+    """concat: y = [x1, x2, ...] joined along axis; dxi = the slice of dy that xi filled;
+    ẏ = [ẋ1, ẋ2, ...] joined along axis"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -239,9 +257,13 @@ class Concat(Function):
         (sizes,) = self.saved
         return Split.apply(gy, sizes=sizes, axis=self.axis)
 
+    def jvp(self, *txs):
+        return Concat.apply(*_zero_filled(self.inputs, txs), axis=self.axis)
+
 
 class Split(Function):
-    """split: (y1, y2, ...) = pieces of x along axis; dx = concat(dy1, dy2, ...)"""
+    """split: (y1, y2, ...) = pieces of x along axis; dx = concat(dy1, dy2, ...);
+    (ẏ1, ẏ2, ...) = pieces of ẋ along axis"""
 
     view = True
     saved_inputs = slice(0)  # backward reads no input
@@ -257,9 +279,13 @@ class Split(Function):
     def backward(self, *gys):
         return Concat.apply(*gys, axis=self.axis)
 
+    def jvp(self, tx):
+        return Split.apply(tx, sizes=self.sizes, axis=self.axis)
+
 
 class Stack(Function):
-    """stack: y = [x1, x2, ...] along a new axis; dxi = dy's slice i along that axis"""
+    """stack: y = [x1, x2, ...] along a new axis; dxi = dy's slice i along that axis;
+    ẏ = [ẋ1, ẋ2, ...] along a new axis"""
 
     saved_inputs = slice(0)  # backward reads no input
 
@@ -272,9 +298,13 @@ class Stack(Function):
     def backward(self, gy):
         return Unbind.apply(gy, axis=self.axis)
 
+    def jvp(self, *txs):
+        return Stack.apply(*_zero_filled(self.inputs, txs), axis=self.axis)
+
 
 class Unbind(Function):
-    """unbind: (y1, y2, ...) = slices of x along axis, which they drop; dx = stack(dy1, dy2, ...)"""
+    """unbind: (y1, y2, ...) = slices of x along axis, which they drop; dx = stack(dy1, dy2, ...);
+    (ẏ1, ẏ2, ...) = slices of ẋ along axis"""
 
     view = True
     saved_inputs = slice(0)  # backward reads no input
@@ -287,6 +317,16 @@ class Unbind(Function):
 
     def backward(self, *gys):
         return Stack.apply(*gys, axis=self.axis)
+
+    def jvp(self, tx):
+        return Unbind.apply(tx, axis=self.axis)
+
+
+def _zero_filled(xs: Sequence[Tensor], tangents: Sequence[Tensor | None]) -> list[Tensor]:
+    """The tangents of a join's inputs (concat, stack), with zeros of an input's shape for an
+    input without one (its part of the joined tangent is zero)."""
+    return [Tensor._wrap(np.zeros(x.shape, x.dtype)) if t is None else t
+            for x, t in zip(xs, tangents)]
 
 
 def concat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
