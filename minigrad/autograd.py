@@ -268,8 +268,11 @@ def check_saved(fn: Function) -> None:
 def tangent_sum(*terms: Tensor | None) -> Tensor | None:
     """The sum of the tangent terms that are not None (a term is None where an input has no
     tangent, a zero one: ``None if ta is None else ta * b``); None if all are."""
-    present = [t for t in terms if t is not None]
-    return sum(present[1:], present[0]) if present else None
+    total = None
+    for t in terms:
+        if t is not None:
+            total = t if total is None else total + t
+    return total
 
 
 def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...]) -> None:
@@ -279,10 +282,15 @@ def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tens
     derivatives. A tangent of a broadcast output is broadcast to the output's shape."""
     levels = _state.levels
     for k, level in enumerate(levels):
-        known = level.tangents  # id of a tensor -> (the tensor, its tangent)
-        entries = [known.get(id(x)) for x in inputs]
-        tangents = [e[1] if e is not None and e[0] is x else None for e, x in zip(entries, inputs)]
-        if all(t is None for t in tangents):  # (`count(None)` would call each ==)
+        known, tangents, found = level.tangents, [], False  # id -> (tensor, its tangent)
+        for x in inputs:
+            entry = known.get(id(x))
+            if entry is not None and entry[0] is x:
+                tangents.append(entry[1])
+                found = True
+            else:
+                tangents.append(None)
+        if not found:
             continue
         if fn.inputs is not inputs:  # not recorded (no grad needed): the rule reads them too
             fn.inputs, fn.outputs = inputs, tuple([_ref(y) for y in outputs])
