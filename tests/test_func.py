@@ -256,3 +256,13 @@ def test_a_jvp_rule_that_returns_the_wrong_tangents_is_named():
     with pytest.raises(ValueError, match=r"Wide.jvp returned a tangent of shape \(5,\) for an "
                                          r"output of shape \(3,\)"):
         func.jvp(lambda x: Wide.apply(x), (x,), (x,))
+
+
+def test_forward_mode_and_mg_compile_refuse_each_other_with_a_clear_error():
+    x = mg.tensor(data(0, 3))
+    compiled = mg.compile(lambda x: x.tanh() * 2, fallback=False)
+    with pytest.raises(NotImplementedError, match="jvp through a compiled call"):
+        func.jvp(compiled, (x,), (x,))
+    inside = mg.compile(lambda x: func.jvp(lambda y: y * 2, (x,), (x,))[1], fallback=False)
+    with pytest.raises(RuntimeError, match="inside a function that mg.compile traces"):
+        inside(x)

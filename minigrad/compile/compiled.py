@@ -193,6 +193,13 @@ class CompiledCall(Function):
             check_close(zeros if results[k] is None else results[k],
                         zeros if want is None else want, what, spec.replay)
 
+    def jvp(self, *tangents: Tensor | None) -> None:
+        """Forward mode through a compiled call: not supported (its programs carry no
+        tangents)."""
+        raise NotImplementedError(
+            f"mg.func.jvp through a compiled call of {self.specialization.trace.name}: its "
+            "programs carry no tangents. Take the jvp of the uncompiled function")
+
     @property
     def name(self) -> str:
         """The label in drawings and errors: the compiled function's name."""

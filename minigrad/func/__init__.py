@@ -20,6 +20,7 @@ import numpy as np
 
 from minigrad.autograd import _state, enable_grad
 from minigrad.autograd import grad as _engine_grad
+from minigrad.compile.trace import is_tracing
 from minigrad.nn.module import Module
 from minigrad.ops.shape import stack
 from minigrad.tensor import Tensor
@@ -231,6 +232,10 @@ def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = 
     ``tangents`` (one per primal, each of the primal's shape and dtype), both trees like the
     output; computed by forward mode, every op's ``jvp`` rule in turn. With ``has_aux``:
     ``(output, tangent_out, aux)``."""
+    if is_tracing():
+        raise RuntimeError("mg.func.jvp inside a function that mg.compile traces: a compiled "
+                           "program records no tangents. Call jvp outside the compiled "
+                           "function, or compile the function you pass to it")
     if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
         raise TypeError("mg.func.jvp: primals and tangents must be tuples (one entry per "
                         "argument of the function)")
