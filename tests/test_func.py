@@ -266,3 +266,16 @@ def test_forward_mode_and_mg_compile_refuse_each_other_with_a_clear_error():
     inside = mg.compile(lambda x: func.jvp(lambda y: y * 2, (x,), (x,))[1], fallback=False)
     with pytest.raises(RuntimeError, match="inside a function that mg.compile traces"):
         inside(x)
+
+
+def test_jacrev_of_a_tree_argument_is_a_tree_of_jacobians():
+    params = {"a": mg.tensor(data(0, 3)), "b": mg.tensor(data(1, 3))}
+    jac = func.jacrev(lambda p: p["a"] * p["b"].tanh())(params)
+    assert set(jac) == {"a", "b"}
+    np.testing.assert_allclose(jac["a"].data, np.diag(np.tanh(params["b"].data)), atol=1e-12)
+    np.testing.assert_allclose(jac["b"].data, np.diag(params["a"].data
+                                                      * (1 - np.tanh(params["b"].data) ** 2)),
+                               atol=1e-12)
+    pair = func.jacrev(lambda x, p: x * p["a"], argnums=(0, 1))(params["b"], params)
+    assert isinstance(pair, tuple) and set(pair[1]) == {"a", "b"}
+    np.testing.assert_array_equal(pair[1]["b"].data, np.zeros((3, 3)))

@@ -175,12 +175,13 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple:
 def jacrev(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:
     """The Jacobian of ``f`` (one tensor output) with respect to the argument at ``argnums``,
     by reverse mode: one vector-Jacobian product per output element. Its shape is the output's
-    shape followed by the argument's; a tuple of them for several ``argnums``."""
+    shape followed by the argument's; for an argument that is a tree of tensors, a tree like
+    it of such Jacobians; a tuple of them for several ``argnums``."""
 
     def transformed(*args: Any) -> Any:
         numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         with enable_grad():
-            full, wrt, _ = _with_respect_to(args, numbers, "jacrev")
+            full, wrt, shapes = _with_respect_to(args, numbers, "jacrev")
             y = f(*full)
             if not isinstance(y, Tensor):
                 raise TypeError(f"mg.func.jacrev: the function must return one tensor; got "
@@ -190,9 +191,9 @@ def jacrev(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callabl
                 basis = np.zeros(y.data.size, y.dtype)
                 basis[k] = 1
                 rows.append(_gradients(y, wrt, Tensor(basis.reshape(y.shape))))
-        jacobians = tuple(_stack([row[j] for row in rows], y.shape, x.shape)
-                          for j, x in enumerate(wrt))
-        return jacobians[0] if isinstance(argnums, int) else jacobians
+        jacobians = [_stack([row[j] for row in rows], y.shape, x.shape)
+                     for j, x in enumerate(wrt)]
+        return _regroup(jacobians, shapes, argnums)  # nested like the arguments
 
     return transformed
 
