@@ -105,11 +105,11 @@ def _regroup(grads: Sequence[Tensor], shapes: list[tuple[Any, int]],
     return out[0] if isinstance(argnums, int) else tuple(out)
 
 
-def _gradients(output: Tensor, wrt: list[Tensor], grad_output: Tensor | None = None
-               ) -> list[Tensor]:
-    """d output / d x for each x in ``wrt`` (zeros where it does not depend on x), as ops."""
-    found = _engine_grad([output], wrt, None if grad_output is None else [grad_output],
-                         create_graph=True, allow_unused=True)
+def _gradients(outputs: list[Tensor], wrt: list[Tensor],
+               grad_outputs: list[Tensor] | None = None) -> list[Tensor]:
+    """The vector-Jacobian product of ``grad_outputs`` (ones for one-element outputs) with
+    ``outputs``, for each x in ``wrt`` (zeros where they do not depend on x), made of ops."""
+    found = _engine_grad(outputs, wrt, grad_outputs, create_graph=True, allow_unused=True)
     return [Tensor(np.zeros(x.shape, x.dtype)) if g is None else g for x, g in zip(wrt, found)]
 
 
@@ -128,7 +128,7 @@ def grad_and_value(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
                     f"mg.func.grad: the function must return a tensor with one element (a "
                     f"scalar loss); got {_describe(value)}. For a vector output use vjp or "
                     "jacrev")
-            grads = _regroup(_gradients(value, wrt), shapes, argnums)
+            grads = _regroup(_gradients([value], wrt), shapes, argnums)
         return grads, ((value, aux) if has_aux else value)
 
     return transformed
@@ -165,8 +165,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple:
         for y, c in zip(outputs, given):
             _check_like(c, y, "vjp", "cotangent")
         with enable_grad():
-            total = [(y * c).sum() for y, c in zip(outputs, given)]
-            grads = _gradients(sum(total[1:], total[0]), wrt)
+            grads = _gradients(outputs, wrt, given)
         return _regroup(grads, shapes, tuple(range(len(primals))))
 
     return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
@@ -190,7 +189,7 @@ def jacrev(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callabl
             for k in range(y.data.size):
                 basis = np.zeros(y.data.size, y.dtype)
                 basis[k] = 1
-                rows.append(_gradients(y, wrt, Tensor(basis.reshape(y.shape))))
+                rows.append(_gradients([y], wrt, [Tensor(basis.reshape(y.shape))]))
         jacobians = [_stack([row[j] for row in rows], y.shape, x.shape)
                      for j, x in enumerate(wrt)]
         return _regroup(jacobians, shapes, argnums)  # nested like the arguments
