@@ -9,6 +9,7 @@ again with ops. So the transforms compose: ``jacfwd(jacrev(f))`` is ``hessian(f)
 ``jvp(grad(f), ...)`` a Hessian-vector product by forward-over-reverse.
 
 Arguments and results may be tensors or tuples, lists and dicts of them (a parameters dict).
+``vmap`` is not here yet: ``jacrev`` and ``jacfwd`` take their products one at a time.
 """
 
 from __future__ import annotations
