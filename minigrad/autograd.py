@@ -279,7 +279,7 @@ def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tens
     """Forward mode, for each open level whose tangents reach an input of ``fn``: the outputs'
     tangents from ``fn.jvp``. The rule's own ops carry the other levels' tangents, not their
     own level's (a tangent has no tangent in its own level), so nested levels give second
-    derivatives. A tangent of a broadcast output is broadcast to the output's shape."""
+    derivatives. A tangent is broadcast to its output's shape and cast to its dtype."""
     levels = _state.levels
     for k, level in enumerate(levels):
         known, tangents, found = level.tangents, [], False  # id -> (tensor, its tangent)
