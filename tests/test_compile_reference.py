@@ -21,15 +21,21 @@ from tests.test_compile import BACKENDS, MinimalGatedCell, kernel_backend
 from tests.test_expressions import expressions
 
 
+def weighted_sum(outputs):
+    """The outputs that require grad, each weighted elementwise by fixed random weights, summed:
+    one scalar whose gradients depend on every output element."""
+    rng = np.random.default_rng(0)
+    return sum((y * mg.tensor(rng.uniform(-1, 1, y.shape), dtype=y.dtype)).sum()
+               for y in outputs if y.requires_grad)
+
+
 def with_gradients(fn, wrt_params=()):
     """A function that returns ``fn``'s outputs and then the gradients of their weighted sum
     (fixed random weights) with respect to its tensor arguments that require grad and to
     ``wrt_params``, recorded with create_graph=True: what the reference compiles."""
     def value_and_grads(*args):
         outputs = reference._leaves(fn(*args))
-        rng = np.random.default_rng(0)
-        total = sum((y * mg.tensor(rng.uniform(-1, 1, y.shape), dtype=y.dtype)).sum()
-                    for y in outputs if y.requires_grad)
+        total = weighted_sum(outputs)
         wrt = [x for x in args if x.requires_grad] + list(wrt_params)
         grads = mg.grad(total, wrt, create_graph=True, allow_unused=True)
         return (*outputs, *[mg.zeros_like(x) if g is None else g for x, g in zip(wrt, grads)])
@@ -40,9 +46,7 @@ def with_gradients(fn, wrt_params=()):
 def compiled_outputs_and_grads(compiled, args, params=()):
     """The real compiler's outputs and the gradients of the same weighted sum, by backward."""
     outputs = reference._leaves(compiled(*args))
-    rng = np.random.default_rng(0)
-    total = sum((y * mg.tensor(rng.uniform(-1, 1, y.shape), dtype=y.dtype)).sum()
-                for y in outputs if y.requires_grad)
+    total = weighted_sum(outputs)
     wrt = [x for x in args if x.requires_grad] + list(params)
     grads = mg.grad(total, wrt, allow_unused=True)
     return [*outputs, *[mg.zeros_like(x) if g is None else g for x, g in zip(wrt, grads)]]

@@ -24,7 +24,7 @@ from minigrad.autograd import grad as _engine_grad
 from minigrad.compile.trace import is_tracing
 from minigrad.nn.module import Module
 from minigrad.ops.shape import stack
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, zeros_like
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
            "vjp"]
@@ -111,7 +111,7 @@ def _gradients(outputs: list[Tensor], wrt: list[Tensor],
     """The vector-Jacobian product of ``grad_outputs`` (ones for one-element outputs) with
     ``outputs``, for each x in ``wrt`` (zeros where they do not depend on x), made of ops."""
     found = _engine_grad(outputs, wrt, grad_outputs, create_graph=True, allow_unused=True)
-    return [Tensor(np.zeros(x.shape, x.dtype)) if g is None else g for x, g in zip(wrt, found)]
+    return [zeros_like(x) if g is None else g for x, g in zip(wrt, found)]
 
 
 def grad_and_value(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0,
@@ -259,7 +259,7 @@ def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = 
         _state.levels = outer
     outputs, out_shape = tree_flatten(output)
     tangent_out = tree_unflatten(out_shape, [
-        _zeros_like(y) if level.tangent(y) is None else level.tangent(y) for y in outputs])
+        zeros_like(y) if level.tangent(y) is None else level.tangent(y) for y in outputs])
     return (output, tangent_out, aux) if has_aux else (output, tangent_out)
 
 
@@ -284,7 +284,7 @@ def jacfwd(f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callabl
                 basis = np.zeros(x.data.size, x.dtype)
                 basis[i] = 1
                 tangents = tuple(Tensor(basis.reshape(x.shape)) if j == k % len(args)
-                                 else _zeros_like(a) for j, a in enumerate(args))
+                                 else zeros_like(a) for j, a in enumerate(args))
                 for column, d in zip(columns, tree_flatten(jvp(f, tuple(args), tangents)[1])[0]):
                     column.append(d)
             by_argument.append([_by_columns(column, x, y) for column, y in zip(columns, outputs)])
@@ -368,9 +368,6 @@ def _check_like(t: Any, x: Tensor, name: str, what: str) -> None:
         raise ValueError(f"mg.func.{name}: a {what} of shape {t.shape} and dtype {t.dtype} for "
                          f"a primal of shape {x.shape} and dtype {x.dtype}: they must match")
 
-
-def _zeros_like(x: Tensor) -> Tensor:
-    return Tensor(np.zeros(x.shape, x.dtype))
 
 
 def _describe(value: Any) -> str:
