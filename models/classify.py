@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 
 import minigrad as mg
 from minigrad.data import TAG_PAD
+from minigrad.func import batching
 from minigrad.nn import Dropout, Embedding, Linear, Module, ModuleList
 from minigrad.nn import functional as F
 from minigrad.ops.elementwise import NonDifferentiable
@@ -70,6 +71,9 @@ class BatchLengths(NonDifferentiable):
                 "vocabulary, give the model your padding id (pad_id=..., None if there is none)"
             )
         return ids, lengths.astype(np.int64)
+
+
+batching.RULES[BatchLengths] = batching.rows  # vmap: examples' rows checked as one batch
 
 
 class _PaddedRecurrentModel(Module):

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import minigrad as mg
+from minigrad.func import batching
 from minigrad.nn import Embedding, Linear, Module
 from minigrad.nn import functional as F
 from minigrad.ops.elementwise import NonDifferentiable
@@ -141,6 +142,10 @@ class SourceMask(NonDifferentiable):
                 "padding id (pad_id=...)"
             )
         return mask
+
+
+# vmap: the examples' rows checked as one batch (ids one by one)
+batching.RULES.update({VocabIds: batching.pointwise, SourceMask: batching.rows})
 
 
 class Encoder(Module):
@@ -396,6 +401,9 @@ class TargetIds(NonDifferentiable):
                 f"tokens, </s>, {fix}"
             )
         return tgt
+
+
+batching.RULES[TargetIds] = batching.rows  # vmap: the examples' rows checked as one batch
 
 
 class Seq2Seq(Module):

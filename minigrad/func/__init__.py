@@ -8,8 +8,11 @@ and ``backward`` in ``minigrad/ops/``) gives its outputs' tangents from its inpu
 again with ops. So the transforms compose: ``jacfwd(jacrev(f))`` is ``hessian(f)``,
 ``jvp(grad(f), ...)`` a Hessian-vector product by forward-over-reverse.
 
+``vmap`` (``vectorize.py``) runs a function of one example on a whole batch: it traces the
+function on one example and replays the ops on the batch by each op's batching rule
+(``batching.py``); ``vmap(grad(loss))`` gives per-example gradients.
+
 Arguments and results may be tensors or tuples, lists and dicts of them (a parameters dict).
-``vmap`` is not here yet: ``jacrev`` and ``jacfwd`` take their products one at a time.
 """
 
 from __future__ import annotations
@@ -22,44 +25,14 @@ import numpy as np
 from minigrad.autograd import _state, enable_grad
 from minigrad.autograd import grad as _engine_grad
 from minigrad.compile.trace import is_tracing
+from minigrad.func.trees import tree_flatten, tree_unflatten
+from minigrad.func.vectorize import vmap
 from minigrad.nn.module import Module
 from minigrad.ops.shape import stack
 from minigrad.tensor import Tensor, zeros_like
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp",
-           "vjp"]
-
-
-# -- pytrees: tensors in tuples, lists and dicts ------------------------------------------------
-
-
-def tree_flatten(tree: Any) -> tuple[list[Tensor], Any]:
-    """The tensors in ``tree`` (tuples, lists and dicts of tensors), in order, and its shape."""
-    if isinstance(tree, Tensor):
-        return [tree], None
-    if isinstance(tree, (tuple, list)):
-        parts = [tree_flatten(x) for x in tree]
-        return [t for leaves, _ in parts for t in leaves], (type(tree), [s for _, s in parts])
-    if isinstance(tree, dict):
-        parts = [tree_flatten(x) for x in tree.values()]
-        return ([t for leaves, _ in parts for t in leaves],
-                (dict, list(tree), [s for _, s in parts]))
-    raise TypeError(f"mg.func: expected tensors, or tuples, lists and dicts of them; got a "
-                    f"{type(tree).__name__}")
-
-
-def tree_unflatten(shape: Any, leaves: Sequence[Any]) -> Any:
-    """The inverse of ``tree_flatten``: ``shape`` filled with ``leaves`` in order."""
-    it = iter(leaves)
-
-    def build(s: Any) -> Any:
-        if s is None:
-            return next(it)
-        if s[0] is dict:
-            return dict(zip(s[1], [build(p) for p in s[2]]))
-        return s[0](build(p) for p in s[1])
-
-    return build(shape)
+           "vjp", "vmap"]
 
 
 # -- reverse mode -------------------------------------------------------------------------------
