@@ -37,6 +37,11 @@ from minigrad.ops import linalg, probability, reduce
 from minigrad.ops import shape as sh
 from minigrad.tensor import Tensor
 
+
+class VmapError(ValueError):
+    """What ``vmap`` cannot batch, or arguments that do not fit it, with the reason."""
+
+
 Outputs = Tensor | tuple[Tensor, ...]
 Rule = Callable[[type, dict, list[Tensor], list[bool], int], Outputs]
 """``rule(op, options, inputs, batched, size) -> outputs``, every output batched (axis 0)."""
@@ -207,12 +212,12 @@ def _batched_index(op: type, options: dict, xs: list[Tensor], batched: list[bool
     parts = _parts(options["index"])
     lead = next((k for k, p in enumerate(parts) if not _advanced(p)), len(parts))
     if any(p is sh.ARRAY or isinstance(p, list) for p in parts[lead:]):
-        raise ValueError(f"vmap: {op.__name__} with an index array that differs across the "
+        raise VmapError(f"vmap: {op.__name__} with an index array that differs across the "
                          f"batch is batched only where the index arrays come first "
                          f"(x[ids], x[ids, j]); got the index {options['index']!r}")
     arrays = [(a, b) for a, b in zip(xs[1:], batched[1:])]
     if any(b and a.dtype.kind == "b" for a, b in arrays):
-        raise ValueError(f"vmap: {op.__name__} with a boolean mask that differs across the "
+        raise VmapError(f"vmap: {op.__name__} with a boolean mask that differs across the "
                          "batch: each example would pick a different number of entries")
     ndim = max(rank(a, b) for a, b in arrays)
     positions = Tensor._wrap(np.arange(size).reshape(size, *(1,) * ndim))

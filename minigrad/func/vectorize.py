@@ -35,7 +35,7 @@ from minigrad.compile.pipeline import PASSES
 from minigrad.compile.program import Instr, Meta, Program
 from minigrad.compile.trace import _GUARDED, is_tracing
 from minigrad.func import batching
-from minigrad.func.batching import expand, move_from_front, move_to_front
+from minigrad.func.batching import VmapError, expand, move_from_front, move_to_front
 from minigrad.func.trees import tree_flatten, tree_unflatten
 from minigrad.ops import inplace
 from minigrad.ops.shape import Concat
@@ -45,10 +45,6 @@ _ENGINE_APPLY = Function.__dict__["apply"]  # the engine's own: a trace records 
 _GENERATOR = random.generator  # the real ones: the trace puts its own in their place
 _PUSH_TANGENTS = autograd._push_tangents
 RANDOMNESS = ("error", "different")
-
-
-class VmapError(ValueError):
-    """What ``vmap`` cannot batch, or arguments that do not fit, with the reason."""
 
 
 class _Recorder:
@@ -155,7 +151,8 @@ class _Recorder:
             raise VmapError(f"vmap: in-place op {name} on a tensor of shape {x.shape} inside "
                             "the function: write it out of place (y = y + 1; mg.where)")
 
-        patches = [(Function, "apply", classmethod(lambda op, *xs, **kw: self.apply(op, xs, kw))),
+        record = classmethod(lambda op, /, *xs, **kw: self.apply(op, xs, kw))
+        patches = [(Function, "apply", record),
                    (random, "generator", self.generator), (inplace, "update", refused_inplace),
                    (autograd, "_push_tangents", self.push_tangents)]
         patches += [(Tensor, name, refused_read(name)) for name in _GUARDED
