@@ -293,26 +293,33 @@ def _push_tangents(fn: Function, inputs: tuple[Tensor, ...], outputs: tuple[Tens
         if not found:
             continue
         if fn.inputs is not inputs:  # not recorded (no grad needed): the rule reads them too
-            fn.inputs, fn.outputs = inputs, tuple([_ref(y) for y in outputs])
+            fn.inputs, fn.outputs = inputs, tuple(map(_ref, outputs))
             fn.version = _state.version
-        _state.levels = levels[:k] + levels[k + 1:]
+        _state.levels = levels[:k] + levels[k + 1:] if len(levels) > 1 else _NO_LEVELS
         try:
             result = fn.jvp(*tangents)
         finally:
             _state.levels = levels
-        results = result if type(result) is tuple else (result,)
-        if len(results) != len(outputs):
-            raise ValueError(f"{fn.name}.jvp returned {len(results)} tangents for "
+        if type(result) is not tuple:
+            result = (result,)
+        if len(result) != len(outputs):
+            raise ValueError(f"{fn.name}.jvp returned {len(result)} tangents for "
                              f"{len(outputs)} outputs")
-        for y, t in zip(outputs, results):
+        for y, t in zip(outputs, result):
             if t is None:
                 continue
-            if t.data.shape != y.data.shape:
-                if not _broadcasts_to(t.data.shape, y.data.shape):
+            ty, yy = t.data, y.data
+            if ty.shape != yy.shape:
+                if not _broadcasts_to(ty.shape, yy.shape):
                     raise ValueError(f"{fn.name}.jvp returned a tangent of shape {t.shape} for "
                                      f"an output of shape {y.shape}")
                 t = t.expand(y.shape)
-            known[id(y)] = (y, t if t.dtype == y.dtype else t.astype(y.dtype))
+            if ty.dtype is not yy.dtype and ty.dtype != yy.dtype:
+                t = t.astype(yy.dtype)
+            known[id(y)] = (y, t)
+
+
+_NO_LEVELS = ()  # the levels a rule runs in when its own was the only one open
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
