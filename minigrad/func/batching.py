@@ -130,7 +130,7 @@ def along_axis(op: type, options: dict, xs: list[Tensor], batched: list[bool], s
     """One input and an ``axis`` option (None for all axes): softmax, sum, max, all/any,
     argsort, one_hot, split, unbind."""
     (x,) = xs
-    return op.apply(x, **{**options, "axis": shift_all(options["axis"], x.ndim - 1)})
+    return op.apply(x, **{**options, "axis": shift_all(options.get("axis"), x.ndim - 1)})
 
 
 def arg_extreme(op: type, options: dict, xs: list[Tensor], batched: list[bool], size: int

@@ -32,6 +32,7 @@ def tree_unflatten(shape: Any, leaves: Sequence[Any]) -> Any:
             return next(it)
         if s[0] is dict:
             return dict(zip(s[1], [build(p) for p in s[2]]))
-        return s[0](build(p) for p in s[1])
+        parts = [build(p) for p in s[1]]
+        return s[0](*parts) if hasattr(s[0], "_fields") else s[0](parts)  # a named tuple
 
     return build(shape)

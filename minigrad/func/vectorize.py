@@ -60,6 +60,7 @@ class _Recorder:
         self.alive: list[Any] = []  # what the ids above name, kept so that they stay unique
         self.randomness = randomness
         self.in_op = False  # inside an op's forward, where random draws are replayed
+        self.drew = False  # whether that op drew random numbers
         self.pending: tuple | None = None  # an op that ran and is not recorded yet
 
     def new(self, x: Tensor, batched: bool) -> int:
@@ -89,8 +90,7 @@ class _Recorder:
     def apply(self, op: type, inputs: tuple, options: dict) -> Any:
         """``Function.apply`` while tracing: run the op and record it."""
         numbers = tuple(self.number(x) for x in inputs if isinstance(x, Tensor))
-        self.pending = (op, options, numbers, _GENERATOR().bit_generator.state)
-        self.in_op = True
+        self.pending, self.in_op, self.drew = (op, options, numbers), True, False
         try:
             ys = _ENGINE_APPLY.__func__(op, *inputs, **options)
         finally:
@@ -108,8 +108,7 @@ class _Recorder:
 
     def record(self, ys: tuple, unpack: bool) -> None:
         """Record the pending op, which made ``ys``."""
-        (op, options, numbers, state), self.pending = self.pending, None
-        drew = _GENERATOR().bit_generator.state != state
+        (op, options, numbers), self.pending, drew = self.pending, None, self.drew
         if drew and self.randomness == "error":
             raise VmapError(f"vmap: {op.__name__} draws random numbers, and "
                             "randomness='error' (the default, as torch.func.vmap's): pass "
@@ -122,6 +121,7 @@ class _Recorder:
     def generator(self) -> np.random.Generator:
         """``minigrad.random.generator`` while tracing: only an op's forward may draw, so
         that the replay draws afresh."""
+        self.drew = True
         if not self.in_op:
             raise VmapError("vmap: random numbers drawn outside an op (mg.randn...) would be "
                             "the same for every example: draw them outside vmap and pass "
