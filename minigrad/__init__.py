@@ -38,7 +38,7 @@ from minigrad.ops.probability import log_softmax, multinomial, softmax
 from minigrad.ops.shape import cat, concat, split, stack, unbind
 from minigrad.random import manual_seed
 from minigrad import func, nn, optim
-from minigrad.checkpoint import load, save
+from minigrad.serialization import load, save
 from minigrad.viz import draw_graph, print_graph, trace_backward
 from minigrad.compile import compile
 

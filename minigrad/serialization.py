@@ -1,4 +1,4 @@
-"""Checkpoints: ``mg.save`` and ``mg.load`` of state dicts as ``.npz`` files, written atomically.
+"""Serialization: ``mg.save`` and ``mg.load`` of state dicts as ``.npz`` files, written atomically.
 
 ``save`` accepts a state dict, or any nesting of dicts (str or int keys), lists and tuples
 around arrays, Tensors (stored as arrays), NumPy scalars, and Python numbers, strings, bools

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad import checkpoint
+from minigrad import serialization
 from minigrad.nn import Embedding, Linear, Module
 
 
@@ -90,7 +90,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_and_no_temporary_file(tmp_path
             raise OSError("disk full")
         np.lib.format.write_array(member, array, allow_pickle=allow_pickle)
 
-    monkeypatch.setattr(checkpoint, "write_array", failing_write)
+    monkeypatch.setattr(serialization, "write_array", failing_write)
     with pytest.raises(OSError, match="disk full"):
         mg.save({"w": np.ones(3), "v": np.ones(2)}, path)
     assert len(written) == 2  # the failure came in the middle of the write
