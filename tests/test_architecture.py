@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("engine", ["minigrad.tensor", "minigrad.autograd", "minigrad.random"]),
     ("ops", ["minigrad.ops"]),
-    ("tools", ["minigrad.gradcheck", "minigrad.reference", "minigrad.viz", "minigrad.serialization"]),
+    ("tools", ["minigrad.gradcheck", "minigrad.reference", "minigrad.viz", "minigrad.serialization",
+               "minigrad.memory"]),
     ("nn", ["minigrad.nn", "minigrad.optim", "minigrad.compile", "minigrad.func",
             "minigrad"]),  # the package re-exports them
     ("models and data", ["minigrad.models", "minigrad.data", "minigrad.train"]),
