@@ -9,15 +9,25 @@ recording, and backpropagates through that.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from minigrad import random
-from minigrad.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
+from minigrad.autograd import (
+    Function,
+    enable_grad,
+    forward_order,
+    grad,
+    is_grad_enabled,
+    no_grad,
+)
 from minigrad.tensor import Tensor
+from minigrad.viz.graph import check_roots, size_text
 
 _ENGINE_APPLY = Function.__dict__["apply"]
 
@@ -134,3 +144,115 @@ def checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: boo
     ys = Checkpoint.apply(*found.values(), function=function, args=args, kwargs=kwargs,
                           results=tuple(y.data for y in outputs), state=state)
     return ys[0] if isinstance(result, Tensor) else ys
+
+
+# -- what a graph keeps -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One op of a graph and what it keeps for backward: ``arrays`` (its inputs' arrays, which
+    the node holds, and what its forward saved), of which ``bytes`` were not counted at an op
+    before it (an array shared by several ops, or a view of one, counts once: at the first)."""
+
+    op: str
+    scope: str
+    arrays: int
+    bytes: int
+
+
+class MemoryReport:
+    """What a graph keeps for backward, op by op (``records``, in forward order), with totals:
+    ``total`` bytes of activations (the arrays of the non-leaf tensors it holds, and what ops
+    saved), ``leaves`` bytes of the leaves it holds (parameters, inputs, constants), and the
+    activations by module (``by_module``: the op's name scope without its time step) and by
+    time step (``by_step``: the ``t<k>`` part of the scope; ``-`` for none)."""
+
+    def __init__(self, records: list[Kept], leaves: int, kept: dict[Function, int]) -> None:
+        self.records, self.leaves, self._kept = records, leaves, kept
+        self.total = sum(r.bytes for r in records)
+        self.by_module: dict[str, int] = {}
+        self.by_step: dict[str, int] = {}
+        for r in records:
+            parts = r.scope.split(".") if r.scope else []
+            step = next((p for p in parts if _STEP.fullmatch(p)), "-")
+            module = ".".join(p for p in parts if not _STEP.fullmatch(p)) or "-"
+            self.by_module[module] = self.by_module.get(module, 0) + r.bytes
+            self.by_step[step] = self.by_step.get(step, 0) + r.bytes
+
+    def saved_bytes(self, fn: Function) -> int | None:
+        """The bytes counted at op ``fn`` (None for an op not in the graph)."""
+        return self._kept.get(fn)
+
+    def table(self, by: str = "op") -> str:
+        """The report as text: one row per op (``by="op"``), module or time step, then the
+        totals (``print(report.table("module"))``)."""
+        if by == "op":
+            rows = [("op", "scope", "arrays", "bytes")]
+            rows += [(r.op, r.scope or "-", str(r.arrays), size_text(r.bytes))
+                     for r in self.records]
+        elif by in ("module", "step"):
+            totals = self.by_module if by == "module" else self.by_step
+            rows = [(by, "bytes")] + [(k, size_text(v)) for k, v in totals.items()]
+        else:
+            raise ValueError(f"memory_report.table: by must be 'op', 'module' or 'step'; got "
+                             f"{by!r}")
+        widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+        lines = ["  ".join(c.rjust(w) if k and c[:1].isdigit() else c.ljust(w)
+                           for k, (c, w) in enumerate(zip(row, widths))).rstrip()
+                 for row in rows]
+        lines.append(f"activations kept: {size_text(self.total)} in {len(self.records)} ops; "
+                     f"leaves held (parameters, inputs, constants): {size_text(self.leaves)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<MemoryReport: {size_text(self.total)} of activations in "
+                f"{len(self.records)} ops, {size_text(self.leaves)} of leaves>")
+
+
+_STEP = re.compile(r"t\d+")
+
+
+def _arrays(value: Any) -> Iterator[np.ndarray]:
+    """The arrays in what an op saved (arrays, tensors, and tuples, lists and dicts of them)."""
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, Tensor):
+        yield value.data
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _arrays(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _arrays(v)
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array that owns ``a``'s memory (``a`` itself unless it is a view)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def memory_report(*roots: Tensor) -> MemoryReport:
+    """What the graph behind ``roots`` keeps for backward: each op's arrays (the inputs the node
+    holds, and what its forward saved), each memory buffer counted once, at the first op that
+    holds it; per module and per time step; and the leaves it holds, apart."""
+    order = forward_order(check_roots("memory_report", roots))
+    seen: set[int] = set()
+    records, kept, leaves = [], {}, 0
+    for fn in order:
+        held = [x.data for x in fn.inputs if x.grad_fn is not None]
+        held += list(_arrays(fn.saved or ()))
+        new = 0
+        for a in map(_owner, held):
+            if id(a) not in seen:
+                seen.add(id(a))
+                new += a.nbytes
+        for a in (_owner(x.data) for x in fn.inputs if x.grad_fn is None):
+            if id(a) not in seen:
+                seen.add(id(a))
+                leaves += a.nbytes
+        records.append(Kept(fn.name, fn.scope, len(held), new))
+        kept[fn] = new
+    return MemoryReport(records, leaves, kept)

@@ -10,6 +10,7 @@ weights' dtype, as in PyTorch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import minigrad as mg
@@ -25,21 +26,64 @@ def _stack_states(states: Sequence[State]) -> State:
     return mg.stack(states)
 
 
-def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False
-         ) -> tuple[mg.Tensor, State]:
+def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False,
+         checkpoint: int | str | None = None) -> tuple[mg.Tensor, State]:
     """Run ``cell`` over ``xs (T, B, I)`` from ``state``; return outputs ``(T, B, H)`` and the
     final state. A cell with ``project_input``/``step`` gets its input side for all T steps in
     one matmul; any other cell is called as ``cell(x_t, state)``. Each step runs in name scope
-    ``t{t}``; the first step's new state must be shaped like ``state``."""
+    ``t{t}``; the first step's new state must be shaped like ``state``.
+
+    ``checkpoint=k`` runs the steps in segments of ``k`` (``"sqrt"``: about sqrt(T) steps), each
+    under ``mg.checkpoint``: backward keeps the state between segments and recomputes one
+    segment at a time, so memory grows with T / k + k steps instead of T, for one more forward.
+    """
+    size = segment_size(checkpoint, len(xs), "scan")
+    if size is None or not mg.is_grad_enabled():
+        return _steps(cell, xs, state, reverse, 0)
+    starts = range(0, len(xs), size)
+    outputs: list[mg.Tensor | None] = [None] * len(starts)
+    parts = state if isinstance(state, tuple) else (state,)
+    for k in reversed(range(len(starts))) if reverse else range(len(starts)):
+        start = starts[k]
+        out, *parts = mg.checkpoint(_segment, cell, xs[start:start + size], reverse, start,
+                                    isinstance(state, tuple), *parts)
+        outputs[k] = out
+    return mg.concat(outputs), (tuple(parts) if isinstance(state, tuple) else parts[0])
+
+
+def segment_size(checkpoint: int | str | None, steps: int, owner: str) -> int | None:
+    """The steps per checkpointed segment for ``checkpoint`` (None: no checkpointing)."""
+    if checkpoint is None:
+        return None
+    if checkpoint == "sqrt":
+        return max(1, math.ceil(math.sqrt(steps)))
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, int) or checkpoint < 1:
+        raise ValueError(f"{owner}: checkpoint must be None, a positive number of steps per "
+                         f"segment, or 'sqrt'; got {checkpoint!r}")
+    return checkpoint
+
+
+def _segment(cell: Module, xs: mg.Tensor, reverse: bool, start: int, tuple_state: bool,
+             *parts: mg.Tensor) -> tuple[mg.Tensor, ...]:
+    """One checkpointed segment: the steps over ``xs``, which start at step ``start``;
+    returns the outputs and the state's parts."""
+    out, state = _steps(cell, xs, parts if tuple_state else parts[0], reverse, start)
+    return (out, *(state if tuple_state else (state,)))
+
+
+def _steps(cell: Module, xs: mg.Tensor, state: State, reverse: bool, start: int
+           ) -> tuple[mg.Tensor, State]:
+    """The steps of ``scan`` over ``xs``, whose first is step ``start`` of the sequence."""
     if hasattr(cell, "project_input") and hasattr(cell, "step"):
         xs, step = cell.project_input(xs), cell.step
     else:
         step = cell
     inputs = mg.unbind(xs)  # one op for all steps, and one stack after them
     outputs: list[mg.Tensor | None] = [None] * len(inputs)
-    for i, t in enumerate(reversed(range(len(inputs))) if reverse else range(len(inputs))):
-        with mg.name_scope(f"t{t}"):
-            if i == 0:
+    first = len(inputs) - 1 if reverse else 0
+    for t in reversed(range(len(inputs))) if reverse else range(len(inputs)):
+        with mg.name_scope(f"t{start + t}"):
+            if t == first:
                 outputs[t], state = _checked_step(cell, step, inputs[t], state)
             else:
                 outputs[t], state = step(inputs[t], state)
@@ -85,9 +129,11 @@ class Recurrent(Module):
 
     def __init__(self, cell_type: Callable[..., Module], input_size: int, hidden_size: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 batch_first: bool = False, residual: bool = False, **cell_kwargs) -> None:
+                 batch_first: bool = False, residual: bool = False,
+                 checkpoint: int | str | None = None, **cell_kwargs) -> None:
         super().__init__()
         name = type(self).__name__
+        segment_size(checkpoint, 1, name)  # a bad value raises here, not at the first call
         if isinstance(cell_type, Module) or not callable(cell_type):
             got = ("a cell instance, " if isinstance(cell_type, Module) else "") + repr(cell_type)
             raise TypeError(
@@ -101,7 +147,7 @@ class Recurrent(Module):
             raise ValueError(f"{name}: dropout must be in [0, 1); got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
-        self.batch_first, self.residual = batch_first, residual
+        self.batch_first, self.residual, self.checkpoint = batch_first, residual, checkpoint
         self.num_directions = 2 if bidirectional else 1
         # The cells are submodules (train, eval and apply reach them); their parameters are
         # also registered here under PyTorch's names (weight_ih_l0, weight_hh_l0_reverse, ...),
@@ -204,7 +250,8 @@ class Recurrent(Module):
                 for d in range(self.num_directions):
                     i = k * self.num_directions + d
                     with mg.name_scope("bwd" if d else "fwd"):
-                        out, final = scan(self.cells[i], layer_input, states[i], reverse=d == 1)
+                        out, final = scan(self.cells[i], layer_input, states[i],
+                                          reverse=d == 1, checkpoint=self.checkpoint)
                     outputs.append(out)
                     finals.append(final)
                 out = outputs[0] if len(outputs) == 1 else mg.concat(outputs, axis=-1)
@@ -227,6 +274,7 @@ class Recurrent(Module):
         for option in ("batch_first", "bidirectional", "residual"):
             if getattr(self, option):
                 text += f", {option}=True"
+        text += f", checkpoint={self.checkpoint!r}" if self.checkpoint is not None else ""
         return text + (f", dropout={self.dropout}" if self.dropout else "")
 
 
@@ -235,9 +283,10 @@ class RNN(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False) -> None:
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 checkpoint: int | str | None = None) -> None:
         super().__init__(RNNCell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, nonlinearity=nonlinearity, bias=bias)
+                         batch_first, checkpoint=checkpoint, nonlinearity=nonlinearity, bias=bias)
 
 
 class LSTM(Recurrent):
@@ -245,9 +294,10 @@ class LSTM(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, *,
+                 checkpoint: int | str | None = None) -> None:
         super().__init__(LSTMCell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, bias=bias)
+                         batch_first, checkpoint=checkpoint, bias=bias)
 
 
 class GRU(Recurrent):
@@ -255,9 +305,10 @@ class GRU(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, *,
+                 checkpoint: int | str | None = None) -> None:
         super().__init__(GRUCell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, bias=bias)
+                         batch_first, checkpoint=checkpoint, bias=bias)
 
 
 LAYERS: dict[str, type[Recurrent]] = {"lstm": LSTM, "gru": GRU, "rnn": RNN}

@@ -24,6 +24,7 @@ from minigrad.viz.graph import (
     param_names,
     prefixes,
     shape_text,
+    size_text,
     summary,
 )
 from minigrad.viz.trace import norm
@@ -73,6 +74,9 @@ def draw_graph(
             and adds a legend (after backward; call ``retain_grad()`` on the intermediate tensors
             to shade, or pass ``trace.grad_norm`` from ``trace_backward``, which knows every
             gradient). Any callable Tensor -> number or None works the same way.
+            ``"saved_bytes"`` fills each op instead, by the bytes it keeps for backward, as
+            ``mg.memory_report`` counts them (each array once, at the first op that holds it;
+            a collapsed box by its ops' sum).
         rankdir: Graphviz layout direction: ``"LR"`` (default), ``"TB"``, ``"RL"`` or ``"BT"``.
             Top to bottom (``"TB"``) suits a single step, which is deep rather than long.
         legend: add a small key below the drawing: the fills of parameters and inputs (leaves
@@ -91,11 +95,19 @@ def draw_graph(
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"draw_graph: rankdir must be 'LR', 'TB', 'RL' or 'BT'; got {rankdir!r}")
     names = param_names(params)
-    shade, legend_title = _shading(color_by)
-
     g = Graph(roots, collapse_rule(collapse))
-    values = {id(x): shade(x) for x in g.tensors if not g.hidden(x)} if shade is not None else {}
-    scale = _LogScale([v for v in values.values() if v is not None])
+    if color_by == "saved_bytes":  # the ops are shaded, not the tensors
+        from minigrad.memory import memory_report
+
+        report, shade, legend_title = memory_report(*roots), None, "saved bytes"
+        kept = {key: sum(report.saved_bytes(m) or 0 for m in members)
+                for key, members in g.groups()}
+        scale = _LogScale(list(kept.values()))
+    else:
+        shade, legend_title = _shading(color_by)
+        values = ({id(x): shade(x) for x in g.tensors if not g.hidden(x)}
+                  if shade is not None else {})
+        scale = _LogScale([v for v in values.values() if v is not None])
 
     nodes: list[tuple[str, str, dict]] = []  # (cluster scope, node id, attributes)
     edges: list[tuple[str, str, dict]] = []
@@ -123,14 +135,19 @@ def draw_graph(
             inputs = list({id(x): x for m in members for x in m.inputs
                            if g.box.get(x.grad_fn) != key}.values())
             nid, attrs = f"box{k}", _box_attrs(key, len(members))
+        if color_by == "saved_bytes":
+            scale.paint(attrs, kept[key], legend_title)  # the fill; the label says the size
+            attrs["label"] = attrs["label"][:-1] + f"<BR/>{_small(size_text(kept[key]))}>" \
+                if isinstance(key, Function) else _box_attrs(key, len(members),
+                                                             size_text(kept[key]))["label"]
         tails = [add_tensor(x) for x in inputs]
         nodes.append((g.place(members[0]), nid, attrs))
         edges += [(tail, nid, {}) for tail in tails]
         edges += [(nid, add_tensor(y), {}) for m in members for y in g.outputs.get(m, ())]
     for r in roots:
         add_tensor(r)
-    if shade is not None and scale.seen:
-        missing = any(v is None for v in values.values())
+    if (shade is not None or color_by == "saved_bytes") and scale.seen:
+        missing = shade is not None and any(v is None for v in values.values())
         nodes.append(("", "legend", {"label": scale.legend(legend_title, missing),
                                      "shape": "plaintext"}))
     graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.2", "ranksep": "0.3"}
@@ -158,9 +175,8 @@ def _shading(color_by: Any) -> tuple[Callable[[Tensor], float | None] | None, st
             return _grad_norm, "grad norm"
     elif callable(color_by):
         return color_by, getattr(color_by, "__name__", "value").replace("_", " ")
-    raise ValueError(
-        f"color_by must be None, 'grad_norm' or a function Tensor -> number; got {color_by!r}"
-    )
+    raise ValueError(f"color_by must be None, 'grad_norm', 'saved_bytes' or a function Tensor "
+                     f"-> number; got {color_by!r}")
 
 
 def _grad_norm(x: Tensor) -> float | None:
@@ -216,9 +232,9 @@ def _op_attrs(fn: Function) -> dict:
     return attrs
 
 
-def _box_attrs(scope: str, n_ops: int) -> dict:
+def _box_attrs(scope: str, n_ops: int, note: str = "") -> dict:
     label = _html(f"<B>{_esc(scope.rpartition('.')[2])}</B>",
-                  _small(f"{n_ops} op{'s' if n_ops != 1 else ''}"))
+                  _small(f"{n_ops} op{'s' if n_ops != 1 else ''}" + (f", {note}" if note else "")))
     return {"label": label, "shape": "box3d", "style": "filled", "fillcolor": _BOX_FILL,
             "tooltip": scope}
 

@@ -64,6 +64,14 @@ def num(v: Any) -> str:
     return f"{float(v):.4g}"
 
 
+def size_text(n: int) -> str:
+    """A number of bytes as people read it: ``512 B``, ``2.0 KiB``, ``6.2 MiB``."""
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def summary(a: np.ndarray) -> str:
     """A one-element array's value, or an array's min, mean and max."""
     if a.size == 1:
