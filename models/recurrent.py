@@ -48,7 +48,10 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False,
         out, *parts = mg.checkpoint(_segment, cell, xs[start:start + size], reverse, start,
                                     isinstance(state, tuple), *parts)
         outputs[k] = out
-    return mg.concat(outputs), (tuple(parts) if isinstance(state, tuple) else parts[0])
+    joined = mg.concat(outputs)
+    for k, piece in enumerate(outputs):  # the pieces become views of the joined outputs (the
+        piece.data = joined.data[k * size:k * size + len(piece)]  # same values): kept once
+    return joined, (tuple(parts) if isinstance(state, tuple) else parts[0])
 
 
 def segment_size(checkpoint: int | str | None, steps: int, owner: str) -> int | None:
