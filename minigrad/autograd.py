@@ -265,6 +265,34 @@ def check_saved(fn: Function) -> None:
             raise modified_error(fn, f"input {k + (fn.saved_inputs.start or 0)}", x)
 
 
+class DualLevel:
+    """One forward-mode level: the tangent of each tensor it has seen (the inputs' tangents,
+    given; every op's outputs', from its ``jvp`` rule)."""
+
+    def __init__(self) -> None:
+        self.tangents: dict[int, tuple[Tensor, Tensor]] = {}  # id -> (tensor, tangent)
+
+    def set(self, x: Tensor, tangent: Tensor) -> None:
+        """Give ``x`` its tangent (the level keeps ``x`` alive, so that ids stay unique)."""
+        self.tangents[id(x)] = (x, tangent)
+
+    def tangent(self, x: Tensor) -> Tensor | None:
+        """``x``'s tangent in this level, None if it has none (a zero tangent)."""
+        entry = self.tangents.get(id(x))
+        return entry[1] if entry is not None and entry[0] is x else None
+
+
+@contextmanager
+def dual_level(level: DualLevel) -> Iterator[None]:
+    """Open ``level`` for forward mode inside the block: ops push their tangents into it."""
+    outer = _state.levels
+    _state.levels = [*outer, level]
+    try:
+        yield
+    finally:
+        _state.levels = outer
+
+
 def tangent_sum(*terms: Tensor | None) -> Tensor | None:
     """The sum of the tangent terms that are not None (a term is None where an input has no
     tangent, a zero one: ``None if ta is None else ta * b``); None if all are."""

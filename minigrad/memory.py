@@ -19,7 +19,9 @@ import numpy as np
 
 from minigrad import random
 from minigrad.autograd import (
+    DualLevel,
     Function,
+    dual_level,
     enable_grad,
     forward_order,
     grad,
@@ -35,22 +37,25 @@ _ENGINE_APPLY = Function.__dict__["apply"]
 class Checkpoint(Function):
     """checkpoint: y = function(*args), computed before the node without recording, so that
     the node keeps only the tensors the function read (``x``); dx = the backward of function,
-    run again with recording from the same inputs and random state; no jvp rule"""
-
-    saved_inputs = slice(0)  # the recomputation reads them, not this backward
+    run again with recording from the same inputs and random state; ẏ = the jvp of function,
+    run again in forward mode"""
 
     def __init__(self, function: Callable[..., Any], args: tuple, kwargs: dict,
                  results: tuple[np.ndarray, ...], state: dict | None) -> None:
-        self.function, self.args, self.kwargs, self.results = function, args, kwargs, results
-        self.state = state
+        self.results = results
+        self.save_for_backward(function, args, kwargs, state)  # freed after backward
 
     def forward(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.save_for_backward(self.state)  # freed by a backward without retain_graph
         results, self.results = self.results, None  # the outputs hold them, not the node
         return results
 
+    def rerun(self) -> tuple[Tensor, ...]:
+        """The function run again, from the random state the first run started from."""
+        function, args, kwargs, state = self.saved
+        with _random_state(state):
+            return _tensors(function(*args, **kwargs), "checkpoint")
+
     def backward(self, *grad_outputs: Tensor | None) -> tuple[Tensor | None, ...]:
-        (state,) = self.saved
         inputs = self.inputs
         # The tensors the function reads act as leaves while it runs again, so that the
         # gradient stops at them: this node hands it on to what made them, the engine's way.
@@ -58,8 +63,9 @@ class Checkpoint(Function):
         for x, _ in cut:
             x.grad_fn = None
         try:
-            with _random_state(state), enable_grad():
-                outputs = _tensors(self.function(*self.args, **self.kwargs), "checkpoint")
+            with enable_grad():
+                outputs = self.rerun()
+            _check_same_reads(outputs, inputs)
             wanted = [(y, g) for y, g in zip(outputs, grad_outputs)
                       if g is not None and y.requires_grad]
             if not wanted:
@@ -70,6 +76,31 @@ class Checkpoint(Function):
             for x, producer in cut:
                 x.grad_fn = producer
         return tuple(found)
+
+    def jvp(self, *tangents: Tensor | None) -> tuple[Tensor | None, ...]:
+        level = DualLevel()
+        for x, t in zip(self.inputs, tangents):
+            if t is not None:
+                level.set(x, t)
+        with dual_level(level):
+            outputs = self.rerun()
+        return tuple(level.tangent(y) for y in outputs)
+
+
+def _check_same_reads(outputs: tuple[Tensor, ...], inputs: tuple[Tensor, ...]) -> None:
+    """Raise if the second run read a tensor that requires grad and that the first did not:
+    its gradient would be lost, and its values may differ (a module's parameters swapped by
+    ``functional_call`` during forward are back by backward time)."""
+    known = {id(x) for x in inputs}
+    for fn in forward_order(list(outputs)):
+        for x in fn.inputs:
+            if x.grad_fn is None and x.requires_grad and id(x) not in known:
+                raise RuntimeError(
+                    f"mg.checkpoint: running the function again for backward, it read a tensor "
+                    f"of shape {x.shape} that requires grad and that the first run did not read "
+                    "(in forward). Both runs must read the same tensors: a module called "
+                    "through mg.func.functional_call has its own parameters back by the time "
+                    "backward runs, so checkpoint inside the call, or do not checkpoint")
 
 
 @contextmanager
@@ -139,10 +170,14 @@ def checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: boo
     with no_grad(), _reads(found):
         result = function(*args, **kwargs)
     outputs = _tensors(result, "checkpoint")
+    for y in outputs:  # a tensor returned as it is, without an op reading it
+        if y.requires_grad:
+            found.setdefault(id(y), y)
     if not found:  # nothing it read requires grad: nothing to recompute
         return result
     ys = Checkpoint.apply(*found.values(), function=function, args=args, kwargs=kwargs,
                           results=tuple(y.data for y in outputs), state=state)
+    ys = tuple(y if y.dtype.kind in "fc" else Tensor._wrap(y.data) for y in ys)  # no gradient
     return ys[0] if isinstance(result, Tensor) else ys
 
 
@@ -213,18 +248,19 @@ class MemoryReport:
 _STEP = re.compile(r"t\d+")
 
 
-def _arrays(value: Any) -> Iterator[np.ndarray]:
-    """The arrays in what an op saved (arrays, tensors, and tuples, lists and dicts of them)."""
-    if isinstance(value, np.ndarray):
-        yield value
-    elif isinstance(value, Tensor):
-        yield value.data
+def _held(value: Any) -> Iterator[tuple[np.ndarray, bool]]:
+    """The arrays in what an op keeps (tensors, arrays, and tuples, lists and dicts of them),
+    each with whether it is a leaf's."""
+    if isinstance(value, Tensor):
+        yield value.data, value.grad_fn is None
+    elif isinstance(value, np.ndarray):
+        yield value, False
     elif isinstance(value, (tuple, list)):
         for v in value:
-            yield from _arrays(v)
+            yield from _held(v)
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _arrays(v)
+            yield from _held(v)
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
@@ -239,20 +275,21 @@ def memory_report(*roots: Tensor) -> MemoryReport:
     holds, and what its forward saved), each memory buffer counted once, at the first op that
     holds it; per module and per time step; and the leaves it holds, apart."""
     order = forward_order(check_roots("memory_report", roots))
+    held = {fn: list(_held((fn.inputs, fn.saved or ()))) for fn in order}
+    # memory a leaf owns is the leaf's, also where the graph holds a view of it (a slice)
+    owned_by_leaves = {id(_owner(a)) for pairs in held.values() for a, leaf in pairs if leaf}
     seen: set[int] = set()
     records, kept, leaves = [], {}, 0
     for fn in order:
-        held = [x.data for x in fn.inputs if x.grad_fn is not None]
-        held += list(_arrays(fn.saved or ()))
         new = 0
-        for a in map(_owner, held):
+        for a in map(_owner, (a for a, _ in held[fn])):
             if id(a) not in seen:
                 seen.add(id(a))
-                new += a.nbytes
-        for a in (_owner(x.data) for x in fn.inputs if x.grad_fn is None):
-            if id(a) not in seen:
-                seen.add(id(a))
-                leaves += a.nbytes
-        records.append(Kept(fn.name, fn.scope, len(held), new))
+                if id(a) in owned_by_leaves:
+                    leaves += a.nbytes
+                else:
+                    new += a.nbytes
+        arrays = sum(id(_owner(a)) not in owned_by_leaves for a, _ in held[fn])
+        records.append(Kept(fn.name, fn.scope, arrays, new))
         kept[fn] = new
     return MemoryReport(records, leaves, kept)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import _state, enable_grad
+from minigrad.autograd import DualLevel, dual_level, enable_grad
 from minigrad.autograd import grad as _engine_grad
 from minigrad.compile.trace import is_tracing
 from minigrad.func.trees import tree_flatten, tree_unflatten
@@ -183,23 +183,6 @@ def _stack(parts: list[Tensor], out_shape: tuple[int, ...], in_shape: tuple[int,
 # -- forward mode -------------------------------------------------------------------------------
 
 
-class DualLevel:
-    """One forward-mode level: the tangent of each tensor it has seen (the inputs' tangents,
-    given; every op's outputs', from its ``jvp`` rule)."""
-
-    def __init__(self) -> None:
-        self.tangents: dict[int, tuple[Tensor, Tensor]] = {}  # id -> (tensor, tangent)
-
-    def set(self, x: Tensor, tangent: Tensor) -> None:
-        """Give ``x`` its tangent (the level keeps ``x`` alive, so that ids stay unique)."""
-        self.tangents[id(x)] = (x, tangent)
-
-    def tangent(self, x: Tensor) -> Tensor | None:
-        """``x``'s tangent in this level, None if it has none (a zero tangent)."""
-        entry = self.tangents.get(id(x))
-        return entry[1] if entry is not None and entry[0] is x else None
-
-
 def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = False
         ) -> tuple:
     """``(output, tangent_out)``: ``f(*primals)`` and its directional derivative along
@@ -224,12 +207,8 @@ def jvp(f: Callable[..., Any], primals: tuple, tangents: tuple, has_aux: bool = 
         view = x.reshape(x.shape)  # a tensor of this level's own, joined to x
         level.set(view, t)
         inputs.append(view)
-    outer = _state.levels
-    _state.levels = [*outer, level]
-    try:
+    with dual_level(level):
         output, aux = _split_aux(f(*tree_unflatten(shape, inputs)), has_aux, "jvp")
-    finally:
-        _state.levels = outer
     outputs, out_shape = tree_flatten(output)
     tangent_out = tree_unflatten(out_shape, [
         zeros_like(y) if level.tangent(y) is None else level.tangent(y) for y in outputs])
