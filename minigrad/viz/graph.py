@@ -18,7 +18,7 @@ from minigrad.tensor import Tensor
 def check_roots(who: str, roots: Sequence) -> list[Tensor]:
     """The roots without repeats; a clear error for none or for something not a Tensor."""
     if not roots:
-        raise ValueError(f"{who}: give at least one root tensor")
+        raise ValueError(f"{who}: give at least one tensor")
     unique: dict[int, Tensor] = {}
     for k, r in enumerate(roots):
         if not isinstance(r, Tensor):
