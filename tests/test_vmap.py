@@ -261,6 +261,7 @@ def test_errors_name_what_does_not_fit():
         (lambda: func.vmap(lambda x: x.shape)(x), "must return tensors"),
         (lambda: func.vmap(lambda x: x)(x[:0]), "the batch is empty"),
         (lambda: func.vmap(lambda x: x.add_(1))(x), "in-place op add_"),
+        (lambda: func.vmap(lambda x: mg.tensor(x) * 2)(x), "made from a value that differs"),
         (lambda: func.vmap(lambda x: x + mg.randn(3))(x), "random numbers drawn outside an op"),
         (lambda: func.vmap(lambda x: mg.nn.functional.dropout(x, 0.5, True))(x),
          "DropoutMask draws random numbers, and randomness='error'"),

@@ -111,7 +111,20 @@ def pointwise(op: type, options: dict, xs: list[Tensor], batched: list[bool], si
     """Elementwise ops, and ops that read only their inputs' shapes (a dropout mask): the
     inputs lined up by ``lift``, then the op as it is."""
     ndim = max(rank(x, b) for x, b in zip(xs, batched))
-    return op.apply(*[lift(x, b, ndim) for x, b in zip(xs, batched)], **options)
+    xs = [lift(x, b, ndim) for x, b in zip(xs, batched)]
+    if any(b and x.ndim == 1 for x, b in zip(xs, batched)):  # a batch of scalars
+        xs = _promoted_as_one_example(op, options, xs, batched)
+    return op.apply(*xs, **options)
+
+
+def _promoted_as_one_example(op: type, options: dict, xs: list[Tensor], batched: list[bool]
+                             ) -> list[Tensor]:
+    """The inputs, floats cast up to the dtype that one example's op gives: a 0-d operand
+    does not widen a tensor's float dtype (``_promoted``), and in the batch it is not 0-d."""
+    examples = [np.zeros((1,) * (x.ndim - b), x.dtype) for x, b in zip(xs, batched)]
+    dtype = np.asarray(op(**options).forward(*examples)).dtype
+    return [ew.Cast.apply(x, dtype=dtype) if x.dtype.kind == "f" and dtype.kind == "f"
+            and np.can_cast(x.dtype, dtype, "safe") and x.dtype != dtype else x for x in xs]
 
 
 def rows(op: type, options: dict, xs: list[Tensor], batched: list[bool], size: int
@@ -280,15 +293,18 @@ def matmul(op: type, options: dict, xs: list[Tensor], batched: list[bool], size:
 def linear(op: type, options: dict, xs: list[Tensor], batched: list[bool], size: int
            ) -> Outputs:
     """x @ W^T + b: one op when only x is batched; with a batched weight or bias, a matmul
-    and an add."""
+    (batched when x or W is) and an add."""
     if not any(batched[1:]):
         return linalg.Linear.apply(*xs)
     (x, w, *bias), (bx, bw, *bb) = xs, batched
-    wt = sh.Transpose.apply(w, axes=(0, 2, 1) if bw else None)
-    y = matmul(linalg.MatMul, {}, [x, wt], [bx, bw], size)
+    if bx or bw:
+        wt = sh.Transpose.apply(w, axes=(0, 2, 1) if bw else None)
+        y = matmul(linalg.MatMul, {}, [x, wt], [bx, bw], size)
+    else:
+        y = linalg.Linear.apply(x, w)
     if not bias:
         return y
-    return pointwise(ew.Add, {}, [y, bias[0]], [True, bb[0]], size)
+    return pointwise(ew.Add, {}, [y, bias[0]], [bx or bw, bb[0]], size)
 
 
 def einsum(op: type, options: dict, xs: list[Tensor], batched: list[bool], size: int

@@ -23,6 +23,7 @@ What a trace cannot see, it refuses: reading a batched value in Python (``.item(
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,7 @@ from minigrad.ops import inplace
 from minigrad.ops.shape import Concat
 from minigrad.tensor import Tensor
 
+_TENSOR_MODULE = sys.modules[Tensor.__module__]  # (``minigrad.tensor`` is also a function)
 _ENGINE_APPLY = Function.__dict__["apply"]  # the engine's own: a trace records through it
 _GENERATOR = random.generator  # the real ones: the trace puts its own in their place
 _PUSH_TANGENTS = autograd._push_tangents
@@ -147,6 +149,15 @@ class _Recorder:
 
             return guarded
 
+        as_array = _TENSOR_MODULE._as_array
+
+        def refused_copy(data: Any, dtype: Any = None) -> np.ndarray:
+            if isinstance(data, Tensor) and recorder.is_batched(data):
+                raise VmapError(f"vmap: a tensor made from a value that differs across the "
+                                f"batch (shape {data.shape} per example) without an op: use "
+                                "x.clone() or x.detach()")
+            return as_array(data, dtype)
+
         def refused_inplace(x: Tensor, name: str, *args: Any) -> Tensor:
             raise VmapError(f"vmap: in-place op {name} on a tensor of shape {x.shape} inside "
                             "the function: write it out of place (y = y + 1; mg.where)")
@@ -154,7 +165,8 @@ class _Recorder:
         record = classmethod(lambda op, /, *xs, **kw: self.apply(op, xs, kw))
         patches = [(Function, "apply", record),
                    (random, "generator", self.generator), (inplace, "update", refused_inplace),
-                   (autograd, "_push_tangents", self.push_tangents)]
+                   (autograd, "_push_tangents", self.push_tangents),
+                   (_TENSOR_MODULE, "_as_array", refused_copy)]
         patches += [(Tensor, name, refused_read(name)) for name in _GUARDED
                     if name in Tensor.__dict__]
         originals = [(owner, name, vars(owner)[name]) for owner, name, _ in patches]

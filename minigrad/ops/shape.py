@@ -498,7 +498,9 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     if index.ndim > 1:
         raise ValueError(f"index_select: index must be 0-d or 1-d; got shape {index.shape}")
     index = IndexInRange.apply(index.reshape(-1), op="index_select", size=x.shape[axis])
-    return x[(slice(None),) * axis + (index,)]
+    if axis == 0:
+        return x[index]
+    return x.transpose(0, axis)[index].transpose(0, axis)  # the index leads: vmap batches it
 
 
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
