@@ -508,6 +508,7 @@ def run_backward(
     are returned (keyed by ``id``) for exactly those tensors and no ``.grad`` is touched.
     """
     wanted = None if inputs is None else {id(x) for x in inputs}
+    makers = frozenset() if inputs is None else {x.grad_fn for x in inputs} - {None}
     captured: dict[int, Tensor] = {}
     sums = GradientSums(create_graph, wanted)
     anomaly, observer = _state.anomaly, _state.observer
@@ -522,7 +523,8 @@ def run_backward(
             grads = waiting.pop(fn, None)
             if grads is None:
                 continue  # no gradient flows into this node
-            in_grads = _call_backward(fn, grads, retain_graph, anomaly, observer, wanted, captured)
+            in_grads = _call_backward(fn, grads, retain_graph, anomaly, observer, wanted,
+                                      fn in makers, captured)
             for x, g in zip(fn.inputs, in_grads):
                 if g is None or not x.requires_grad:
                     continue
@@ -546,11 +548,13 @@ def run_backward(
 
 
 def _call_backward(fn: Function, grads: list, retain_graph: bool, anomaly: bool, observer,
-                   wanted: set[int] | None, captured: dict[int, Tensor]) -> tuple:
+                   wanted: set[int] | None, makes_wanted: bool, captured: dict[int, Tensor]
+                   ) -> tuple:
     """Run ``fn.backward`` on its outputs' summed gradients: first the outputs' hooks, retained
-    and captured gradients, then backward itself, then the checks, the observer and freeing."""
+    and captured gradients (``makes_wanted``: an output is one ``mg.grad`` returns), then
+    backward itself, then the checks, the observer and freeing."""
     # all rare; (`None in grads` would call each gradient's elementwise ==)
-    if fn.saved is None or fn.hooked or wanted is not None or _NONE in map(type, grads):
+    if fn.saved is None or fn.hooked or makes_wanted or _NONE in map(type, grads):
         grads = _before_backward(fn, grads, wanted, captured)
     if fn.version < _state.version:  # an in-place op ran since fn was recorded
         check_saved(fn)

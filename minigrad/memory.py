@@ -31,7 +31,7 @@ from minigrad.autograd import (
 from minigrad.tensor import Tensor
 from minigrad.viz.graph import check_roots, size_text
 
-_ENGINE_APPLY = Function.__dict__["apply"]
+_ENGINE_APPLY = Function.__dict__["apply"].__func__
 
 
 class Checkpoint(Function):
@@ -63,9 +63,8 @@ class Checkpoint(Function):
         for x, _ in cut:
             x.grad_fn = None
         try:
-            with enable_grad():
+            with enable_grad(), _reads(_same_reads(inputs)):
                 outputs = self.rerun()
-            _check_same_reads(outputs, inputs)
             wanted = [(y, g) for y, g in zip(outputs, grad_outputs)
                       if g is not None and y.requires_grad]
             if not wanted:
@@ -87,20 +86,22 @@ class Checkpoint(Function):
         return tuple(level.tangent(y) for y in outputs)
 
 
-def _check_same_reads(outputs: tuple[Tensor, ...], inputs: tuple[Tensor, ...]) -> None:
-    """Raise if the second run read a tensor that requires grad and that the first did not:
-    its gradient would be lost, and its values may differ (a module's parameters swapped by
-    ``functional_call`` during forward are back by backward time)."""
-    known = {id(x) for x in inputs}
-    for fn in forward_order(list(outputs)):
-        for x in fn.inputs:
-            if x.grad_fn is None and x.requires_grad and id(x) not in known:
-                raise RuntimeError(
-                    f"mg.checkpoint: running the function again for backward, it read a tensor "
-                    f"of shape {x.shape} that requires grad and that the first run did not read "
-                    "(in forward). Both runs must read the same tensors: a module called "
-                    "through mg.func.functional_call has its own parameters back by the time "
-                    "backward runs, so checkpoint inside the call, or do not checkpoint")
+def _same_reads(inputs: tuple[Tensor, ...]) -> Callable[[Tensor], None]:
+    """For ``_reads`` while the function runs again: raise at a leaf that requires grad and
+    that the first run did not read. Its gradient would be lost, and its values may differ (a
+    module's parameters swapped by ``functional_call`` during forward are back by backward)."""
+    known = {id(x) for x in inputs}  # (cut: leaves while the function runs again)
+
+    def see(x: Tensor) -> None:
+        if x.grad_fn is None and id(x) not in known:
+            raise RuntimeError(
+                f"mg.checkpoint: running the function again for backward, it read a tensor "
+                f"of shape {x.shape} that requires grad and that the first run did not read "
+                "(in forward). Both runs must read the same tensors: a module called "
+                "through mg.func.functional_call has its own parameters back by the time "
+                "backward runs, so checkpoint inside the call, or do not checkpoint")
+
+    return see
 
 
 @contextmanager
@@ -119,19 +120,19 @@ def _random_state(state: dict | None) -> Iterator[None]:
 
 
 @contextmanager
-def _reads(found: dict[int, Tensor]) -> Iterator[None]:
-    """While open, each op notes in ``found`` the tensors it reads that require grad. Under
-    ``no_grad`` nothing made inside requires grad: these come from outside (the arguments,
-    parameters, tensors a closure holds)."""
+def _reads(see: Callable[[Tensor], None]) -> Iterator[None]:
+    """While open, each op shows ``see`` every tensor it reads that requires grad."""
     previous = Function.__dict__["apply"]
+    apply = previous.__func__
 
-    def noting(op: type, /, *xs: Any, **options: Any) -> Any:
+    def seeing(op: type, /, *xs: Any, **options: Any) -> Any:
         for x in xs:
-            if isinstance(x, Tensor) and x.requires_grad:
-                found.setdefault(id(x), x)
-        return previous.__func__(op, *xs, **options)
+            if getattr(x, "requires_grad", False):
+                see(x)
+        return apply(op, *xs, **options)
 
-    Function.apply = classmethod(noting)
+    seeing.checkpoint_reads = True  # (a checkpoint inside may run: it is not a tracer)
+    Function.apply = classmethod(seeing)
     try:
         yield
     finally:
@@ -162,12 +163,13 @@ def checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: boo
     """
     if not is_grad_enabled():  # (so also inside another checkpoint's forward)
         return function(*args, **kwargs)
-    if Function.__dict__["apply"] is not _ENGINE_APPLY:
+    current = Function.__dict__["apply"].__func__
+    if current is not _ENGINE_APPLY and not getattr(current, "checkpoint_reads", False):
         raise RuntimeError("mg.checkpoint inside a function that mg.compile or mg.func.vmap "
                            "traces: call it outside, or leave the memory to the compiler")
     state = random.generator().bit_generator.state if preserve_rng_state else None
     found: dict[int, Tensor] = {}
-    with no_grad(), _reads(found):
+    with no_grad(), _reads(lambda x: found.setdefault(id(x), x)):
         result = function(*args, **kwargs)
     outputs = _tensors(result, "checkpoint")
     for y in outputs:  # a tensor returned as it is, without an op reading it
