@@ -34,9 +34,8 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False,
     ``t{t}``; the first step's new state must be shaped like ``state``.
 
     ``checkpoint=k`` runs the steps in segments of ``k`` (``"sqrt"``: about sqrt(T) steps), each
-    but the last under ``mg.checkpoint``: backward keeps the state between segments and
-    recomputes one segment at a time, so memory grows with T / k + k steps instead of T, for
-    one more forward (of all segments but the last, which backward would reach first).
+    under ``mg.checkpoint``: backward keeps the state between segments and recomputes one
+    segment at a time, so memory grows with T / k + k steps instead of T, for one more forward.
     """
     size = segment_size(checkpoint, len(xs), "scan")
     if size is None or not mg.is_grad_enabled():
@@ -44,13 +43,10 @@ def scan(cell: Module, xs: mg.Tensor, state: State, reverse: bool = False,
     starts = range(0, len(xs), size)
     outputs: list[mg.Tensor | None] = [None] * len(starts)
     parts = state if isinstance(state, tuple) else (state,)
-    order = list(reversed(range(len(starts))) if reverse else range(len(starts)))
-    for k in order:
+    for k in reversed(range(len(starts))) if reverse else range(len(starts)):
         start = starts[k]
-        segment = (_segment, cell, xs[start:start + size], reverse, start,
-                   isinstance(state, tuple), *parts)
-        # the last segment runs as it is: backward starts there, right after forward
-        out, *parts = segment[0](*segment[1:]) if k == order[-1] else mg.checkpoint(*segment)
+        out, *parts = mg.checkpoint(_segment, cell, xs[start:start + size], reverse, start,
+                                    isinstance(state, tuple), *parts)
         outputs[k] = out
     joined = mg.concat(outputs)
     for k, piece in enumerate(outputs):  # the pieces become views of the joined outputs (the

@@ -116,9 +116,9 @@ def test_a_checkpointed_layer_equals_the_plain_one(cell_type, data):
     assert got_names == names
     assert_close(got_out, want_out)
     assert_close(got_grads, want_grads)
-    # it did checkpoint: one node per segment but the last, per layer and direction
+    # it did checkpoint: one node per segment, per layer and direction
     k = segment_size(checkpoint, steps, "test")
-    segments = layers * (2 if bidirectional else 1) * (math.ceil(steps / k) - 1)
+    segments = layers * (2 if bidirectional else 1) * math.ceil(steps / k)
     assert len(checkpoints_in(loss)) == segments
 
 
@@ -550,14 +550,13 @@ def test_backward_recomputes_each_segment_once_last_segment_first(steps, checkpo
     out, (h, c) = scan(cell, xs, state, reverse=reverse, checkpoint=checkpoint)
     size = math.ceil(math.sqrt(steps)) if checkpoint == "sqrt" else checkpoint
     segments = segment_order(steps, size, reverse)
-    # forward: T steps, recorded only in the last segment (which backward reaches first)
-    assert log == [(False, t) for seg in segments[:-1] for t in seg] + [
-        (True, t) for t in segments[-1]]
+    forward = [t for seg in segments for t in seg]
+    assert log == [(False, t) for t in forward]  # T steps, none recorded
     log.clear()
     got = values_and_grads(lambda: (out, h, c), [xs, *cell.parameters()])
-    # backward: the other segments again, recorded, from the last to the first, each once
-    assert log == [(True, t) for seg in reversed(segments[:-1]) for t in seg]
-    assert len(checkpoints_in(out, h, c)) == len(segments) - 1
+    # backward: T more steps, recorded; the last segment first, each segment once
+    assert log == [(True, t) for seg in reversed(segments) for t in seg]
+    assert len(checkpoints_in(out, h, c)) == len(segments)
     assert_close(got[0], plain[0])
     assert_close(got[1], plain[1])
 
@@ -571,10 +570,10 @@ def test_sqrt_segments_are_ceil_of_the_square_root_of_the_length(steps):
     out, h = layer(x)
     nodes = checkpoints_in(out, h)
     size = math.ceil(math.sqrt(steps))
-    assert len(nodes) == math.ceil(steps / size) - 1  # the last segment is not checkpointed
+    assert len(nodes) == math.ceil(steps / size)
     # each node holds its segment of the sequence (a view of x) and the state it starts from
     lengths = [y.shape[0] for fn in nodes for y in fn.inputs if y.ndim == 3]
-    assert lengths == [min(size, steps - s) for s in range(0, steps, size)][:-1]
+    assert lengths == [min(size, steps - s) for s in range(0, steps, size)]
     assert all(owner(y.data) is x.data for fn in nodes for y in fn.inputs if y.ndim == 3)
 
 
@@ -585,8 +584,7 @@ def test_each_layer_and_direction_recomputes_its_segments_once():
     out, h = layer(leaf((5, 2, 2), 35))
     assert [len(log) for log in logs] == [5] * 4
     (out.sum() + h.sum()).backward()
-    # segments [0, 1], [2, 3], [4]: again all but the one run last (forward [4], reverse [0, 1])
-    assert [len(log) for log in logs] == [9, 8] * 2
+    assert [len(log) for log in logs] == [10] * 4
     for log in logs:
         assert sorted(t for rec, t in log if rec) == list(range(5))
     # under no_grad nothing is checkpointed: one plain run
@@ -849,13 +847,11 @@ def test_activations_grow_linearly_with_the_length_and_checkpointing_keeps_far_l
     plain_report = total(4 * t)[0]
     assert report.total < plain_report.total / 2.5
     assert_report_matches_walk(report, loss)
-    # only the last segment's steps are in the graph: the Checkpoint nodes hold only each
-    # other segment's inputs
-    size = math.ceil(math.sqrt(4 * t))
-    last = range(size * (math.ceil(4 * t / size) - 1), 4 * t)
-    assert set(report.by_step) == {"-"} | {f"t{k}" for k in last}
+    # no op of a step is in the graph: the Checkpoint nodes hold only each segment's inputs
+    assert set(report.by_step) == {"-"}
     nodes = checkpoints_in(loss)
-    assert len(nodes) == math.ceil(4 * t / size) - 1
+    size = math.ceil(math.sqrt(4 * t))
+    assert len(nodes) == math.ceil(4 * t / size)
     params = {id(p) for p in layer.parameters()}
     parts = 2 if layer_type is LSTM else 1
     for k, fn in enumerate(nodes):
