@@ -148,8 +148,8 @@ def _tensors(result: Any, who: str) -> tuple[Tensor, ...]:
                     f"{type(result).__name__}")
 
 
-def checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: bool = True,
-               **kwargs: Any) -> Any:
+def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | None = None,
+               preserve_rng_state: bool = True, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)`` without keeping its activations for backward, as
     ``torch.utils.checkpoint.checkpoint`` (non-reentrant): forward runs it without recording
     and keeps only what it read; backward runs it again, recording, and backpropagates through
@@ -160,7 +160,11 @@ def checkpoint(function: Callable[..., Any], *args: Any, preserve_rng_state: boo
 
     Inside ``mg.compile`` or ``mg.func.vmap`` it raises: both trace the ops a function applies,
     and a checkpoint's forward is a result computed outside the op that records it.
+    ``use_reentrant`` may be False or None (PyTorch asks for it); True raises.
     """
+    if use_reentrant:
+        raise ValueError("mg.checkpoint: only the non-reentrant variant is here "
+                         "(use_reentrant=False, PyTorch's recommendation); got True")
     if not is_grad_enabled():  # (so also inside another checkpoint's forward)
         return function(*args, **kwargs)
     current = Function.__dict__["apply"].__func__

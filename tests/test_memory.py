@@ -959,3 +959,12 @@ def test_a_bad_color_by_lists_saved_bytes():
         mg.draw_graph(loss, color_by="bytes")
     with pytest.raises(ValueError, match="'saved_bytes'"):
         mg.draw_graph(loss, color_by="saved bytes")
+
+
+def test_use_reentrant_false_is_accepted_and_true_raises():
+    x = leaf((3,), 60)
+    y = mg.checkpoint(lambda x: (x * x).sum(), x, use_reentrant=False)
+    (g,) = mg.grad(y, [x])
+    assert_close([g], [2 * x.detach()])
+    with pytest.raises(ValueError, match="use_reentrant=False"):
+        mg.checkpoint(lambda x: x.sum(), x, use_reentrant=True)
