@@ -181,14 +181,13 @@ class _Recorder:
                 setattr(owner, name, value)
 
 
-
 def trace(f: Callable[..., Any], args: tuple, kwargs: dict, leaves: list[Tensor],
           batched: list[bool], randomness: str) -> tuple[Program, dict[int, Tensor], Any]:
     """Run ``f(*args, **kwargs)`` once and record its ops as a program (``compile``'s IR).
     ``leaves`` are the tensors among the arguments, ``batched`` says which of them are one
-    example of a batch. The program's inputs are the leaves, then the tensors ``f`` read from
-    outside (parameters, constants it made), returned by input slot; then the tree shape of
-    ``f``'s result."""
+    example of a batch. Returns the program, whose inputs are the leaves, then the tensors
+    ``f`` read from outside (parameters, constants it made); those tensors, by input slot; and
+    the tree shape of ``f``'s result."""
     recorder = _Recorder(randomness)
     arguments = [recorder.new(x, b) for x, b in zip(leaves, batched)]
     with recorder.installed():
@@ -237,14 +236,15 @@ def replay(program: Program, arguments: list[Tensor], batched: list[bool], size:
 
 def _checked(ins: Instr, y: Tensor, meta: Meta, size: int | None) -> Tensor:
     """``y`` after a check that it is what one example's op made, with the batch in front: a
-    rule that got it wrong raises here rather than giving wrong numbers later. (A 0-d value
-    that became a batch of them may have been promoted as NumPy does: it gets its dtype back.)"""
+    rule that got it wrong raises here rather than giving wrong numbers later. A wider float
+    dtype is rounded to the example's, as the example's op rounds it (a 0-d float64 operand
+    does not widen a float32 tensor, and in the batch it is not 0-d); a narrower one raises."""
     shape, dtype = meta
     expected = shape if size is None else (size, *shape)
-    if y.shape != expected:
-        raise RuntimeError(f"vmap: the batching rule of {ins.label} gave shape "
-                           f"{y.shape}; one example's op gave {shape}, so the batch needs "
-                           f"{expected}")
+    if y.shape != expected or not np.can_cast(dtype, y.dtype, "safe"):
+        raise RuntimeError(f"vmap: the batching rule of {ins.label} gave {y.dtype} of shape "
+                           f"{y.shape}; one example's op gave {dtype} of shape {shape}, so "
+                           f"the batch needs {dtype} of shape {expected}")
     return y if y.dtype == dtype else y.astype(dtype)
 
 
