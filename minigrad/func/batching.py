@@ -112,8 +112,9 @@ def pointwise(op: type, options: dict, xs: list[Tensor], batched: list[bool], si
     inputs lined up by ``lift``, then the op as it is."""
     ndim = max(rank(x, b) for x, b in zip(xs, batched))
     xs = [lift(x, b, ndim) for x, b in zip(xs, batched)]
-    if any(b and x.ndim == 1 for x, b in zip(xs, batched)):  # a batch of scalars
-        xs = _promoted_as_one_example(op, options, xs, batched)
+    floats = {x.dtype for x in xs if x.dtype.kind == "f"}
+    if len(floats) > 1 and any(b and x.ndim == 1 for x, b in zip(xs, batched)):
+        xs = _promoted_as_one_example(op, options, xs, batched)  # a batch of scalars
     return op.apply(*xs, **options)
 
 
@@ -121,7 +122,7 @@ def _promoted_as_one_example(op: type, options: dict, xs: list[Tensor], batched:
                              ) -> list[Tensor]:
     """The inputs, floats cast up to the dtype that one example's op gives: a 0-d operand
     does not widen a tensor's float dtype (``_promoted``), and in the batch it is not 0-d."""
-    examples = [np.zeros((1,) * (x.ndim - b), x.dtype) for x, b in zip(xs, batched)]
+    examples = [np.ones((1,) * (x.ndim - b), x.dtype) for x, b in zip(xs, batched)]
     dtype = np.asarray(op(**options).forward(*examples)).dtype
     return [ew.Cast.apply(x, dtype=dtype) if x.dtype.kind == "f" and dtype.kind == "f"
             and np.can_cast(x.dtype, dtype, "safe") and x.dtype != dtype else x for x in xs]
