@@ -899,7 +899,8 @@ def test_a_checkpoint_node_holds_only_what_the_function_read():
 
 # -- 6. draw_graph(color_by="saved_bytes") -------------------------------------------------------
 
-OP_LABEL = re.compile(r'^\s*(op\d+) \[label=<(\w+)<BR/><FONT POINT-SIZE="9">([^<]*)</FONT>>(.*)\]$')
+OP_LABEL = re.compile(r'^\s*(op\d+) \[label=<<TABLE[^>]*><TR><TD>(\w+)</TD></TR><TR><TD>'
+                      r'<FONT POINT-SIZE="9">([^<]*)</FONT></TD></TR></TABLE>>(.*)\]$')
 
 
 def op_sizes(source):

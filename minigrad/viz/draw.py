@@ -128,18 +128,16 @@ def draw_graph(
         return tensor_ids[id(x)]
 
     for k, (key, members) in enumerate(g.groups()):
+        size = size_text(kept[key]) if color_by == "saved_bytes" else ""
         if isinstance(key, Function):
             inputs = list(key.inputs)  # x * x keeps both edges
-            nid, attrs = f"op{k}", _op_attrs(key)
+            nid, attrs = f"op{k}", _op_attrs(key, size)
         else:  # each outside input once; tensors made inside the box stay inside
             inputs = list({id(x): x for m in members for x in m.inputs
                            if g.box.get(x.grad_fn) != key}.values())
-            nid, attrs = f"box{k}", _box_attrs(key, len(members))
-        if color_by == "saved_bytes":
+            nid, attrs = f"box{k}", _box_attrs(key, len(members), size)
+        if size:
             scale.paint(attrs, kept[key], legend_title)  # the fill; the label says the size
-            attrs["label"] = attrs["label"][:-1] + f"<BR/>{_small(size_text(kept[key]))}>" \
-                if isinstance(key, Function) else _box_attrs(key, len(members),
-                                                             size_text(kept[key]))["label"]
         tails = [add_tensor(x) for x in inputs]
         nodes.append((g.place(members[0]), nid, attrs))
         edges += [(tail, nid, {}) for tail in tails]
@@ -220,8 +218,9 @@ def _tensor_style(x: Tensor, name: str | None, output_nr: int | None, show_value
     return attrs, lines
 
 
-def _op_attrs(fn: Function) -> dict:
-    attrs = {"label": _html(_esc(fn.name)), "shape": "ellipse", "style": "filled",
+def _op_attrs(fn: Function, note: str = "") -> dict:
+    label = _html(_esc(fn.name), _small(_esc(note))) if note else _html(_esc(fn.name))
+    attrs = {"label": label, "shape": "ellipse", "style": "filled",
              "fillcolor": _OP_FILL, "fontsize": "10", "height": "0.3", "margin": "0.05,0.02"}
     notes = [fn.scope] if fn.scope else []
     if fn.freed:  # dashed: backward has run through it and freed what it saved
