@@ -74,20 +74,22 @@ class _Recorder:
             self.batched.add(n)
         return n
 
-    def number(self, x: Tensor) -> int:
-        """``x``'s number: its own, or that of the tensor whose array it wraps, or a new one
-        for a tensor read from outside."""
+    def known(self, x: Tensor) -> int | None:
+        """``x``'s number: its own, or that of the tensor whose array it wraps (None if the
+        trace has not seen it)."""
         n = self.numbers.get(id(x))
-        if n is None:
-            n = self.arrays.get(id(x.data))
+        return self.arrays.get(id(x.data)) if n is None else n
+
+    def number(self, x: Tensor) -> int:
+        """``x``'s number, or a new one for a tensor read from outside."""
+        n = self.known(x)
         if n is None:
             n = self.new(x, batched=False)
             self.outside[n] = x
         return n
 
     def is_batched(self, x: Tensor) -> bool:
-        n = self.numbers.get(id(x), self.arrays.get(id(x.data)))
-        return n is not None and n in self.batched
+        return self.known(x) in self.batched
 
     def apply(self, op: type, inputs: tuple, options: dict) -> Any:
         """``Function.apply`` while tracing: run the op and record it."""
