@@ -969,3 +969,18 @@ def test_use_reentrant_false_is_accepted_and_true_raises():
     assert_close([g], [2 * x.detach()])
     with pytest.raises(ValueError, match="use_reentrant=False"):
         mg.checkpoint(lambda x: x.sum(), x, use_reentrant=True)
+
+
+@given(rows=st.integers(1, 3), cols=st.integers(1, 4), broadcast=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_the_checkpoint_op_passes_gradcheck_and_gradgradcheck(rows, cols, broadcast, seed):
+    """The Checkpoint op against central differences (float64), first and second order, on
+    operands that broadcast (w is a row when ``broadcast``)."""
+    x = leaf((rows, cols), seed)
+    w = leaf((1, cols) if broadcast else (rows, cols), seed + 1)
+
+    def f(x, w):
+        return mg.checkpoint(lambda x, w: (x * w).tanh() + (x - w) ** 2, x, w)
+
+    assert mg.gradcheck(f, [x, w])
+    assert mg.gradgradcheck(f, [x, w])
