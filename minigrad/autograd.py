@@ -15,9 +15,11 @@ from minigrad.tensor import Tensor
 
 class _State:
     """Process-wide switches read on every op: grad mode, anomaly mode, current name scope,
-    and what watches backward (``trace_backward``)."""
+    what watches backward (``trace_backward``) and whether the running backward keeps the
+    graph (``retain_graph``)."""
 
-    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version", "moved", "levels")
+    __slots__ = ("grad_enabled", "anomaly", "scope", "observer", "version", "moved", "levels",
+                 "retaining")
 
     def __init__(self) -> None:
         self.version = 0  # the clock that in-place writes stamp tensors with (ops/inplace.py)
@@ -27,6 +29,7 @@ class _State:
         self.anomaly = False
         self.scope = ""
         self.observer = None  # called as observer(fn, grad_outputs, grad_inputs) by backward
+        self.retaining = True  # False inside a backward that frees the graph as it goes
 
 
 _state = _State()
@@ -212,6 +215,16 @@ class Function:
         """Keep what backward needs beyond the inputs (arrays, or the axes and sizes forward
         worked out), as ``self.saved``; freed after backward."""
         self.saved = values
+
+    def take_saved(self) -> tuple:
+        """``self.saved``, handed over: inside a backward that frees the graph (no
+        ``retain_graph``) the node lets go of it now rather than after ``backward`` returns,
+        so that a backward that reads the arrays one after another can drop each after its
+        last use (a compiled call's backward program does)."""
+        saved = self.saved
+        if not _state.retaining:
+            self.saved = None
+        return saved
 
     def output(self, i: int = 0) -> Tensor:
         """The i-th output tensor (held weakly; alive whenever backward can reach this node).
@@ -516,7 +529,8 @@ def run_backward(
     # The ops that backward is made of are not checked one by one under anomaly mode: each
     # node's returned gradients are, so a NaN is blamed on the op whose backward made it.
     add, waiting = sums.add, sums.nodes  # bound once: this is the engine's hot loop
-    with _switched("grad_enabled", create_graph), _switched("anomaly", False):
+    with (_switched("grad_enabled", create_graph), _switched("anomaly", False),
+          _switched("retaining", retain_graph)):
         for root, g in zip(roots, root_grads):
             add(root, g)
         for fn in reversed(order):

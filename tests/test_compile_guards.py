@@ -357,7 +357,8 @@ def test_verify_compares_gradients_when_a_backward_runs(monkeypatch):
     compiled(x, w).backward()  # agrees
     backward = compiled.traces[0].backward
     run = backward.run
-    monkeypatch.setattr(backward, "run", lambda arrays: [g * 2 for g in run(arrays)])
+    monkeypatch.setattr(backward, "run",
+                        lambda arrays, consume=False: [g * 2 for g in run(arrays, consume)])
     y = compiled(x, w)
     with pytest.raises(VerifyError, match="the gradient of argument 0"):
         y.backward()

@@ -10,6 +10,7 @@ instruction one line that calls its function, and ``del`` lets go of an array wh
 
     def program(inputs):
         s0, s1, s2, s3, s4, s8, = inputs
+        inputs.clear()
         s45 = s1 @ s4.T
         del s4
         s14, s20, s22, = fused_3c67bddaad_3(s45, s8, s2)
@@ -38,13 +39,14 @@ def call(ins: Instr, args: Sequence[str], outs: Sequence[str], fn: str,
 
 def generate(program: Program) -> tuple[str, dict[str, Any]]:
     """The source of ``program`` as a function ``program(inputs)`` that returns the list of
-    output arrays, and the names it needs (NumPy, the constants, the functions it calls)."""
+    output arrays, and the names it needs (NumPy, the constants, the functions it calls).
+    ``inputs`` is a list that the function empties once it has named its arrays."""
     namespace: dict[str, Any] = {"np": np}
     names = {s: f"c{s}" for s in program.constants}  # constants are names in the namespace
     namespace.update({f"c{s}": array for s, array in program.constants.items()})
     lines = []
-    if program.inputs:
-        lines.append(f"{', '.join(f's{s}' for s in program.inputs)}, = inputs")
+    if program.inputs:  # the list is the function's own: emptied, it holds no array alive
+        lines += [f"{', '.join(f's{s}' for s in program.inputs)}, = inputs", "inputs.clear()"]
     for k, ins in enumerate(program.instrs):
         args = [names.get(s, f"s{s}") for s in ins.inputs]
         outs = [f"s{s}" for s in ins.outputs]

@@ -169,7 +169,8 @@ class CompiledCall(Function):
                 "Differentiate the uncompiled function for higher derivatives."
             )
         tracked = [g for g, t in zip(grads, spec.trace.tracked) if t]
-        results = spec.backward.run([*self.saved, *(g.data for g in tracked)])
+        arrays = [*self.take_saved(), *(g.data for g in tracked)]
+        results = spec.backward.run(arrays, consume=True)  # each array dies after its last use
         results = tuple(None if k is None else Tensor._wrap(results[k])
                         for k in spec.trace.grad_of)
         if self.eager is not None:

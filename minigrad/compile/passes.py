@@ -10,6 +10,9 @@ with less work, and each does one thing. ``pipeline.py`` runs them, with the spe
   ``Add``...) over arrays of one shape becomes one generated kernel (``kernels.py``) that
   reads the run's inputs once and writes only the values used after it; the split before the
   run and the concatenation after it are taken in.
+- ``remat``: rematerialization: a value that one or two elementwise instructions make from
+  values backward keeps anyway is recomputed in backward instead of kept from forward (an
+  LSTM step's ``tanh(c)`` and ``h``), so forward hands backward less memory.
 - ``free``: buffer reuse by liveness: each array is let go right after its last reader, so
   that the memory of dead intermediates serves the next ones.
 """
@@ -20,12 +23,12 @@ from collections import defaultdict
 from dataclasses import replace
 
 from minigrad.compile.kernels import fusible, make_kernel
-from minigrad.compile.program import Instr, Program
+from minigrad.compile.program import Instr, Program, new_slots
 from minigrad.compile.reference import dead_code_elimination
 from minigrad.ops.shape import Concat, Split
 
 __all__ = ["common_subexpressions", "dead_code_elimination", "find_makers", "find_readers",
-           "free", "fuse", "merge_repeats"]
+           "free", "fuse", "merge_repeats", "read_from_outside", "rematerialize"]
 
 
 def common_subexpressions(program: Program) -> Program:
@@ -75,6 +78,14 @@ def find_readers(instrs: list[Instr]) -> dict[int, list[int]]:
 def find_makers(instrs: list[Instr]) -> dict[int, int]:
     """Slot -> the position of the instruction that makes it."""
     return {s: k for k, ins in enumerate(instrs) for s in ins.outputs}
+
+
+def read_from_outside(program: Program) -> list[int]:
+    """The slots ``program`` reads (or returns) that it neither makes nor holds as constants,
+    in the order it first reads them."""
+    made = {s for ins in program.instrs for s in ins.outputs}
+    read = [s for ins in program.instrs for s in ins.inputs] + program.outputs
+    return [s for s in dict.fromkeys(read) if s not in made and s not in program.constants]
 
 
 def fuse(program: Program) -> Program:
@@ -160,6 +171,69 @@ def _kernel(positions: list[int], instrs: list[Instr], readers: dict[int, list[i
                          (*splits, *members, *taken))
     return Instr(kernel.name, kernel.fn, kernel.inputs, kernel.outputs,
                  len(kernel.outputs) > 1, kernel=kernel)
+
+
+RECOMPUTE_AT_MOST = 2
+"""The most elementwise instructions ``remat`` runs again for one value: ``h = o * tanh(c)``
+takes two. A longer chain would follow a recurrence back through the steps (an LSTM's ``c``
+from the previous ``c``, from the one before...), trading little memory for much work."""
+
+
+def rematerialize(backward: Program, forward: Program) -> Program:
+    """Recompute in ``backward`` the forward values that cheap instructions make from values
+    it keeps anyway, so that ``forward`` need not keep them (``link`` keeps what backward
+    reads from outside).
+
+    The values backward reads from forward are visited in forward order. One is recomputed
+    when the elementwise instructions that make it, followed back to values that stay kept
+    (or the function's inputs, results and constants), are at most ``RECOMPUTE_AT_MOST``. Copies of
+    those instructions, marked ``recomputed``, go into backward right before the first
+    instruction that reads the value, where ``fuse`` takes them into backward's kernels. No
+    value is kept that was not kept before, so the memory that forward hands to backward only
+    shrinks; the cost is elementwise work, which a fused kernel does while it reads the values
+    it keeps. (AOTAutograd's partitioner makes the same trade, choosing by a min-cut.)
+    """
+    maker = find_makers(forward.instrs)
+    read = [s for s in read_from_outside(backward) if s in maker and s not in forward.outputs]
+    kept = {*read, *forward.outputs}  # the function's results are at hand too
+    chains = {}  # value -> the forward instructions that remake it, in order
+    for s in sorted(read, key=maker.get):
+        chain = _chain(s, forward, maker, kept)
+        if chain is not None and len(chain) <= RECOMPUTE_AT_MOST:
+            chains[s] = chain
+            kept.remove(s)
+    if not chains:
+        return backward
+    meta = {**forward.meta, **backward.meta}
+    readers = find_readers(backward.instrs)
+    before: dict[int, list[Instr]] = defaultdict(list)  # position -> instructions to insert
+    for s, chain in chains.items():
+        inner = [o for k in chain[:-1] for o in forward.instrs[k].outputs]
+        slots = dict(zip(inner, new_slots(meta, *(meta[o] for o in inner))))  # fresh copies
+        before[min(readers[s])] += [
+            replace(forward.instrs[k], inputs=tuple(slots.get(i, i) for i in ins.inputs),
+                    outputs=tuple(slots.get(o, o) for o in ins.outputs), recomputed=True)
+            for k in chain for ins in [forward.instrs[k]]]
+    instrs = [new for k, ins in enumerate(backward.instrs) for new in (*before[k], ins)]
+    constants = {**backward.constants, **{s: forward.constants[s] for ins in instrs
+                                          for s in ins.inputs if s in forward.constants}}
+    backward = replace(backward, instrs=instrs, constants=constants, meta=meta)
+    return replace(backward, inputs=read_from_outside(backward))
+
+
+def _chain(s: int, forward: Program, maker: dict[int, int], kept: set[int]) -> list[int] | None:
+    """The positions, in order, of the elementwise forward instructions that make ``s`` from
+    values in ``kept``, forward's inputs or constants; None if a non-elementwise one is on
+    the way."""
+    chain, todo = set(), [s]
+    while todo:
+        k = maker[todo.pop()]
+        if not fusible(forward.instrs[k]):
+            return None
+        chain.add(k)
+        todo += [i for i in forward.instrs[k].inputs if i in maker and i not in kept
+                 and maker[i] not in chain]
+    return sorted(chain)
 
 
 def free(program: Program) -> Program:

@@ -7,16 +7,19 @@
    softmax's terms and the rest, so that the next step can share the terms.
 2. ``cse`` (``passes.py``): forward's repeated instructions merged; then backward's, where
    backward also reads forward's slot wherever it repeats a forward instruction.
-3. Backward first, because it decides what forward must keep: ``dce``, ``distribute`` and
+3. ``remat`` (``passes.py``): backward recomputes the forward values that one or two
+   elementwise instructions make from values it keeps anyway, rather than keep them.
+4. Backward first, because it decides what forward must keep: ``dce``, ``distribute`` and
    ``gather`` (``fast/rewrites.py``), ``fuse``, ``numba`` (``fast/numba.py``), ``lower``
    (``fast/lowering.py``), ``free``.
-4. Link: forward also returns the values backward reads (``link``).
-5. Forward: the same passes as backward in step 3.
+5. Link: forward also returns the values backward reads (``link``).
+6. Forward: the same passes as backward in step 4.
 
-``dce``, ``cse``, ``fuse`` and ``free`` are the generic passes (``passes.py``): any program
-gains from them. The others are the speed work of ``fast/``, each bought by a benchmark
-figure given in its module. With ``CHECK`` set (the tests set it), ``check.py``'s checker runs
-on the programs as traced and after every pass, and names the pass that broke a rule.
+``dce``, ``cse``, ``remat``, ``fuse`` and ``free`` are the generic passes (``passes.py``):
+any program gains from them. The others are the speed work of ``fast/``, each bought by a
+benchmark figure given in its module. With ``CHECK`` set (the tests set it), ``check.py``'s
+checker runs on the programs as traced and after every pass, and names the pass that broke a
+rule.
 """
 
 from __future__ import annotations
@@ -31,15 +34,17 @@ import numpy as np
 from minigrad.compile import passes
 from minigrad.compile.check import check
 from minigrad.compile.fast import decompose, lowering, numba, rewrites
+from minigrad.compile.passes import read_from_outside
 from minigrad.compile.program import Program
 
 if TYPE_CHECKING:
     from minigrad.compile.trace import Trace
 
-PASSES: dict[str, Callable[[Program], Program]] = {
+PASSES: dict[str, Callable[..., Program]] = {
     "decompose": decompose.decompose,
     "dce": passes.dead_code_elimination,
     "cse": passes.common_subexpressions,
+    "remat": passes.rematerialize,
     "distribute": rewrites.distribute,
     "gather": rewrites.gather,
     "fuse": passes.fuse,
@@ -47,9 +52,11 @@ PASSES: dict[str, Callable[[Program], Program]] = {
     "lower": lowering.lower,
     "free": passes.free,
 }
-"""Every pass by name, in the order the pipeline runs them."""
+"""Every pass by name, in the order the pipeline runs them. Each takes a program and returns
+one, except ``remat``, which takes backward and its forward and returns backward."""
 ALL: tuple[str, ...] = tuple(PASSES)
-GENERIC: tuple[str, ...] = ("dce", "cse", "fuse", "free")
+GENERIC: tuple[str, ...] = ("dce", "cse", "remat", "fuse", "free")
+TWO_PROGRAMS = ("decompose", "cse", "remat")  # run by ``optimize`` itself, on both programs
 CHECK = False
 """Run the checker before and after every pass (the tests set it)."""
 
@@ -73,7 +80,10 @@ def optimize(trace: Trace, names: Sequence[str] = ALL) -> tuple[Program, Program
             backward = passes.merge_repeats(backward.renamed(alias), known=forward)[0]
             backward = replace(backward, inputs=read_from_outside(backward))
         checked("cse", forward, backward)
-    rest = [name for name in ALL if name in names and name not in ("decompose", "cse")]
+    if "remat" in names and backward is not None:
+        backward = passes.rematerialize(backward, forward)
+        checked("remat", forward, backward)
+    rest = [name for name in ALL if name in names and name not in TWO_PROGRAMS]
     for name in rest if backward is not None else ():
         backward = PASSES[name](backward)
         checked(name, forward, backward)
@@ -105,11 +115,3 @@ def link(forward: Program, backward: Program | None,
     kept = [s for s in read_from_outside(backward) if s not in grad_slots]
     return (replace(forward, outputs=forward.outputs + kept),
             replace(backward, inputs=kept + grad_slots))
-
-
-def read_from_outside(program: Program) -> list[int]:
-    """The slots ``program`` reads (or returns) that it neither makes nor holds as constants,
-    in the order it first reads them."""
-    made = {s for ins in program.instrs for s in ins.outputs}
-    read = [s for ins in program.instrs for s in ins.inputs] + program.outputs
-    return [s for s in dict.fromkeys(read) if s not in made and s not in program.constants]

@@ -45,9 +45,11 @@ class Instr:
     op such as ``Split`` returns a tuple, even of one array). ``op`` and ``options`` say which
     ``Function`` class, with which keyword options, the instruction came from (for the
     passes); ``impure`` marks an op that draws random numbers (never removed or merged).
-    Passes fill in the rest: ``kernel`` describes a fused kernel (``fuse``), ``lower`` writes
-    the instruction as lines of Python instead of a call of ``fn`` (``lower``), and ``frees``
-    lists the slots that nothing reads after it (``free``), which a run lets go of there.
+    Passes fill in the rest: ``recomputed`` marks a forward instruction that backward runs
+    again rather than keep its value (``remat``), ``kernel`` describes a fused kernel
+    (``fuse``), ``lower`` writes the instruction as lines of Python instead of a call of
+    ``fn`` (``lower``), and ``frees`` lists the slots that nothing reads after it (``free``),
+    which a run lets go of there.
     """
 
     label: str
@@ -58,6 +60,7 @@ class Instr:
     op: type | None = None
     options: dict = field(default_factory=dict)
     impure: bool = False
+    recomputed: bool = False
     kernel: Kernel | None = None
     lower: Lowering | None = None
     frees: tuple[int, ...] = ()
@@ -136,10 +139,12 @@ class Program:
 
         return interpret(self, arrays)
 
-    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def run(self, arrays: Sequence[np.ndarray], consume: bool = False) -> list[np.ndarray]:
         """What ``interpret`` does, through the function generated from the program: one way
-        to run it fast."""
-        return self._generated[1](arrays)
+        to run it fast. With ``consume``, ``arrays`` (a list) is emptied as the run starts:
+        the caller hands its references over, so that each input array is let go after its
+        last reader, as the intermediates are (a compiled backward that frees the graph)."""
+        return self._generated[1](arrays if consume else list(arrays))
 
     @property
     def code(self) -> str:
@@ -161,7 +166,7 @@ class Program:
                 for s, a in self.constants.items()))
         for ins in self.instrs:
             types = ", ".join(type_text(self.meta[s]) for s in ins.outputs)
-            lines.append(f"{ins.text():<44} # {types}")
+            lines.append(f"{ins.text():<44} # {types}{_recomputed_text(ins)}")
         lines.append("outputs: " + ", ".join(f"s{s}" for s in self.outputs))
         return "\n".join(lines)
 
@@ -174,9 +179,10 @@ class Program:
     def draw(self, rankdir: str = "TB", names: Mapping[int, str] | None = None,
              prefix: str = "") -> graphviz.Digraph:
         """The program as a Graphviz drawing: slots are boxes (inputs green, constants grey,
-        outputs bold), instructions ovals (fused kernels orange, with the ops they replaced),
-        edges follow the data. ``names`` labels slots (``{0: "x"}``); ``prefix`` starts every
-        node id, so that two programs can be drawn side by side in one graph."""
+        outputs bold), instructions ovals (fused kernels orange, with the ops they replaced;
+        instructions that backward recomputes rather than keep, blue), edges follow the data.
+        ``names`` labels slots (``{0: "x"}``); ``prefix`` starts every node id, so that two
+        programs can be drawn side by side in one graph."""
         from minigrad.viz.render import to_digraph
 
         nodes, edges = [], []
@@ -194,14 +200,25 @@ class Program:
                 attrs["penwidth"] = "2.5"
             nodes.append(("", f"{prefix}s{s}", attrs))
         for k, ins in enumerate(self.instrs):
-            fill = "#fdd0a2" if ins.source is not None else "#eeeeee"
+            fill = ("#fdd0a2" if ins.source is not None else
+                    "#c6dbef" if ins.recomputed else "#eeeeee")
             label = ins.label + (f"\n{_counted(ins.fused)}" if ins.fused else "")
+            label += _recomputed_text(ins).replace(", ", "\n", 1)
             nodes.append(("", f"{prefix}i{k}", {"label": label, "shape": "oval",
                                                 "style": "filled", "fillcolor": fill}))
             edges += [(f"{prefix}s{s}", f"{prefix}i{k}", {}) for s in dict.fromkeys(ins.inputs)]
             edges += [(f"{prefix}i{k}", f"{prefix}s{s}", {}) for s in ins.outputs]
         return to_digraph(nodes, edges, {}, graph_attr={"rankdir": rankdir},
                           node_attr={"fontsize": "10", "height": "0.3"})
+
+
+def _recomputed_text(ins: Instr) -> str:
+    """``, recomputed`` for an instruction that ``remat`` copied from forward;
+    ``, recomputes 1 Tanh`` for a kernel that took such instructions in; else nothing."""
+    if ins.recomputed:
+        return ", recomputed"
+    again = [f for f in ins.fused if f.recomputed]
+    return f", recomputes {_counted(again)}" if again else ""
 
 
 def _counted(instrs: Sequence[Instr]) -> str:
