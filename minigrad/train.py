@@ -1,6 +1,6 @@
 """A small reusable training loop: progress bar, gradient clipping, learning-rate schedules,
-evaluation and callbacks after every epoch (early stopping is one), checkpoints with resume,
-and a plot of the curves.
+evaluation and callbacks after every epoch (early stopping is one) or step (``mg.viz.Live``),
+checkpoints with resume, and a plot of the curves.
 
     trainer = Trainer(model, optimizer, clip_norm=5.0, checkpoint="run.npz")
     history = trainer.fit(10, batches=lambda: train_data, step=step, evaluate=evaluate,
@@ -178,7 +178,8 @@ class EarlyStopping:
 
 
 Callback = Callable[["Trainer"], Any]
-"""A per-epoch hook: called as ``callback(trainer)``; may set ``trainer.should_stop``."""
+"""A per-epoch hook: called as ``callback(trainer)``; may set ``trainer.should_stop``. One
+with an ``on_train_batch_end(trainer, step, loss)`` method is also called after every step."""
 
 
 class Trainer:
@@ -212,6 +213,13 @@ class Trainer:
 
     ``epoch`` counts the epochs trained so far, across ``fit`` calls; ``history`` holds them;
     ``should_stop``, set by a callback, ends the running ``fit`` after its epoch.
+
+    Callbacks run after every epoch, as ``callback(trainer)``. A callback that also has a
+    method ``on_train_batch_end(trainer, step, loss)`` (Lightning's and Keras's name) is
+    called after every optimizer step too: ``step`` counts the steps of the whole run from 1
+    (the epochs in ``history`` included, so it goes on after ``resume``) and ``loss`` is the
+    step's loss as a float. ``mg.viz.Live`` is one; plain functions and ``EarlyStopping`` are
+    called once per epoch only.
 
     Resuming (``resume``) restores the model, the optimizer, the scheduler, the history, the
     epoch count and minigrad's random generator (dropout), so training continues exactly as
@@ -251,7 +259,9 @@ class Trainer:
         Each epoch runs ``step`` on every batch of ``batches()``, then ``evaluate()`` under
         ``model.evaluating()`` (its dict goes into ``history.metrics``), steps the scheduler,
         calls each of ``callbacks`` as ``callback(trainer)`` (the epoch is in ``history`` and
-        counted in ``epoch`` by then) and saves the checkpoint. A callback that sets
+        counted in ``epoch`` by then) and saves the checkpoint. A callback with a method
+        ``on_train_batch_end`` is also called as ``callback.on_train_batch_end(trainer, step,
+        loss)`` after each optimizer step (see ``Trainer``). A callback that sets
         ``trainer.should_stop = True`` (as ``EarlyStopping`` does) ends ``fit`` after that
         epoch. The progress counts the whole run: ``fit(3)`` then ``fit(7)`` shows epochs
         1/3..3/3, then 4/10..10/10.
@@ -274,6 +284,8 @@ class Trainer:
             if not callable(callback):
                 raise TypeError(f"Trainer.fit: a callback must be callable as "
                                 f"callback(trainer); got {callback!r}")
+        step_hooks = [callback.on_train_batch_end for callback in callbacks
+                      if hasattr(callback, "on_train_batch_end")]
         end = self.epoch + epochs
         deadline = None if time_limit is None else time.perf_counter() + time_limit
         self.should_stop = False
@@ -284,7 +296,7 @@ class Trainer:
                 break
             start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
             losses, loss, rate, cut, fraction = self._train_epoch(batches(), step, end,
-                                                                  deadline)
+                                                                  deadline, step_hooks)
             metrics = self._evaluate_and_schedule(evaluate, monitor)
             self.epoch += 1
             self._record(losses, loss, metrics, lr, time.perf_counter() - start, rate, cut,
@@ -310,12 +322,15 @@ class Trainer:
             self._compiled = (step, mg.compile(step))
         return self._compiled[1]
 
-    def _train_epoch(self, batches: Iterable, step: Callable, end: int, deadline: float | None
+    def _train_epoch(self, batches: Iterable, step: Callable, end: int, deadline: float | None,
+                     step_hooks: list[Callable[[Trainer, int, float], Any]]
                      ) -> tuple[list[float], float, float, bool, float]:
-        """One pass of training steps; returns the losses of the steps, their count-weighted
-        mean, the throughput (count per second), whether the time limit cut it short and the
-        fraction of the epoch that ran (1.0 when that is not known)."""
+        """One pass of training steps, each followed by ``step_hooks``; returns the losses of
+        the steps, their count-weighted mean, the throughput (count per second), whether the
+        time limit cut it short and the fraction of the epoch that ran (1.0 when that is not
+        known)."""
         total = len(batches) if hasattr(batches, "__len__") else None
+        done = sum(len(losses) for losses in self.history.step_loss)  # steps of earlier epochs
         bar = self._bar(batches, total, end)
         every = self.log_every or (max(1, total // 10) if total else 100)
         losses = []
@@ -336,6 +351,8 @@ class Trainer:
                     clip_grad_norm_(self.model.parameters(), self.clip_norm)
                 self.optimizer.step()
                 losses.append(value)
+                for hook in step_hooks:
+                    hook(self, done + i, value)
                 loss_sum, count_sum = loss_sum + value * count, count_sum + count
                 rate = count_sum / max(time.perf_counter() - start, 1e-9)
                 status = self._status(loss_sum / count_sum, rate, deadline)

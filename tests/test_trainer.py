@@ -736,3 +736,30 @@ def test_a_count_that_is_not_one_number_is_an_error_before_any_update(count):
         trainer.fit(1, lambda: [(x, y)], lambda b: (F.cross_entropy(model(mg.tensor(b[0])),
                                                                    b[1]), count))
     assert_weights(model, before)
+
+
+def test_a_callback_with_on_train_batch_end_is_also_called_after_every_step():
+    mg.manual_seed(0)
+    model = Net()
+    trainer = Trainer(model, mg.optim.SGD(model.parameters(), lr=0.1), progress=False)
+    batches, step, evaluate = task(model)
+    events, weights = [], [model.out.bias.data.copy()]
+
+    class Watcher:
+        def on_train_batch_end(self, t, step, loss):
+            assert t is trainer and type(loss) is float
+            events.append((step, loss, t.epoch))
+            weights.append(model.out.bias.data.copy())
+
+        def __call__(self, t):
+            events.append(("epoch", t.epoch))
+
+    trainer.fit(2, batches, step, evaluate, callbacks=[Watcher(), lambda t: events.append("plain")])
+    trainer.fit(1, batches, step, evaluate, callbacks=Watcher())  # steps are counted on
+    losses = [loss for epoch in trainer.history.step_loss for loss in epoch]
+    steps = [(k + 1, loss, k // 4) for k, loss in enumerate(losses)]
+    assert events == (steps[:4] + [("epoch", 1), "plain"] + steps[4:8] + [("epoch", 2), "plain"]
+                      + steps[8:] + [("epoch", 3)])
+    # each call comes after its optimizer step: it sees new weights, the last call the final ones
+    assert all(not np.array_equal(a, b) for a, b in zip(weights, weights[1:]))
+    np.testing.assert_array_equal(weights[-1], model.out.bias.data)

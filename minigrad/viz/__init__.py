@@ -5,7 +5,9 @@
 - ``trace.py``: ``trace_backward``, the ops that backward visits, in order, with the norms of
   the gradients flowing through them;
 - ``graph.py``: what those share: roots, tensor names, summaries, scopes;
-- ``render.py``: the hand-over to Graphviz (imported on the first drawing only).
+- ``render.py``: the hand-over to Graphviz (imported on the first drawing only);
+- ``live.py``: ``Live``, a ``Trainer`` callback that draws training in a notebook, updated in
+  place: the loss, and the gradient norm reaching each time step.
 
 Graphs are walked iteratively (no recursion, a 10,000-step unroll is fine), never need the
 arrays that backward frees, and give the same output every time for the same computation.
@@ -13,7 +15,9 @@ arrays that backward frees, and give the same output every time for the same com
 """
 
 from minigrad.viz.draw import draw_graph
+from minigrad.viz.live import Live, grad_norms_by_time_step
 from minigrad.viz.text import print_graph
 from minigrad.viz.trace import Trace, TraceRecord, trace_backward
 
-__all__ = ["Trace", "TraceRecord", "draw_graph", "print_graph", "trace_backward"]
+__all__ = ["Live", "Trace", "TraceRecord", "draw_graph", "grad_norms_by_time_step", "print_graph",
+           "trace_backward"]
