@@ -1052,3 +1052,23 @@ def test_a_weight_split_and_used_at_every_step_gets_eager_gradients_with_one_pro
     products = [ins for ins in backward.instrs
                 if ins.op is MatMul and backward.meta[ins.outputs[0]][0] == (n, n)]
     assert len(products) == 2  # distribute and gather: one for each piece, over all the steps
+
+
+def test_stages_are_the_programs_after_each_step_of_the_pipeline_ending_where_the_call_runs():
+    cell = LSTMCell(3, 4)
+    step = mg.compile(cell)
+    x, h, c = mg.randn(2, 3, requires_grad=True), mg.zeros(2, 4), mg.zeros(2, 4)
+    h, (h, c) = step(x, (h, c))
+    (h * h).sum().backward()
+    entry = step.traces[0]
+    stages = entry.stages()
+    names = [name for name, _, _ in stages]
+    rest = [p for p in ALL if p not in ("decompose", "cse", "remat")]
+    assert names == (["tracing", "decompose", "cse", "remat"] + [f"{p}: backward" for p in rest]
+                     + ["link"] + [f"{p}: forward" for p in rest])
+    assert stages[0][1] is entry.trace.forward and stages[0][2] is entry.trace.backward
+    _, forward, backward = stages[-1]
+    assert str(forward) == str(entry.forward) and str(backward) == str(entry.backward)
+    counts = {name: (len(f.instrs), len(b.instrs)) for name, f, b in stages}
+    assert counts["tracing"] == (13, 19) and counts["fuse: backward"][1] == 6
+    assert counts["fuse: forward"][0] == 4

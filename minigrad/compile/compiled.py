@@ -88,6 +88,7 @@ class Specialization:
     backward: Program | None
     seconds: float
     watches: list[Watch]
+    passes: tuple[str, ...] = ALL
 
     def __post_init__(self) -> None:
         self._leaf_keys = [_leaf_key(x) for x in self.trace.leaves]
@@ -103,6 +104,13 @@ class Specialization:
                                       if any(np.may_share_memory(y, c) for c in constants)}
         return tuple(y.copy() if k in self._constant_outputs else y
                      for k, y in enumerate(outputs))
+
+    def stages(self) -> list[tuple[str, Program, Program | None]]:
+        """The programs as traced and after each step of the pipeline, as ``(stage, forward,
+        backward)``: the passes run again on the trace, as they ran when it was compiled."""
+        stages: list[tuple[str, Program, Program | None]] = []
+        optimize(self.trace, self.passes, watch=lambda *stage: stages.append(stage))
+        return stages
 
     @property
     def replay(self) -> str:
@@ -316,7 +324,7 @@ class CompiledFunction:
             entry = Specialization(
                 _signature_text(key), traced, link(traced.forward, traced.backward,
                                                    traced.grad_slots),
-                forward, backward, time.perf_counter() - start, watches)
+                forward, backward, time.perf_counter() - start, watches, self._passes)
         self._cache[key] = entry
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

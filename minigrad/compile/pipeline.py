@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,15 +60,26 @@ CHECK = False
 """Run the checker before and after every pass (the tests set it)."""
 
 
-def optimize(trace: Trace, names: Sequence[str] = ALL) -> tuple[Program, Program | None]:
+Watch = Callable[[str, Program, "Program | None"], None]
+
+
+def optimize(trace: Trace, names: Sequence[str] = ALL, watch: Watch | None = None
+             ) -> tuple[Program, Program | None]:
     """The forward and backward programs of ``trace`` after the passes in ``names``, linked:
     forward returns the function's results, then what backward reads; backward takes those
-    values, then one gradient per tracked output."""
+    values, then one gradient per tracked output. ``watch(stage, forward, backward)``, if
+    given, sees the programs as traced (stage ``"tracing"``) and after each step (``"cse"``,
+    ``"fuse: backward"``, ``"link"``, ``"fuse: forward"``...): what ``explore`` shows."""
     unknown = [name for name in names if name not in PASSES]
     if unknown:
         raise ValueError(f"mg.compile: unknown passes {unknown}; the passes are {ALL}")
     forward, backward = trace.forward, trace.backward
-    checked = partial(_checked, trace.values)
+
+    def checked(after: str, forward: Program, backward: Program | None, on: str = "") -> None:
+        _checked(trace.values, after, forward, backward)
+        if watch is not None:
+            watch(f"{after}: {on}" if on else after, forward, backward)
+
     checked("tracing", forward, backward)
     if "decompose" in names:
         forward, backward = decompose.decompose(forward), backward and decompose.decompose(backward)
@@ -86,20 +96,21 @@ def optimize(trace: Trace, names: Sequence[str] = ALL) -> tuple[Program, Program
     rest = [name for name in ALL if name in names and name not in TWO_PROGRAMS]
     for name in rest if backward is not None else ():
         backward = PASSES[name](backward)
-        checked(name, forward, backward)
+        checked(name, forward, backward, on="backward")
     forward, backward = link(forward, backward, trace.grad_slots)
     checked("link", forward, backward)
     for name in rest:
         forward = PASSES[name](forward)
-        checked(name, forward, backward)
+        checked(name, forward, backward, on="forward")
     return forward, backward
 
 
 def _checked(values: dict[int, np.ndarray], after: str, forward: Program,
              backward: Program | None) -> None:
     """With ``CHECK``, check both programs, running them on the arrays of the tracing call
-    (``values``; backward also reads what forward computes)."""
-    if CHECK:
+    (``values``; backward also reads what forward computes; none once the call is compiled,
+    when ``explore`` runs the passes again)."""
+    if CHECK and values:
         made = check(forward, [values[s] for s in forward.inputs], after)
         if backward is not None:
             known = {**values, **made}
