@@ -40,7 +40,7 @@ from minigrad.random import manual_seed
 from minigrad import func, nn, optim
 from minigrad.memory import checkpoint, memory_report
 from minigrad.serialization import load, save
-from minigrad.viz import draw_graph, print_graph, trace_backward
+from minigrad.viz import draw_graph, explore, print_graph, trace_backward
 from minigrad.compile import compile
 
 globals().update(FUNCTIONS)  # mg.sum, mg.max, mg.transpose...: the Tensor methods as functions
@@ -88,7 +88,7 @@ __all__ = [
     "multinomial", "rand", "randint", *FUNCTIONS, "float16", "half", "float32", "float",
     "float64", "double", "int8", "int16", "uint8", "int32", "int", "int64", "long", "bool",
     "AnomalyError", "arange", "cat", "checkpoint", "concat", "detect_anomaly", "draw_graph",
-    "enable_grad", "eq", "memory_report",
+    "enable_grad", "eq", "explore", "memory_report",
     "exp", "Function", "grad", "gradcheck", "GradcheckError", "gradgradcheck", "GraphFreedError",
     "is_grad_enabled", "load", "log", "log_softmax", "manual_seed", "matmul", "maximum", "minimum",
     "name_scope", "ne", "nn", "no_grad", "ones", "ones_like", "optim", "print_graph", "randn",

@@ -9,7 +9,6 @@ recording, and backpropagates through that.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from minigrad.autograd import (
     no_grad,
 )
 from minigrad.tensor import Tensor
-from minigrad.viz.graph import check_roots, size_text
+from minigrad.viz.graph import check_roots, is_time_step, size_text
 
 _ENGINE_APPLY = Function.__dict__["apply"].__func__
 
@@ -216,8 +215,8 @@ class MemoryReport:
         self.by_step: dict[str, int] = {}
         for r in records:
             parts = r.scope.split(".") if r.scope else []
-            step = next((p for p in parts if _STEP.fullmatch(p)), "-")
-            module = ".".join(p for p in parts if not _STEP.fullmatch(p)) or "-"
+            step = next((p for p in parts if is_time_step(p)), "-")
+            module = ".".join(p for p in parts if not is_time_step(p)) or "-"
             self.by_module[module] = self.by_module.get(module, 0) + r.bytes
             self.by_step[step] = self.by_step.get(step, 0) + r.bytes
 
@@ -249,9 +248,6 @@ class MemoryReport:
     def __repr__(self) -> str:
         return (f"<MemoryReport: {size_text(self.total)} of activations in "
                 f"{len(self.records)} ops, {size_text(self.leaves)} of leaves>")
-
-
-_STEP = re.compile(r"t\d+")
 
 
 def _held(value: Any) -> Iterator[tuple[np.ndarray, bool]]:

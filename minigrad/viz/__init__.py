@@ -4,6 +4,9 @@
 - ``text.py``: ``print_graph``, the same graph as an indented tree of text;
 - ``trace.py``: ``trace_backward``, the ops that backward visits, in order, with the norms of
   the gradients flowing through them;
+- ``explore.py``: ``explore``, the drawing as a page to click through in a browser (with
+  ``explorer.js`` and ``explorer.css``): statistics of every tensor, steppers through forward
+  and backward, folding and search;
 - ``graph.py``: what those share: roots, tensor names, summaries, scopes;
 - ``render.py``: the hand-over to Graphviz (imported on the first drawing only);
 - ``live.py``: ``Live``, a ``Trainer`` callback that draws training in a notebook, updated in
@@ -15,9 +18,10 @@ arrays that backward frees, and give the same output every time for the same com
 """
 
 from minigrad.viz.draw import draw_graph
+from minigrad.viz.explore import Explorer, explore
 from minigrad.viz.live import Live, grad_norms_by_time_step
 from minigrad.viz.text import print_graph
 from minigrad.viz.trace import Trace, TraceRecord, trace_backward
 
-__all__ = ["Live", "Trace", "TraceRecord", "draw_graph", "grad_norms_by_time_step", "print_graph",
-           "trace_backward"]
+__all__ = ["Explorer", "Live", "Trace", "TraceRecord", "draw_graph", "explore",
+           "grad_norms_by_time_step", "print_graph", "trace_backward"]

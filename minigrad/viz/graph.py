@@ -5,6 +5,7 @@ the collapsed scopes that swallow them. Nothing here knows about Graphviz."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -136,6 +137,15 @@ class Graph:
             members.setdefault(self.box[fn] or fn, []).append(fn)
         position = {fn: k for k, fn in enumerate(self.ops)}
         return sorted(members.items(), key=lambda item: position[item[1][-1]])
+
+
+_TIME_STEP = re.compile(r"t\d+")
+
+
+def is_time_step(part: str) -> bool:
+    """Whether one part of a scope path names a time step, ``t3``, as the recurrent layers of
+    ``minigrad.models`` name their steps (``rnnlm.rnn.l0.fwd.t3``)."""
+    return _TIME_STEP.fullmatch(part) is not None
 
 
 def prefixes(scope: str) -> list[str]:

@@ -20,7 +20,6 @@ import html
 import itertools
 import math
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,9 @@ from typing import Any
 from minigrad import random
 from minigrad.autograd import enable_grad, forward_order, grad
 from minigrad.tensor import Tensor
+from minigrad.viz.graph import is_time_step
 from minigrad.viz.trace import norm
 
-_TIME_STEP = re.compile(r"t\d+")
 _PROBE_CURVES = 20  # the figure's gradient panel: the latest probe and the 19 before it
 
 
@@ -69,7 +68,7 @@ def _step_scope(scope: str) -> str | None:
     time-step part; None for a scope outside every time step."""
     parts = scope.split(".")
     for k in reversed(range(len(parts))):
-        if _TIME_STEP.fullmatch(parts[k]):
+        if is_time_step(parts[k]):
             return ".".join(parts[:k + 1])
     return None
 
