@@ -543,3 +543,76 @@ def test_a_35_step_lstm_language_model_opens_folded_and_steps(browser, pages, sh
     assert browser.console() == []
     print(f"35-step LSTM LM: explore {made:.1f} s, page and {int(stopped.split()[0]) + 1} "
           f"steps in the browser {time.perf_counter() - start:.1f} s")
+
+
+# ----------------------------------------------------------------------------------------------
+# compiled.explore(): the programs after each pass, with a slider
+
+
+def compiled_cell():
+    """An LSTM cell compiled, called and differentiated once: one signature to explore."""
+    mg.manual_seed(0)
+    step = mg.compile(mg.models.LSTMCell(3, 4))
+    x, h, c = mg.randn(2, 3, requires_grad=True), mg.zeros(2, 4), mg.zeros(2, 4)
+    h, (h, c) = step(x, (h, c))
+    (h * h).sum().backward()
+    return step
+
+
+def test_a_program_page_has_every_stage_of_the_pipeline_each_program_drawn_once():
+    step = compiled_cell()
+    spec = step.traces[0]
+    ex = step.explore()
+    stages = spec.stages()
+    assert [s["name"] for s in ex.data["stages"]] == [name for name, _, _ in stages]
+    for shown, (_, forward, backward) in zip(ex.data["stages"], stages):
+        assert shown["counts"] == [len(forward.instrs), len(backward.instrs)]
+        for k, program in zip(shown["programs"], (forward, backward)):
+            assert ex.data["programs"][k]["listing"] == str(program)
+    listings = [p["listing"] for p in ex.data["programs"]]
+    assert len(set(listings)) == len(listings) < 2 * len(stages)  # unchanged ones: once
+    last = ex.data["programs"][ex.data["stages"][-1]["programs"][1]]
+    kernels = {f"i{k}": ins for k, ins in enumerate(spec.backward.instrs) if ins.source}
+    assert kernels and all(last["nodes"][nid]["source"] == ins.source
+                           for nid, ins in kernels.items())
+    assert any(n.get("recomputed") for n in last["nodes"].values())  # remat's Tanh, fused
+    assert repr(ex).endswith(f"{len(stages)} stages of the pipeline>")
+    page = ex.html()
+    assert "http://" not in page and "https://" not in page
+
+
+def test_the_pass_slider_shows_each_stages_instruction_counts(browser, pages, shots):
+    step = compiled_cell()
+    ex = step.explore()
+    opened(browser, ex, pages / "passes.html")
+    assert [u for u in browser.requests() if not u.startswith(("file:", "data:", "about:"))] == []
+    stages = ex.data["stages"]
+    assert browser.find("#stage-name").text.startswith(f"{len(stages)} / {len(stages)}")
+    for k, s in enumerate(stages):
+        browser.js("const s = document.getElementById('passes'); s.value = arguments[0];"
+                   "s.dispatchEvent(new Event('input'));", k)
+        f, b = s["counts"]
+        assert browser.find("#stage-name").text == (
+            f"{k + 1} / {len(stages)}: {s['name']} \u00b7 forward {f}, backward {b} instructions")
+        drawn = {title(g) for g in browser.find_all("g.node")}
+        forward = ex.data["programs"][s["programs"][0]]
+        assert {f"i{j}" for j in range(f)} <= drawn <= set(forward["nodes"])
+    browser.click("#show-backward")
+    assert len([g for g in browser.find_all("g.node") if title(g).startswith("i")]) == b
+    browser.screenshot(shots / "passes.png")
+
+
+def test_a_fused_kernel_opens_to_its_generated_source(browser, pages, shots):
+    step = compiled_cell()
+    ex = step.explore()
+    opened(browser, ex, pages / "kernel.html")
+    browser.click("#show-backward")
+    (k, ins), *_ = [(k, ins) for k, ins in enumerate(step.traces[0].backward.instrs)
+                    if ins.source]
+    click_node(browser, f"i{k}")
+    assert browser.find("#panel h2").text == ins.text()
+    assert browser.find("#panel pre.source").get_attribute("textContent") == ins.source
+    assert "recomputes forward values" in browser.find("#panel").text
+    browser.screenshot(shots / "kernel.png")
+    click_node(browser, "s0")
+    assert browser.find("#panel .meta").text == "f32[2,3] \u00b7 input"

@@ -158,7 +158,8 @@ def test_the_wheel_puts_only_minigrad_on_the_path(wheel):
     assert "minigrad/models/recurrent.py" in names
     assert "minigrad/data/vocab.py" in names
     assert "minigrad/py.typed" in names
-    assert {"minigrad/viz/explorer.js", "minigrad/viz/explorer.css"} <= set(names)  # explore's page
+    pages = ("drawing.js", "explorer.js", "program.js", "explorer.css")  # the explorers' pages
+    assert {f"minigrad/viz/{f}" for f in pages} <= set(names)
     models = {f"minigrad/models/{p.name}" for p in (ROOT / "models").glob("*.py")}
     assert "minigrad/models/__init__.py" in models and models <= set(names)
 
@@ -201,7 +202,8 @@ def test_an_install_of_the_sdist_has_the_models_inside_the_package(tmp_path):
     site = tmp_path / "site"
     pip("install", "--target", site, sdist)
     assert sorted(p.name for p in site.iterdir() if ".dist-info" not in p.name) == ["minigrad"]
-    assert all((site / "minigrad" / "viz" / f"explorer.{ext}").is_file() for ext in ("js", "css"))
+    assert all((site / "minigrad" / "viz" / f).is_file()
+               for f in ("drawing.js", "explorer.js", "program.js", "explorer.css"))
     env = {**os.environ, "PYTHONPATH": str(site)}
     finder, bare = check_one_copy(sys.executable, tmp_path, site / "minigrad",
                                   site / "minigrad" / "models", env=env)

@@ -65,6 +65,8 @@ from minigrad.tensor import Tensor
 if TYPE_CHECKING:
     import graphviz
 
+    from minigrad.viz.explore import Explorer
+
 
 class TraceWarning(UserWarning):
     """Warned once when a compiled function falls back to eager for a signature."""
@@ -415,6 +417,15 @@ class CompiledFunction:
         if chosen is None:
             raise ValueError(f"draw: the signature {entry.signature} has no backward program")
         return chosen.draw()
+
+    def explore(self, trace: int = -1) -> Explorer:
+        """A page to step through the ``trace``-th signature's programs as traced and after
+        each pass (a slider across the pipeline; a fused kernel opens to its source):
+        ``.save("passes.html")``, or the last line of a notebook cell. Needs Graphviz's
+        ``dot``, as ``draw`` does."""
+        from minigrad.compile.explore import explore_program
+
+        return explore_program(self.traces[trace])
 
     def __repr__(self) -> str:
         return f"<compiled {self._name}: {len(self.traces)} trace(s)>"

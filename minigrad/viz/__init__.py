@@ -5,8 +5,9 @@
 - ``trace.py``: ``trace_backward``, the ops that backward visits, in order, with the norms of
   the gradients flowing through them;
 - ``explore.py``: ``explore``, the drawing as a page to click through in a browser (with
-  ``explorer.js`` and ``explorer.css``): statistics of every tensor, steppers through forward
-  and backward, folding and search;
+  ``drawing.js``, ``explorer.js`` and ``explorer.css``): statistics of every tensor, steppers
+  through forward and backward, folding and search; ``compiled.explore()`` makes the same kind
+  of page of a compiled program after each pass (``program.js``);
 - ``graph.py``: what those share: roots, tensor names, summaries, scopes;
 - ``render.py``: the hand-over to Graphviz (imported on the first drawing only);
 - ``live.py``: ``Live``, a ``Trainer`` callback that draws training in a notebook, updated in

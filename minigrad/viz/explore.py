@@ -61,9 +61,12 @@ class Explorer:
     def html(self) -> str:
         """The page: one self-contained HTML document."""
         blob = json.dumps(self.data, separators=(",", ":"), allow_nan=False)
+        script, toolbar = _KINDS[self.data["kind"]]
         return _PAGE.format(
             css=(_HERE / "explorer.css").read_text(encoding="utf-8"),
-            js=(_HERE / "explorer.js").read_text(encoding="utf-8"),
+            js="\n".join((_HERE / name).read_text(encoding="utf-8")
+                         for name in ("drawing.js", script)),
+            toolbar=toolbar,
             data=blob.replace("<", "\\u003c"),  # no "</script>" can end the data early
         )
 
@@ -78,6 +81,9 @@ class Explorer:
                 'height: 640px; border: 1px solid #ccc"></iframe>')
 
     def __repr__(self) -> str:
+        if self.data["kind"] == "program":
+            return (f"<Explorer: {self.data['signature']}, {len(self.data['stages'])} stages of "
+                    "the pipeline>")
         shown = ", ".join(layout["label"] for layout in self.data["layouts"])
         return (f"<Explorer: {len(self.data['ops'])} ops, {len(self.data['tensors'])} tensors; "
                 f"{shown}>")
@@ -140,7 +146,8 @@ def explore(*roots: Tensor, params: Mapping[str, Tensor] | Any = None,
         folded = options | {"collapse": lambda scope: chosen(scope) or _has_step(scope)}
         drawn = [("steps unrolled", unrolled),
                  ("steps folded", _draw("explore", roots, params, **folded))]
-    svgs = _svgs([d.digraph.source for _, d in drawn], DOT_SECONDS if len(drawn) > 1 else None)
+    svgs = dot_svgs([d.digraph.source for _, d in drawn],
+                    DOT_SECONDS if len(drawn) > 1 else None)
 
     index = {id(x): k for k, x in enumerate(g.tensors)}
     position = {fn: k for k, fn in enumerate(g.ops)}
@@ -161,6 +168,7 @@ def explore(*roots: Tensor, params: Mapping[str, Tensor] | Any = None,
     backward = _backward(roots, g, position)
     grads = backward.pop("grads")
     return Explorer({
+        "kind": "graph",
         "tensors": [_tensor(x, name_of(x, names), grads.get(id(x)), position)
                     for x in g.tensors],
         "ops": _ops(roots, g, index),
@@ -175,7 +183,7 @@ def _has_step(scope: str) -> bool:
     return any(is_time_step(part) for part in scope.split("."))
 
 
-def _svgs(sources: list[str], seconds: float | None) -> list[tuple[str | None, str]]:
+def dot_svgs(sources: list[str], seconds: float | None) -> list[tuple[str | None, str]]:
     """Each DOT source laid out by ``dot`` as SVG, all at once; ``(svg, "")``, or ``(None,
     why)`` for a layout that failed or took longer than ``seconds`` (None: no limit)."""
     dot = shutil.which("dot")
@@ -229,11 +237,16 @@ def _layout(label: str, d: _Drawn, svg: str, index: dict[int, int],
             inside = sum(fn.scope == scope or fn.scope.startswith(scope + ".")
                          for fn in d.graph.ops)
             clusters[c.findtext(f"{_SVG}title")] = [scope, inside]
-    svg = svg[svg.index("<svg"):]  # no XML prolog or DTD: the SVG goes inside the page
-    svg = svg.replace(' xmlns="http://www.w3.org/2000/svg"', "").replace(
-        ' xmlns:xlink="http://www.w3.org/1999/xlink"', "")  # HTML knows them; no URL left
-    return {"label": label, "svg": svg, "nodes": nodes, "clusters": clusters,
+    return {"label": label, "svg": inline_svg(svg), "nodes": nodes, "clusters": clusters,
             "opNodes": [d.op_nodes[fn] for fn in d.graph.ops], "default": False}
+
+
+def inline_svg(svg: str) -> str:
+    """Graphviz's SVG ready to go inside the page: no XML prolog or DTD, and no namespace
+    URLs (HTML knows them), so that the page names no address at all."""
+    svg = svg[svg.index("<svg"):]
+    return svg.replace(' xmlns="http://www.w3.org/2000/svg"', "").replace(
+        ' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
 
 
 def _tensor(x: Tensor, name: str | None, gradient: np.ndarray | None,
@@ -358,12 +371,27 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <div id="app">
   <div id="toolbar">
-    <span id="layouts" class="group"></span>
     <span class="group">
       <button id="zoom-out" title="zoom out (or the mouse wheel)">&minus;</button>
       <button id="zoom-in" title="zoom in (or the mouse wheel)">+</button>
-      <button id="fit" title="show the whole graph">fit</button>
+      <button id="fit" title="show the whole drawing">fit</button>
     </span>
+{toolbar}
+  </div>
+  <div id="main">
+    <div id="stage"></div>
+    <div id="panel"></div>
+  </div>
+</div>
+<script type="application/json" id="explorer-data">{data}</script>
+<script>
+{js}
+</script>
+</body>
+</html>
+"""
+
+_GRAPH_TOOLBAR = """    <span id="layouts" class="group"></span>
     <span class="group">
       <input id="search" type="search" placeholder="find a tensor by name" size="18">
       <span id="matches" class="count"></span>
@@ -381,17 +409,16 @@ _PAGE = """<!DOCTYPE html>
       <button id="bwd-next" title="next op">&#9654;</button>
       <button id="bwd-play" title="play / pause">play</button>
       <span id="bwd-count" class="count"></span>
+    </span>"""
+
+_PROGRAM_TOOLBAR = """    <span class="group">
+      <button id="show-forward" title="the forward program">forward</button>
+      <button id="show-backward" title="the backward program">backward</button>
     </span>
-  </div>
-  <div id="main">
-    <div id="stage"></div>
-    <div id="panel"></div>
-  </div>
-</div>
-<script type="application/json" id="explorer-data">{data}</script>
-<script>
-{js}
-</script>
-</body>
-</html>
-"""
+    <span class="group">
+      <input id="passes" type="range" min="0" value="0" title="the pipeline's steps">
+      <span id="stage-name" class="count"></span>
+    </span>"""
+
+_KINDS = {"graph": ("explorer.js", _GRAPH_TOOLBAR), "program": ("program.js", _PROGRAM_TOOLBAR)}
+"""Each kind of page: its script (after drawing.js) and its tools beside the zoom buttons."""
