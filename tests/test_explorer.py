@@ -4,7 +4,8 @@ tests/browser.py): clicking, stepping, folding, searching, switching layouts.
 
 Everything here renders with Graphviz's `dot` and skips without it; the browser tests also skip
 without Chromium, saying why (`pytest -rs`); in CI those skips fail (conftest.py).
-Set MINIGRAD_SCREENSHOTS to a folder to keep the screenshots the browser tests take."""
+Set MINIGRAD_SCREENSHOTS to a folder to keep the screenshots the browser tests take (the README
+shows two of them: docs/graphs/explorer-backward.png and explorer-passes.png)."""
 
 from __future__ import annotations
 
@@ -369,7 +370,7 @@ def test_clicking_a_tensor_shows_its_real_statistics_and_gradient(browser, pages
     assert browser.find("#panel .rule").text.startswith("tanh: y = tanh(x); dx = dy * (1 - y")
     assert [li.text for li in browser.find_all("#panel ul.makes li")] == ["h (4, 2) float64"]
     click_node(browser, node_of(ex, "w"))
-    assert browser.screenshot(shots / "tensor_selected.png") == 1200
+    assert browser.screenshot(shots / "explorer-tensor.png") == 1200
 
 
 def test_stepping_backward_visits_the_order_trace_backward_records(browser, pages, shots):
@@ -397,7 +398,7 @@ def test_stepping_backward_visits_the_order_trace_backward_records(browser, page
         assert len(browser.find_all("g.node.visited")) == len(set(
             op_nodes[s["op"]] for s in ex.data["backward"]["steps"][:k]))
         if k == n // 3:
-            assert browser.screenshot(shots / "backward_midway.png") == 1200
+            assert browser.screenshot(shots / "explorer-backward.png") == 1200
     browser.click("#bwd-next")  # past the end: stays
     assert browser.find("#bwd-count").text == f"{n} / {n}"
     browser.click("#bwd-back")
@@ -525,7 +526,7 @@ def test_a_35_step_lstm_language_model_opens_folded_and_steps(browser, pages, sh
         browser.click("#bwd-next")
         assert current(browser) == folded["opNodes"][steps[k]["op"]]
     assert browser.find("#bwd-count").text == f"5 / {n}"
-    assert browser.screenshot(shots / "lstm_lm_folded.png") == 1200
+    assert browser.screenshot(shots / "explorer-lm-folded.png") == 1200
     browser.click("#bwd-play")
     assert browser.find("#bwd-play").text == "pause"
     deadline = time.monotonic() + 10
@@ -599,7 +600,7 @@ def test_the_pass_slider_shows_each_stages_instruction_counts(browser, pages, sh
         assert {f"i{j}" for j in range(f)} <= drawn <= set(forward["nodes"])
     browser.click("#show-backward")
     assert len([g for g in browser.find_all("g.node") if title(g).startswith("i")]) == b
-    browser.screenshot(shots / "passes.png")
+    browser.screenshot(shots / "explorer-passes.png")
 
 
 def test_a_fused_kernel_opens_to_its_generated_source(browser, pages, shots):
@@ -613,6 +614,6 @@ def test_a_fused_kernel_opens_to_its_generated_source(browser, pages, shots):
     assert browser.find("#panel h2").text == ins.text()
     assert browser.find("#panel pre.source").get_attribute("textContent") == ins.source
     assert "recomputes forward values" in browser.find("#panel").text
-    browser.screenshot(shots / "kernel.png")
+    browser.screenshot(shots / "explorer-kernel.png")
     click_node(browser, "s0")
     assert browser.find("#panel .meta").text == "f32[2,3] \u00b7 input"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_the_readme_snippets_run_and_print_what_they_say(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    drawing = [b for b in blocks if ".render(" in b]  # tests/test_viz.py renders that one
+    drawing = [b for b in blocks if ".render(" in b or "mg.explore(" in b]  # need dot: below
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     out = io.StringIO()
@@ -25,7 +28,18 @@ def test_the_readme_snippets_run_and_print_what_they_say(tmp_path, monkeypatch):
                 for comment in re.findall(r"^print\(.*\)\s+# (.*)$", b, re.M)]
     assert out.getvalue().splitlines() == promised
     assert promised[-1] == "(7, 2, 10)"  # the cell template ran, stacked and bidirectional
-    assert len(drawing) == 1
+    assert len(drawing) == 2
+
+
+@pytest.mark.skipif(shutil.which("dot") is None,
+                    reason="mg.explore needs Graphviz's `dot`, which is not on PATH")
+def test_the_readmes_explorer_snippet_writes_one_page(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if "mg.explore(" in b]  # (the drawing: tests/test_viz.py)
+    monkeypatch.chdir(tmp_path)
+    exec(compile("import minigrad as mg\n" + block, str(README), "exec"), {})
+    page = (tmp_path / "lstm.html").read_text()
+    assert page.count("<svg") >= 2 and "explorer-data" in page and "https://" not in page
 
 
 def readme_step():
