@@ -20,24 +20,26 @@ def explore_program(spec: Specialization) -> Explorer:
     and a fused kernel's generated source, or a slot's type. ``compiled.explore()`` makes it.
     A program that a step leaves unchanged is drawn once."""
     drawn: dict[str, int] = {}  # a program's listing -> the index of its drawing
-    programs: list[Program] = []
+    programs: list[tuple[Program, str]] = []  # each program drawn, with its listing
     stages = []
     for name, forward, backward in spec.stages():
         shown = []
         for program in (forward, backward):
-            if program is not None and str(program) not in drawn:
-                drawn[str(program)] = len(programs)
-                programs.append(program)
-            shown.append(None if program is None else drawn[str(program)])
+            listing = None if program is None else str(program)
+            if listing is not None and listing not in drawn:
+                drawn[listing] = len(programs)
+                programs.append((program, listing))
+            shown.append(drawn.get(listing))
         stages.append({"name": name, "programs": shown,
                        "counts": [len(forward.instrs),
                                   None if backward is None else len(backward.instrs)]})
-    svgs = dot_svgs([p.draw().source for p in programs], None)
+    svgs = dot_svgs([p.draw().source for p, _ in programs], None)
     return Explorer({"kind": "program", "signature": spec.signature, "stages": stages,
-                     "programs": [_program(p, svg) for p, (svg, _) in zip(programs, svgs)]})
+                     "programs": [_program(p, listing, svg)
+                                  for (p, listing), (svg, _) in zip(programs, svgs)]})
 
 
-def _program(program: Program, svg: str | None) -> dict:
+def _program(program: Program, listing: str, svg: str | None) -> dict:
     """One program for the page: its drawing and listing, and what each node of it is (node ids
     as ``Program.draw`` gives them: ``s3`` a slot, ``i2`` an instruction)."""
     nodes: dict[str, dict] = {}
@@ -49,4 +51,4 @@ def _program(program: Program, svg: str | None) -> dict:
         nodes[f"i{k}"] = {"kind": "instr", "line": ins.text(), "source": ins.source,
                           "fused": [f.text() for f in ins.fused],
                           "recomputed": ins.recomputed or any(f.recomputed for f in ins.fused)}
-    return {"svg": inline_svg(svg) if svg else "", "listing": str(program), "nodes": nodes}
+    return {"svg": inline_svg(svg) if svg else "", "listing": listing, "nodes": nodes}

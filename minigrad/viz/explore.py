@@ -396,20 +396,13 @@ _GRAPH_TOOLBAR = """    <span id="layouts" class="group"></span>
       <input id="search" type="search" placeholder="find a tensor by name" size="18">
       <span id="matches" class="count"></span>
     </span>
-    <span class="group" id="fwd">
-      <span class="label">forward</span>
-      <button id="fwd-back" title="previous op">&#9664;</button>
-      <button id="fwd-next" title="next op">&#9654;</button>
-      <button id="fwd-play" title="play / pause">play</button>
-      <span id="fwd-count" class="count"></span>
-    </span>
-    <span class="group" id="bwd">
-      <span class="label">backward</span>
-      <button id="bwd-back" title="previous op">&#9664;</button>
-      <button id="bwd-next" title="next op">&#9654;</button>
-      <button id="bwd-play" title="play / pause">play</button>
-      <span id="bwd-count" class="count"></span>
-    </span>"""
+""" + "\n".join(f"""    <span class="group" id="{which}">
+      <span class="label">{label}</span>
+      <button id="{which}-back" title="previous op">&#9664;</button>
+      <button id="{which}-next" title="next op">&#9654;</button>
+      <button id="{which}-play" title="play / pause">play</button>
+      <span id="{which}-count" class="count"></span>
+    </span>""" for which, label in (("fwd", "forward"), ("bwd", "backward")))  # the steppers
 
 _PROGRAM_TOOLBAR = """    <span class="group">
       <button id="show-forward" title="the forward program">forward</button>
